@@ -1,0 +1,4 @@
+# Tab. 2, row "Baseline + purifying".
+_base_ = './pep_r101_fpn_3x_coco.py'
+
+model = dict(mask_head=dict(excavator=None))

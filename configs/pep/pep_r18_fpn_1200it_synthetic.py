@@ -1,0 +1,36 @@
+# PEP on the embedded crowded-objects set, trained from scratch on the CPU
+# (the `make demo` model). ResNet-18, 128-channel FPN and head, 128 px.
+_base_ = [
+    '../_base_/models/pep_r50_fpn.py',
+    '../_base_/datasets/synthetic_instance.py',
+    '../_base_/schedules/schedule_synthetic.py',
+    'mmdet::_base_/default_runtime.py'
+]
+
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=32),
+    backbone=dict(
+        depth=18,
+        frozen_stages=-1,
+        norm_eval=False,
+        init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512], out_channels=128),
+    mask_head=dict(
+        num_classes=3,
+        in_channels=128,
+        feat_channels=128,
+        stacked_convs=2,
+        scale_ranges=((1, 24), (12, 48), (24, 96), (48, 192), (96, 512)),
+        num_grids=[24, 18, 12, 8, 6],
+        mask_feature_head=dict(
+            feat_channels=64,
+            out_channels=128,
+            norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
+        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
+    test_cfg=dict(nms_pre=200, score_thr=0.1, max_per_img=50))
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval={{_base_.max_iters}}, max_keep_ckpts=2))
+log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)

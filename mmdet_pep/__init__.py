@@ -1,0 +1,16 @@
+"""PEP (Perceive, Excavate and Purify) for MMDetection 3.
+
+Importing this package registers its modules into mmdet's registries and
+makes mmengine checkpoints loadable under torch's ``weights_only`` mode.
+Configs pull it in with::
+
+    custom_imports = dict(imports=['mmdet_pep'], allow_failed_imports=False)
+"""
+from .utils import register_checkpoint_safe_globals
+from .version import __version__
+
+register_checkpoint_safe_globals()
+
+from . import datasets, models  # noqa: E402,F401  (registration)
+
+__all__ = ['__version__', 'register_checkpoint_safe_globals']

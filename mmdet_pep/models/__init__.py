@@ -1,0 +1,5 @@
+from .dense_heads import PEPHead
+from .detectors import PEP
+from .layers import PEPExcavator, PEPPurifier
+
+__all__ = ['PEP', 'PEPHead', 'PEPExcavator', 'PEPPurifier']

@@ -1,0 +1,3 @@
+from .pep_head import PEPHead
+
+__all__ = ['PEPHead']

@@ -1,0 +1,684 @@
+"""PEP head: semantics perceiving, mask learning, and the glue to the
+excavator and purifier.
+
+Shape shorthand: B images, L pyramid levels, S_l grid size of level l,
+C foreground classes, D descriptor channels (= channels of the general
+feature B), h x w mask-feature size (stride 4), G GT instances of an image,
+P positive grid cells, N descriptors of an image.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmdet.models.dense_heads.base_mask_head import BaseMaskHead
+from mmdet.models.dense_heads.solov2_head import MaskFeatModule
+from mmdet.models.layers import mask_matrix_nms
+from mmdet.models.utils import generate_coordinate, multi_apply
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, InstanceList, MultiConfig, OptConfigType
+
+from ..layers.pep_excavator import coord_grid, zero_loss
+
+
+def masks_to_boxes(masks: Tensor) -> Tensor:
+    """Tight (x1, y1, x2, y2) boxes of boolean masks; empty masks give 0s.
+
+    Args:
+        masks (Tensor): Shape (N, H, W), bool.
+
+    Returns:
+        Tensor: Shape (N, 4), float32, pixel-edge convention (x2 = last
+        column + 1) as in :func:`mmdet.structures.mask.mask2bbox`.
+    """
+    n, h, w = masks.shape
+    if n == 0:
+        return masks.new_zeros((0, 4), dtype=torch.float32)
+    xs = masks.any(dim=1)  # (N, W)
+    ys = masks.any(dim=2)  # (N, H)
+    ar_w = torch.arange(w, device=masks.device)
+    ar_h = torch.arange(h, device=masks.device)
+    x1 = torch.where(xs, ar_w, w).amin(1)
+    x2 = torch.where(xs, ar_w, -1).amax(1) + 1
+    y1 = torch.where(ys, ar_h, h).amin(1)
+    y2 = torch.where(ys, ar_h, -1).amax(1) + 1
+    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
+    return boxes * xs.any(1, keepdim=True)
+
+
+@MODELS.register_module()
+class PEPHead(BaseMaskHead):
+    """Semantics perceiving and mask learning head of `Perceive, Excavate
+    and Purify: A Novel Object Mining Framework for Instance Segmentation
+    <https://arxiv.org/abs/2305.08600>`_ (§3.2, §3.5, Eq. 1-2, 6-8).
+
+    **Semantics perceiving** (§3.2). Per level a tower of ``stacked_convs``
+    3x3 convs predicts a semantic map over C+1 classes (background last,
+    mmdet's convention) trained with softmax cross-entropy (Eq. 1-2).
+    The paper does not say how instances map to levels or which pixels are
+    positive; we use SOLO's rule because it is proven for exactly this kind
+    of per-location instance representation: level ``l`` takes instances
+    whose sqrt(box area) lies in ``scale_ranges[l]``, its map is an
+    ``S_l x S_l`` grid over the image, and the positive cells of an
+    instance are those of its centre of mass, within ``pos_scale`` of the
+    box half-size and at most one cell away. Where two instances claim a
+    cell the smaller one wins, so small objects in crowds keep their cells.
+
+    **Instance descriptors** ``D_s``: a second tower on the level features
+    with CoordConv input predicts a D-d descriptor per cell; it has no loss
+    of its own and is supervised through the mask loss. **Original
+    descriptors** are cells whose category confidence is a local maximum
+    (point NMS) above ``test_cfg.score_thr``, at most ``test_cfg.nms_pre``.
+
+    **Mask learning** (§3.5): the general feature B (stride 4, fused from the
+    pyramid by SOLOv2's :class:`MaskFeatModule`) and ``M = I (x) B``, a 1x1
+    dynamic convolution per descriptor (Eq. 6), trained with ``loss_mask``
+    on every descriptor, original and mined (Eq. 7).
+
+    ``excavator=None`` removes object excavating and ``purifier=None``
+    removes instance purifying; without a purifier duplicates are removed
+    with mmdet's Matrix NMS (``test_cfg.kernel/sigma/filter_thr``). Both off
+    is the paper's "Baseline" (Tab. 2).
+
+    Args:
+        num_classes (int): Number of foreground classes C.
+        in_channels (int): Channels of the FPN features.
+        feat_channels (int): Channels of the perceiving/descriptor towers.
+        stacked_convs (int): Convs per tower (paper: four).
+        strides (Sequence[int]): Stride of each level after
+            :meth:`resize_feats` (SOLO's resampling of P2 and P6).
+        scale_ranges (Sequence[tuple]): sqrt(area) range of each level.
+        pos_scale (float): Centre-region scale of positive cells.
+        num_grids (Sequence[int]): Grid size S_l of each level.
+        mask_feature_head (dict): Config of the general-feature branch B;
+            its ``out_channels`` is the descriptor size D (paper: 256).
+        excavator (dict, optional): Config of :class:`PEPExcavator`.
+        purifier (dict, optional): Config of :class:`PEPPurifier`.
+        loss_perceive (dict): Loss of the semantic maps (Eq. 1).
+        loss_mask (dict): Mask loss (Eq. 7). The paper's CE is
+            ``dict(type='CrossEntropyLoss', use_sigmoid=True)``;
+            ``dict(type='DiceLoss', use_sigmoid=True)`` is the alternative.
+        max_originals_train (int): Original descriptors per image that are
+            excavated in training (one per GT instance, its centre cell).
+        norm_cfg (dict): Norm of the towers.
+        train_cfg (dict, optional): Unused, kept for the mmdet interface.
+        test_cfg (dict, optional): ``nms_pre``, ``score_thr``, ``mask_thr``,
+            ``max_per_img``; ``excavate=dict(max_originals, key_thr,
+            max_keys)``; ``purify=dict(group_thr, class_agnostic)``; and
+            Matrix NMS keys ``kernel``, ``sigma``, ``filter_thr`` used
+            without a purifier.
+        init_cfg (dict or list[dict], optional): Initialization config.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 4,
+        strides: Sequence[int] = (8, 8, 16, 32, 32),
+        scale_ranges: Sequence[tuple] = ((1, 96), (48, 192), (96, 384),
+                                         (192, 768), (384, 2048)),
+        pos_scale: float = 0.2,
+        num_grids: Sequence[int] = (40, 36, 24, 16, 12),
+        mask_feature_head: ConfigType = dict(
+            feat_channels=128,
+            start_level=0,
+            end_level=3,
+            out_channels=256,
+            mask_stride=4,
+            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)),
+        excavator: OptConfigType = dict(type='PEPExcavator'),
+        purifier: OptConfigType = dict(type='PEPPurifier'),
+        loss_perceive: ConfigType = dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+        loss_mask: ConfigType = dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        max_originals_train: int = 16,
+        norm_cfg: ConfigType = dict(
+            type='GN', num_groups=32, requires_grad=True),
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        init_cfg: MultiConfig = dict(type='Normal', layer='Conv2d', std=0.01)
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not len(strides) == len(scale_ranges) == len(num_grids):
+            raise ValueError(
+                'strides, scale_ranges and num_grids need one entry per '
+                f'level, got {len(strides)}, {len(scale_ranges)} and '
+                f'{len(num_grids)}')
+        if max_originals_train < 1:
+            raise ValueError('max_originals_train must be >= 1, got '
+                             f'{max_originals_train}')
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.stacked_convs = stacked_convs
+        self.strides = tuple(strides)
+        self.scale_ranges = tuple(tuple(r) for r in scale_ranges)
+        self.pos_scale = pos_scale
+        self.num_grids = tuple(num_grids)
+        self.num_levels = len(strides)
+        self.max_originals_train = max_originals_train
+        self.norm_cfg = norm_cfg
+        self.train_cfg = train_cfg
+        self.test_cfg = self._check_test_cfg(test_cfg)
+
+        mask_feature_head = dict(mask_feature_head)
+        mask_feature_head['in_channels'] = in_channels
+        self.mask_feature_head = MaskFeatModule(**mask_feature_head)
+        self.mask_stride = self.mask_feature_head.mask_stride
+        self.desc_channels = self.mask_feature_head.out_channels
+
+        if excavator is not None:
+            excavator = dict(excavator)
+            excavator.setdefault('num_classes', num_classes)
+            excavator.setdefault('in_channels', self.desc_channels)
+            excavator.setdefault('desc_channels', self.desc_channels)
+            self.excavator = MODELS.build(excavator)
+        else:
+            self.excavator = None
+        if purifier is not None:
+            purifier = dict(purifier)
+            purifier.setdefault('in_channels', self.desc_channels)
+            self.purifier = MODELS.build(purifier)
+        else:
+            self.purifier = None
+        self.loss_perceive = MODELS.build(loss_perceive)
+        self.loss_mask = MODELS.build(loss_mask)
+        self._init_layers()
+
+    @staticmethod
+    def _check_test_cfg(test_cfg: OptConfigType) -> Optional[ConfigDict]:
+        """Reject values that would silently yield nonsense at test time."""
+        if test_cfg is None:
+            return None
+        test_cfg = ConfigDict(test_cfg)
+        for key in ('score_thr', 'mask_thr'):
+            if not 0 <= test_cfg.get(key, 0) <= 1:
+                raise ValueError(f'test_cfg.{key} must be in [0, 1], got '
+                                 f'{test_cfg[key]}')
+        for key in ('nms_pre', 'max_per_img'):
+            if test_cfg.get(key, 1) < 1:
+                raise ValueError(
+                    f'test_cfg.{key} must be >= 1, got {test_cfg[key]}')
+        exc = test_cfg.get('excavate', {})
+        if not 0 <= exc.get('key_thr', 0) <= 1:
+            raise ValueError('test_cfg.excavate.key_thr must be in [0, 1], '
+                             f'got {exc["key_thr"]}')
+        for key in ('max_originals', 'max_keys'):
+            if exc.get(key, 1) < 1:
+                raise ValueError(f'test_cfg.excavate.{key} must be >= 1, got '
+                                 f'{exc[key]}')
+        if not 0 <= test_cfg.get('purify', {}).get('group_thr', 0) <= 1:
+            raise ValueError('test_cfg.purify.group_thr must be in [0, 1], '
+                             f'got {test_cfg.purify.group_thr}')
+        return test_cfg
+
+    def _init_layers(self) -> None:
+        """Initialize the perceiving and descriptor towers."""
+        self.cls_convs = nn.ModuleList()
+        self.desc_convs = nn.ModuleList()
+        for i in range(self.stacked_convs):
+            chn = self.in_channels if i == 0 else self.feat_channels
+            self.cls_convs.append(
+                ConvModule(
+                    chn,
+                    self.feat_channels,
+                    3,
+                    padding=1,
+                    norm_cfg=self.norm_cfg,
+                    bias=self.norm_cfg is None))
+            chn = self.in_channels + 2 if i == 0 else self.feat_channels
+            self.desc_convs.append(
+                ConvModule(
+                    chn,
+                    self.feat_channels,
+                    3,
+                    padding=1,
+                    norm_cfg=self.norm_cfg,
+                    bias=self.norm_cfg is None))
+        self.conv_cls = nn.Conv2d(
+            self.feat_channels, self.num_classes + 1, 3, padding=1)
+        self.conv_desc = nn.Conv2d(
+            self.feat_channels, self.desc_channels, 3, padding=1)
+
+    def init_weights(self) -> None:
+        """Bias the background logit like a focal prior (p_fg ~ 0.01)."""
+        super().init_weights()
+        nn.init.constant_(self.conv_cls.bias[:-1], 0.0)
+        nn.init.constant_(self.conv_cls.bias[-1:], 4.6)
+
+    def resize_feats(self, x: Sequence[Tensor]) -> List[Tensor]:
+        """SOLO's resampling: P2 down by 2, the last level up to the one
+        before it (strides 4..64 -> 8, 8, 16, 32, 32)."""
+        out = list(x)
+        out[0] = F.interpolate(x[0], scale_factor=0.5, mode='bilinear')
+        out[-1] = F.interpolate(x[-1], size=x[-2].shape[-2:], mode='bilinear')
+        return out
+
+    def forward(self, x: Tuple[Tensor]) -> tuple:
+        """Forward the FPN features.
+
+        Args:
+            x (tuple[Tensor]): FPN features, L levels, each (B, C_in, H, W).
+
+        Returns:
+            tuple:
+
+            - mlvl_desc_preds (list[Tensor]): Descriptors, each level
+              (B, D, S_l, S_l).
+            - mlvl_cls_preds (list[Tensor]): Semantic logits, each level
+              (B, C+1, S_l, S_l), background last.
+            - mask_feats (Tensor): General feature B, (B, D, h, w).
+            - exc_feats (Tensor | None): Excavation features
+              (B, F, h/2, w/2), None without an excavator.
+        """
+        if len(x) != self.num_levels:
+            raise ValueError(f'PEPHead expects {self.num_levels} feature '
+                             f'levels, got {len(x)}')
+        mask_feats = self.mask_feature_head(x)
+        mlvl_desc_preds, mlvl_cls_preds = [], []
+        for i, feat in enumerate(self.resize_feats(x)):
+            feat = F.interpolate(
+                feat, size=self.num_grids[i], mode='bilinear')
+            desc_feat = torch.cat(
+                [feat, generate_coordinate(feat.size(), feat.device)], 1)
+            for conv in self.desc_convs:
+                desc_feat = conv(desc_feat)
+            cls_feat = feat
+            for conv in self.cls_convs:
+                cls_feat = conv(cls_feat)
+            mlvl_desc_preds.append(self.conv_desc(desc_feat))
+            mlvl_cls_preds.append(self.conv_cls(cls_feat))
+        exc_feats = (
+            self.excavator(mask_feats) if self.excavator is not None else None)
+        return mlvl_desc_preds, mlvl_cls_preds, mask_feats, exc_feats
+
+    def _cell_xy(self) -> Tensor:
+        """Normalised centre of every grid cell of all levels, (sum S^2, 2)."""
+        return torch.cat([
+            coord_grid(s, s, torch.device('cpu')).flatten(1).t()
+            for s in self.num_grids
+        ])
+
+    @torch.no_grad()
+    def _get_targets_single(self, gt_instances: InstanceData,
+                            img_meta: dict, mask_size: Tuple[int,
+                                                             int]) -> tuple:
+        """Perceiving targets of one image.
+
+        Args:
+            gt_instances (:obj:`InstanceData`): ``labels`` (G,), ``masks``
+                (BitmapMasks padded to the batch input) and, optionally,
+                ``bboxes`` (G, 4).
+            img_meta (dict): Meta information of the image.
+            mask_size (tuple[int, int]): (h, w) of the mask features.
+
+        Returns:
+            tuple:
+
+            - labels (Tensor): Class of each cell of all levels,
+              (sum S^2,), background = ``num_classes``.
+            - pos_gt_inds (Tensor): GT index of each cell, -1 if negative,
+              (sum S^2,).
+            - center_cells (Tensor): Flat cell index of each GT's centre
+              cell on its level(s), -1 if unassigned, (G, L).
+            - gt_masks (Tensor): Masks at mask-feature size, (G, h, w).
+            - gt_boxes (Tensor): (G, 4) in padded-input pixels.
+            - gt_centers (Tensor): Centres of mass (x, y), (G, 2).
+        """
+        device = gt_instances.labels.device
+        gt_labels = gt_instances.labels
+        num_gts = gt_labels.numel()
+        pad_h, pad_w = img_meta['batch_input_shape']
+        masks = gt_instances.masks.to_tensor(dtype=torch.float32,
+                                             device=device)
+        masks = masks[:, :pad_h, :pad_w]
+        if masks.shape[-2:] != (pad_h, pad_w):
+            masks = F.pad(masks, (0, pad_w - masks.shape[-1], 0,
+                                  pad_h - masks.shape[-2]))
+        areas = masks.sum((1, 2))
+        ys = torch.arange(pad_h, device=device, dtype=torch.float32)
+        xs = torch.arange(pad_w, device=device, dtype=torch.float32)
+        denom = areas.clamp(min=1)
+        # +0.5: centre of mass of pixel centres, in pixel-edge coordinates.
+        cy = (masks.sum(2) * ys).sum(1) / denom + 0.5
+        cx = (masks.sum(1) * xs).sum(1) / denom + 0.5
+        gt_centers = torch.stack([cx, cy], dim=1)
+        gt_boxes = masks_to_boxes(masks > 0)
+        sizes = torch.sqrt((gt_boxes[:, 2] - gt_boxes[:, 0]) *
+                           (gt_boxes[:, 3] - gt_boxes[:, 1]))
+
+        h, w = mask_size
+        s = self.mask_stride
+        # Area-based downsampling: a cell is foreground if >= half covered.
+        pooled = F.pad(masks, (0, max(w * s - pad_w, 0), 0,
+                               max(h * s - pad_h, 0)))[:, :h * s, :w * s]
+        gt_masks = (F.avg_pool2d(pooled[None], s)[0] >= 0.5).float() \
+            if num_gts else masks.new_zeros((0, h, w))
+
+        labels, pos_gt_inds = [], []
+        center_cells = torch.full((num_gts, self.num_levels), -1,
+                                  dtype=torch.long, device=device)
+        # Larger instances first so smaller ones overwrite shared cells.
+        valid = areas > 0
+        order = sizes.argsort(descending=True).tolist()
+        for lvl, ((lo, hi), num_grid) in enumerate(
+                zip(self.scale_ranges, self.num_grids)):
+            lvl_labels = torch.full((num_grid, num_grid),
+                                    self.num_classes,
+                                    dtype=torch.long,
+                                    device=device)
+            lvl_inds = torch.full_like(lvl_labels, -1)
+            hit = valid & (sizes >= lo) & (sizes <= hi)
+            for g in order:
+                if not hit[g]:
+                    continue
+                x1, y1, x2, y2 = gt_boxes[g].tolist()
+                half_w = 0.5 * (x2 - x1) * self.pos_scale
+                half_h = 0.5 * (y2 - y1) * self.pos_scale
+                ctr_x, ctr_y = gt_centers[g].tolist()
+
+                def cell(v, size):
+                    return min(max(int(v / size * num_grid), 0), num_grid - 1)
+
+                ci, cj = cell(ctr_y, pad_h), cell(ctr_x, pad_w)
+                top = max(cell(ctr_y - half_h, pad_h), ci - 1)
+                down = min(cell(ctr_y + half_h, pad_h), ci + 1)
+                left = max(cell(ctr_x - half_w, pad_w), cj - 1)
+                right = min(cell(ctr_x + half_w, pad_w), cj + 1)
+                lvl_labels[top:down + 1, left:right + 1] = gt_labels[g]
+                lvl_inds[top:down + 1, left:right + 1] = g
+                center_cells[g, lvl] = ci * num_grid + cj
+            labels.append(lvl_labels.flatten())
+            pos_gt_inds.append(lvl_inds.flatten())
+        # A centre cell taken over by a smaller instance is not an original.
+        offsets = torch.tensor([0] + [g * g for g in self.num_grids[:-1]],
+                               device=device).cumsum(0)
+        pos_gt_inds = torch.cat(pos_gt_inds)
+        flat = center_cells + offsets[None]
+        owned = pos_gt_inds[flat.clamp(min=0)] == torch.arange(
+            num_gts, device=device)[:, None]
+        center_cells = torch.where(owned & (center_cells >= 0), flat, -1)
+        return (torch.cat(labels), pos_gt_inds, center_cells, gt_masks,
+                gt_boxes, gt_centers)
+
+    def loss_by_feat(self, mlvl_desc_preds: List[Tensor],
+                     mlvl_cls_preds: List[Tensor], mask_feats: Tensor,
+                     exc_feats: Optional[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict], **kwargs) -> dict:
+        """Compute the PEP losses (Eq. 8) of a batch.
+
+        Args:
+            mlvl_desc_preds (list[Tensor]): Each (B, D, S_l, S_l).
+            mlvl_cls_preds (list[Tensor]): Each (B, C+1, S_l, S_l).
+            mask_feats (Tensor): (B, D, h, w).
+            exc_feats (Tensor | None): (B, F, h/2, w/2).
+            batch_gt_instances (list[:obj:`InstanceData`]): GT of each
+                image with ``labels`` and ``masks`` (and ``bboxes``).
+            batch_img_metas (list[dict]): Meta information of each image.
+
+        Returns:
+            dict[str, Tensor]: ``loss_perceive`` (L_P), ``loss_mask``
+            (L_M of Eq. 7), and with an excavator ``loss_excavate`` (L_E)
+            and ``loss_excavate_cls`` (L_PE), with a purifier
+            ``loss_graph`` (L_M of Eq. 5).
+        """
+        mask_size = mask_feats.shape[-2:]
+        (labels, pos_gt_inds, center_cells, gt_masks, gt_boxes,
+         gt_centers) = multi_apply(
+             self._get_targets_single,
+             batch_gt_instances,
+             batch_img_metas,
+             mask_size=mask_size)
+
+        flat_cls = torch.cat([
+            p.permute(0, 2, 3, 1).reshape(p.size(0), -1, self.num_classes + 1)
+            for p in mlvl_cls_preds
+        ], 1)  # (B, sum S^2, C+1)
+        flat_desc = torch.cat([
+            p.permute(0, 2, 3, 1).reshape(p.size(0), -1, self.desc_channels)
+            for p in mlvl_desc_preds
+        ], 1)  # (B, sum S^2, D)
+        loss_perceive = self.loss_perceive(
+            flat_cls.reshape(-1, self.num_classes + 1), torch.cat(labels))
+
+        cell_xy = self._cell_xy().to(mask_feats.device)
+        mask_preds, mask_targets = [], []
+        exc_sums = dict(excavate=0., num_heat_pos=0., cls=0., num_keys=0)
+        graph_sum, graph_pairs = 0., 0
+        for i, img_meta in enumerate(batch_img_metas):
+            pos = (pos_gt_inds[i] >= 0).nonzero(as_tuple=True)[0]
+            desc = flat_desc[i, pos]
+            xy = cell_xy[pos]
+            inds = pos_gt_inds[i][pos]
+            if self.excavator is not None:
+                ori = center_cells[i][center_cells[i] >= 0]
+                ori = ori[torch.randperm(
+                    ori.numel(),
+                    device=ori.device)[:self.max_originals_train]]
+                if ori.numel():
+                    exc_losses, mined = self.excavator.loss(
+                        exc_feats[i], flat_desc[i, ori], cell_xy[ori],
+                        pos_gt_inds[i][ori], gt_boxes[i], gt_centers[i],
+                        batch_gt_instances[i].labels,
+                        img_meta['batch_input_shape'])
+                    for k in exc_sums:
+                        exc_sums[k] = exc_sums[k] + exc_losses[k]
+                    desc = torch.cat([desc, mined['descriptors']])
+                    xy = torch.cat([xy, mined['xy']])
+                    inds = torch.cat([inds, mined['gt_inds']])
+            if desc.size(0):
+                mask_preds.append(
+                    torch.einsum('nd,dhw->nhw', desc, mask_feats[i]))
+                mask_targets.append(gt_masks[i][inds])
+            if self.purifier is not None:
+                keep = self.purifier.sample(desc.size(0), desc.device)
+                loss, pairs = self.purifier.loss(desc[keep], xy[keep],
+                                                 inds[keep])
+                graph_sum, graph_pairs = graph_sum + loss, graph_pairs + pairs
+
+        # Terms without targets are exact zeros that still touch every
+        # parameter, so the graph (and DDP) stays whole.
+        if mask_preds:
+            loss_mask = self.loss_mask(
+                torch.cat(mask_preds), torch.cat(mask_targets))
+        else:
+            loss_mask = (mask_feats.sum() + flat_desc.sum()) * 0
+        losses = dict(loss_perceive=loss_perceive, loss_mask=loss_mask)
+        if self.excavator is not None:
+            zero = zero_loss(self.excavator, mask_feats) + exc_feats.sum() * 0
+            losses['loss_excavate'] = zero + exc_sums['excavate'] / max(
+                float(exc_sums['num_heat_pos']), 1.)
+            losses['loss_excavate_cls'] = zero + exc_sums['cls'] / max(
+                exc_sums['num_keys'], 1)
+        if self.purifier is not None:
+            losses['loss_graph'] = zero_loss(
+                self.purifier, mask_feats) + graph_sum / max(graph_pairs, 1)
+        return losses
+
+    def predict_by_feat(self, mlvl_desc_preds: List[Tensor],
+                        mlvl_cls_preds: List[Tensor], mask_feats: Tensor,
+                        exc_feats: Optional[Tensor],
+                        batch_img_metas: List[dict],
+                        rescale: bool = True,
+                        **kwargs) -> InstanceList:
+        """Turn head outputs into instance masks.
+
+        Args:
+            mlvl_desc_preds (list[Tensor]): Each (B, D, S_l, S_l).
+            mlvl_cls_preds (list[Tensor]): Each (B, C+1, S_l, S_l).
+            mask_feats (Tensor): (B, D, h, w).
+            exc_feats (Tensor | None): (B, F, h/2, w/2).
+            batch_img_metas (list[dict]): Meta information of each image.
+            rescale (bool): Return masks at ``ori_shape`` if True, else at
+                ``img_shape``.
+
+        Returns:
+            list[:obj:`InstanceData`]: Per image ``scores`` (N,),
+            ``labels`` (N,), ``masks`` (N, H, W) bool and ``bboxes`` (N, 4)
+            derived from the masks.
+        """
+        flat_scores, flat_desc, strides = [], [], []
+        for lvl, (cls, desc) in enumerate(zip(mlvl_cls_preds,
+                                              mlvl_desc_preds)):
+            prob = cls.float().softmax(dim=1)[:, :-1]
+            # Point NMS: a cell is an original only at a local maximum.
+            hmax = F.max_pool2d(prob, 2, stride=1, padding=1)[..., :-1, :-1]
+            prob = prob * (hmax == prob)
+            flat_scores.append(prob.flatten(2).transpose(1, 2))
+            flat_desc.append(desc.flatten(2).transpose(1, 2))
+            strides.append(prob.new_full((prob.shape[-1]**2, ),
+                                         self.strides[lvl]))
+        flat_scores = torch.cat(flat_scores, 1)  # (B, sum S^2, C)
+        flat_desc = torch.cat(flat_desc, 1)  # (B, sum S^2, D)
+        strides = torch.cat(strides)
+        cell_xy = self._cell_xy().to(mask_feats.device)
+        results = []
+        for i, img_meta in enumerate(batch_img_metas):
+            results.append(
+                self._predict_by_feat_single(
+                    flat_scores[i], flat_desc[i], mask_feats[i],
+                    None if exc_feats is None else exc_feats[i], cell_xy,
+                    strides, img_meta, rescale))
+        return results
+
+    def _empty_results(self, img_meta: dict, rescale: bool,
+                       device: torch.device) -> InstanceData:
+        """Results with no instance, of the right types and shapes."""
+        h, w = img_meta['ori_shape' if rescale else 'img_shape'][:2]
+        results = InstanceData()
+        results.scores = torch.zeros(0, device=device)
+        results.labels = torch.zeros(0, dtype=torch.long, device=device)
+        results.masks = torch.zeros((0, h, w), dtype=torch.bool, device=device)
+        results.bboxes = torch.zeros((0, 4), device=device)
+        return results
+
+    def _predict_by_feat_single(self,
+                                cls_scores: Tensor,
+                                desc_preds: Tensor,
+                                mask_feats: Tensor,
+                                exc_feat: Optional[Tensor],
+                                cell_xy: Tensor,
+                                strides: Tensor,
+                                img_meta: dict,
+                                rescale: bool = True,
+                                cfg: OptConfigType = None) -> InstanceData:
+        """Predict the instances of one image.
+
+        Args:
+            cls_scores (Tensor): Point-NMSed class probabilities of all
+                cells, (sum S^2, C).
+            desc_preds (Tensor): Descriptors of all cells, (sum S^2, D).
+            mask_feats (Tensor): General feature B, (D, h, w).
+            exc_feat (Tensor | None): Excavation features, (F, h/2, w/2).
+            cell_xy (Tensor): Cell centres, (sum S^2, 2).
+            strides (Tensor): Stride of each cell's level, (sum S^2,).
+            img_meta (dict): Meta information of the image.
+            rescale (bool): Masks at ``ori_shape`` if True.
+            cfg (dict, optional): Test config; ``self.test_cfg`` if None.
+
+        Returns:
+            :obj:`InstanceData`: See :meth:`predict_by_feat`.
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        device = mask_feats.device
+        # Non-finite features must give no detections, never a crash.
+        cls_scores = torch.nan_to_num(cls_scores, nan=0., posinf=0., neginf=0.)
+        candidates = (cls_scores > cfg.score_thr).nonzero()
+        if candidates.size(0) == 0:
+            return self._empty_results(img_meta, rescale, device)
+        scores = cls_scores[candidates[:, 0], candidates[:, 1]]
+        if scores.numel() > cfg.nms_pre:
+            scores, top = scores.topk(cfg.nms_pre)
+            candidates = candidates[top]
+        cells, labels = candidates[:, 0], candidates[:, 1]
+        desc, xy, stride = desc_preds[cells], cell_xy[cells], strides[cells]
+
+        if self.excavator is not None:
+            exc_cfg = cfg.get('excavate', {})
+            num_ori = min(exc_cfg.get('max_originals', 30), desc.size(0))
+            mined = self.excavator.predict(
+                exc_feat, desc[:num_ori], xy[:num_ori],
+                dict(
+                    key_thr=exc_cfg.get('key_thr', 0.3),
+                    max_keys=exc_cfg.get('max_keys', 4)))
+            mined_scores, mined_labels = mined['scores'].max(dim=1)
+            keep = mined_scores > cfg.score_thr
+            desc = torch.cat([desc, mined['descriptors'][keep]])
+            xy = torch.cat([xy, mined['xy'][keep]])
+            scores = torch.cat([scores, mined_scores[keep]])
+            labels = torch.cat([labels, mined_labels[keep]])
+            stride = torch.cat(
+                [stride, stride.new_full((int(keep.sum()), ), min(self.strides))])
+
+        mask_logits = torch.einsum('nd,dhw->nhw', desc, mask_feats)
+        mask_probs = mask_logits.sigmoid()
+        masks = mask_probs > cfg.mask_thr
+        areas = masks.sum((1, 2)).float()
+        # Masks smaller than one cell of their level are noise (SOLOv2).
+        keep = (areas > stride) & torch.isfinite(scores)
+        if not keep.any():
+            return self._empty_results(img_meta, rescale, device)
+        desc, xy, labels = desc[keep], xy[keep], labels[keep]
+        mask_logits, mask_probs = mask_logits[keep], mask_probs[keep]
+        masks, areas = masks[keep], areas[keep]
+        # Category confidence x mask quality ("maskness").
+        scores = scores[keep] * (mask_probs * masks).sum((1, 2)) / areas
+        scores = torch.nan_to_num(scores, nan=0.)
+
+        if self.purifier is not None:
+            purify_cfg = cfg.get('purify', {})
+            leaders, weights = self.purifier.group(
+                desc, xy, scores, labels,
+                group_thr=purify_cfg.get('group_thr', 0.5),
+                class_agnostic=purify_cfg.get('class_agnostic', False))
+            leaders = leaders[:cfg.max_per_img]
+            weights = weights[:cfg.max_per_img]
+            mask_probs = torch.einsum('gn,nhw->ghw', weights,
+                                      mask_logits).sigmoid()
+            scores, labels = scores[leaders], labels[leaders]
+        else:
+            scores, labels, _, keep_inds = mask_matrix_nms(
+                masks,
+                labels,
+                scores,
+                mask_area=areas,
+                nms_pre=cfg.nms_pre,
+                max_num=cfg.max_per_img,
+                kernel=cfg.get('kernel', 'gaussian'),
+                sigma=cfg.get('sigma', 2.0),
+                filter_thr=cfg.get('filter_thr', 0.05))
+            if len(keep_inds) == 0:
+                return self._empty_results(img_meta, rescale, device)
+            mask_probs = mask_probs[keep_inds]
+
+        # Back to the input frame, crop the padding, then to ori_shape.
+        h, w = mask_feats.shape[-2:]
+        img_h, img_w = img_meta['img_shape'][:2]
+        mask_probs = F.interpolate(
+            mask_probs[None],
+            size=(h * self.mask_stride, w * self.mask_stride),
+            mode='bilinear',
+            align_corners=False)[:, :, :img_h, :img_w]
+        if rescale:
+            mask_probs = F.interpolate(
+                mask_probs,
+                size=img_meta['ori_shape'][:2],
+                mode='bilinear',
+                align_corners=False)
+        masks = mask_probs[0] > cfg.mask_thr
+
+        results = InstanceData()
+        results.masks = masks
+        results.labels = labels
+        results.scores = scores
+        results.bboxes = masks_to_boxes(masks)
+        return results

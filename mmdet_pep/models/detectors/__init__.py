@@ -1,0 +1,3 @@
+from .pep import PEP
+
+__all__ = ['PEP']

@@ -1,0 +1,114 @@
+"""Test helpers: tiny PEP models and hand-made ground truth."""
+import numpy as np
+import torch
+from mmengine.structures import InstanceData
+
+from mmdet.structures.mask import BitmapMasks
+
+
+def make_gt(boxes, labels, shape=(64, 64), shape_kind='rect'):
+    """GT instances whose masks fill their boxes (or the inscribed disc)."""
+    h, w = shape
+    masks = np.zeros((len(boxes), h, w), dtype=np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        if shape_kind == 'rect':
+            masks[i, int(y1):int(y2), int(x1):int(x2)] = 1
+        else:
+            cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
+            masks[i] = ((xx + 0.5 - cx)**2 + (yy + 0.5 - cy)**2) <= r * r
+    gt = InstanceData()
+    gt.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    gt.labels = torch.tensor(labels, dtype=torch.long)
+    gt.masks = BitmapMasks(masks, h, w)
+    return gt
+
+
+def img_meta(shape=(64, 64)):
+    return dict(
+        img_shape=shape,
+        ori_shape=shape,
+        pad_shape=shape,
+        batch_input_shape=shape,
+        scale_factor=(1.0, 1.0))
+
+
+def tiny_head_cfg(**overrides):
+    cfg = dict(
+        type='PEPHead',
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=2,
+        scale_ranges=((1, 24), (12, 48), (24, 96), (48, 192), (96, 512)),
+        num_grids=[12, 10, 8, 6, 4],
+        mask_feature_head=dict(
+            feat_channels=16,
+            start_level=0,
+            end_level=3,
+            out_channels=16,
+            mask_stride=4,
+            norm_cfg=dict(type='GN', num_groups=4, requires_grad=True)),
+        excavator=dict(
+            type='PEPExcavator',
+            feat_channels=8,
+            hidden_channels=8,
+            norm_cfg=dict(type='GN', num_groups=4, requires_grad=True)),
+        purifier=dict(type='PEPPurifier', embed_channels=16),
+        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
+        test_cfg=dict(
+            nms_pre=100,
+            score_thr=0.05,
+            mask_thr=0.5,
+            max_per_img=20,
+            excavate=dict(max_originals=10, key_thr=0.1, max_keys=4),
+            purify=dict(group_thr=0.5),
+            kernel='gaussian',
+            sigma=2.0,
+            filter_thr=0.05))
+    cfg.update(overrides)
+    return cfg
+
+
+def fpn_feats(batch=1, shape=(64, 64), channels=16, fill=None):
+    """Five FPN levels (strides 4..64) for an input of ``shape``."""
+    torch.manual_seed(0)
+    feats = []
+    for stride in (4, 8, 16, 32, 64):
+        size = (max(1, -(-shape[0] // stride)), max(1, -(-shape[1] // stride)))
+        f = torch.randn(batch, channels, *size)
+        if fill is not None:
+            f.fill_(fill)
+        feats.append(f)
+    return tuple(feats)
+
+
+def tiny_detector_cfg(**head_overrides):
+    """A complete PEP with a narrow ResNet-18, built without downloads."""
+    head = tiny_head_cfg(**head_overrides)
+    test_cfg = head.pop('test_cfg')
+    return dict(
+        type='PEP',
+        data_preprocessor=dict(
+            type='DetDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            pad_mask=True,
+            pad_size_divisor=32),
+        backbone=dict(
+            type='ResNet',
+            depth=18,
+            base_channels=8,
+            num_stages=4,
+            out_indices=(0, 1, 2, 3),
+            norm_cfg=dict(type='BN', requires_grad=True),
+            init_cfg=None),
+        neck=dict(
+            type='FPN',
+            in_channels=[8, 16, 32, 64],
+            out_channels=16,
+            start_level=0,
+            num_outs=5),
+        mask_head=head,
+        test_cfg=test_cfg)

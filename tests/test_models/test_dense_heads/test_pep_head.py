@@ -1,0 +1,202 @@
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmdet.registry import MODELS
+from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
+
+LOSS_KEYS = ('loss_perceive', 'loss_mask', 'loss_excavate',
+             'loss_excavate_cls', 'loss_graph')
+
+
+def build_head(**overrides):
+    torch.manual_seed(0)
+    head = MODELS.build(tiny_head_cfg(**overrides))
+    head.init_weights()
+    return head
+
+
+def head_losses(head, gts, shape=(64, 64)):
+    outs = head(fpn_feats(len(gts), shape))
+    return head.loss_by_feat(
+        *outs,
+        batch_gt_instances=gts,
+        batch_img_metas=[img_meta(shape) for _ in gts])
+
+
+def crowd_gt():
+    # Four touching same-class squares plus one isolated disc.
+    boxes = [[8, 8, 24, 24], [24, 8, 40, 24], [8, 24, 24, 40],
+             [24, 24, 40, 40], [44, 44, 60, 60]]
+    return make_gt(boxes, [0, 0, 0, 0, 1])
+
+
+def test_empty_gt_losses_are_zero_but_connected():
+    head = build_head()
+    losses = head_losses(head, [make_gt([], [])])
+    assert set(losses) == set(LOSS_KEYS)
+    assert losses['loss_perceive'].item() > 0
+    for key in LOSS_KEYS[1:]:
+        assert losses[key].item() == 0, key
+    sum(losses.values()).backward()
+    # The zero terms keep every parameter in the graph (DDP-safe).
+    for name, p in head.named_parameters():
+        assert p.grad is not None, name
+
+
+def test_one_gt_losses():
+    head = build_head()
+    losses = head_losses(head, [make_gt([[10, 12, 40, 44]], [2])])
+    assert losses['loss_perceive'].item() > 0
+    assert losses['loss_mask'].item() > 0
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_crowd_gives_excavating_targets_and_all_losses_positive():
+    head = build_head()
+    gt = crowd_gt()
+    targets = head._get_targets_single(gt, img_meta(), (16, 16))
+    labels, pos_gt_inds, center_cells, gt_masks, gt_boxes, centers = targets
+    assert (center_cells >= 0).any(1).all(), 'every GT has an original'
+    ori_gt = torch.arange(5)
+    heat, near = head.excavator.get_targets(gt_boxes, centers, ori_gt,
+                                            (8, 8), (64, 64))
+    assert near[0, 1] and near[0, 2] and near[0, 3]
+    assert not near[0, 0] and not near[0, 4] and not near[4].any()
+    assert heat[:4].sum() > 0 and heat[4].sum() == 0
+
+    losses = head_losses(head, [gt])
+    for key in LOSS_KEYS:
+        assert losses[key].item() > 0, key
+
+
+def test_backward_reaches_excavator_and_purifier():
+    head = build_head()
+    losses = head_losses(head, [crowd_gt()])
+    sum(losses.values()).backward()
+    for module in (head.excavator, head.purifier):
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_half_empty_batch():
+    head = build_head()
+    losses = head_losses(head, [crowd_gt(), make_gt([], [])])
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses['loss_mask'].item() > 0
+
+
+def test_smaller_instance_wins_shared_cells():
+    head = build_head(scale_ranges=((1, 512), ) * 5)
+    gt = make_gt([[0, 0, 64, 64], [28, 28, 36, 36]], [0, 1])
+    labels, pos_gt_inds = head._get_targets_single(gt, img_meta(),
+                                                   (16, 16))[:2]
+    # Level 0 (12x12): the small one's centre cell belongs to it.
+    centre = 6 * 12 + 6
+    assert pos_gt_inds[centre] == 1 and labels[centre] == 1
+
+
+def test_degenerate_masks_are_ignored():
+    head = build_head()
+    gt = make_gt([[10, 10, 10, 30], [20, 20, 40, 40]], [0, 1])
+    targets = head._get_targets_single(gt, img_meta(), (16, 16))
+    pos_gt_inds, center_cells = targets[1], targets[2]
+    assert not (pos_gt_inds == 0).any() and (center_cells[0] < 0).all()
+    assert (pos_gt_inds == 1).any()
+
+
+def predict(head, feats, shape=(64, 64), **cfg):
+    if cfg:
+        head.test_cfg = ConfigDict({**head.test_cfg, **cfg})
+    with torch.no_grad():
+        return head.predict_by_feat(
+            *head(feats), batch_img_metas=[img_meta(shape)], rescale=True)
+
+
+def check_result_types(res, shape):
+    assert res.masks.dtype == torch.bool
+    assert res.masks.shape[1:] == shape
+    assert res.labels.dtype == torch.long
+    assert res.scores.shape == res.labels.shape == (len(res), )
+    assert res.bboxes.shape == (len(res), 4)
+
+
+def test_predict_nothing_above_threshold_is_empty():
+    head = build_head()
+    res = predict(head, fpn_feats(), score_thr=1.0)[0]
+    assert len(res) == 0
+    check_result_types(res, (64, 64))
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_non_finite_features_give_no_detections(value):
+    head = build_head()
+    res = predict(head, fpn_feats(fill=value))[0]
+    assert len(res) == 0
+    check_result_types(res, (64, 64))
+
+
+@pytest.mark.parametrize('excavator,purifier', [(True, True), (False, True),
+                                                (True, False),
+                                                (False, False)])
+def test_predict_types_and_mask_boxes(excavator, purifier):
+    overrides = {}
+    if not excavator:
+        overrides['excavator'] = None
+    if not purifier:
+        overrides['purifier'] = None
+    head = build_head(**overrides)
+    # Sharpen the untrained head so that it predicts something.
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+    res = predict(head, fpn_feats(), score_thr=0.3, mask_thr=0.5)[0]
+    check_result_types(res, (64, 64))
+    assert len(res) > 0
+    for mask, box in zip(res.masks, res.bboxes):
+        ys, xs = mask.nonzero(as_tuple=True)
+        assert box.tolist() == [
+            xs.min().item(),
+            ys.min().item(),
+            xs.max().item() + 1,
+            ys.max().item() + 1
+        ]
+
+
+def test_rescale_false_returns_img_shape():
+    head = build_head()
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+    meta = dict(img_meta(), ori_shape=(128, 128))
+    with torch.no_grad():
+        res_small = head.predict_by_feat(
+            *head(fpn_feats()), batch_img_metas=[meta], rescale=False)[0]
+        res_big = head.predict_by_feat(
+            *head(fpn_feats()), batch_img_metas=[meta], rescale=True)[0]
+    assert res_small.masks.shape[1:] == (64, 64)
+    assert res_big.masks.shape[1:] == (128, 128)
+
+
+@pytest.mark.parametrize('field,value', [
+    ('score_thr', -0.1),
+    ('mask_thr', 1.5),
+    ('nms_pre', 0),
+    ('excavate', dict(key_thr=-1)),
+    ('excavate', dict(max_keys=0)),
+    ('purify', dict(group_thr=2.0)),
+])
+def test_invalid_test_cfg_is_rejected(field, value):
+    cfg = tiny_head_cfg()
+    cfg['test_cfg'][field] = value
+    with pytest.raises(ValueError, match=field):
+        MODELS.build(cfg)
+
+
+def test_mismatched_level_config_is_rejected():
+    with pytest.raises(ValueError, match='num_grids'):
+        MODELS.build(tiny_head_cfg(num_grids=[12, 10]))
+
+
+def test_unknown_head_key_names_the_key():
+    with pytest.raises(TypeError, match='excavtor'):
+        MODELS.build(tiny_head_cfg(excavtor=None))

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
+from pep_testing import tiny_detector_cfg
+
+
+def build(**head_overrides):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_detector_cfg(**head_overrides))
+    model.init_weights()
+    return model
+
+
+def batch(model, shapes, num_items, training):
+    packed = demo_mm_inputs(
+        len(shapes), list(shapes), num_items=num_items, num_classes=3,
+        with_mask=True)
+    return model.data_preprocessor(packed, training)
+
+
+@pytest.mark.parametrize('shape', [(3, 64, 64), (3, 125, 130)])
+def test_loss_predict_tensor_modes(shape):
+    model = build()
+    data = batch(model, [shape, shape], [3, 0], training=True)
+    losses = model(**data, mode='loss')
+    assert {'loss_perceive', 'loss_mask', 'loss_excavate',
+            'loss_excavate_cls', 'loss_graph'} == set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+
+    model.eval()
+    data = batch(model, [shape, shape], [3, 0], training=False)
+    with torch.no_grad():
+        preds = model(**data, mode='predict')
+        outs = model(data['inputs'], mode='tensor')
+    assert len(preds) == 2
+    for sample in preds:
+        inst = sample.pred_instances
+        assert inst.masks.shape[1:] == sample.ori_shape
+        assert inst.bboxes.shape == (len(inst), 4)
+    (desc, cls, mask_feats, exc_feats), = outs
+    assert cls[0].shape[1] == 4 and mask_feats.shape[1] == 16
+    assert exc_feats is not None
+
+
+def test_baseline_has_no_excavate_or_graph_loss():
+    model = build(excavator=None, purifier=None)
+    data = batch(model, [(3, 64, 64)], [2], training=True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_perceive', 'loss_mask'}
+    assert model.mask_head.excavator is None
+    assert model.mask_head.purifier is None

@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from mmdet_pep.models import PEPPurifier
+
+
+def trained_purifier(merge='mean'):
+    """A purifier fitted for a few steps on two clearly separate instances."""
+    torch.manual_seed(0)
+    purifier = PEPPurifier(in_channels=8, embed_channels=16, merge=merge)
+    base = torch.eye(8)[:2] * 3
+    desc = torch.cat([base[0] + 0.05 * torch.randn(4, 8),
+                      base[1] + 0.05 * torch.randn(4, 8)])
+    xy = torch.cat([torch.full((4, 2), -0.5), torch.full((4, 2), 0.5)])
+    gt = torch.tensor([0] * 4 + [1] * 4)
+    opt = torch.optim.Adam(purifier.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss, pairs = purifier.loss(desc, xy, gt)
+        opt.zero_grad()
+        (loss / pairs).backward()
+        opt.step()
+    return purifier, base
+
+
+def test_loss_decreases_and_counts_pairs():
+    purifier = PEPPurifier(in_channels=8, embed_channels=16)
+    desc, xy = torch.randn(5, 8), torch.rand(5, 2)
+    loss, pairs = purifier.loss(desc, xy, torch.tensor([0, 0, 1, 1, 2]))
+    assert pairs == 20 and loss.item() > 0
+    fitted, _ = trained_purifier()
+    loss, pairs = fitted.loss(desc, xy, torch.tensor([0, 0, 1, 1, 2]))
+    assert torch.isfinite(loss)
+
+
+def test_near_identical_merge_orthogonal_do_not():
+    purifier, base = trained_purifier()
+    desc = torch.stack([base[0], base[0] + 1e-3, base[1]])
+    xy = torch.tensor([[-0.5, -0.5], [-0.5, -0.5], [0.5, 0.5]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    leaders, weights = purifier.group(desc, xy, scores, torch.zeros(3),
+                                      group_thr=0.5)
+    assert leaders.tolist() == [0, 2]
+    assert weights[0, :2].gt(0).all() and weights[0, 2] == 0
+    assert weights[1].tolist() == [0, 0, 1]
+    torch.testing.assert_close(weights.sum(1), torch.ones(2))
+    # Score-weighted mean.
+    torch.testing.assert_close(weights[0, :2], scores[:2] / scores[:2].sum())
+
+
+def test_best_merge_keeps_leader_only():
+    purifier, base = trained_purifier(merge='best')
+    desc = torch.stack([base[0], base[0] + 1e-3])
+    leaders, weights = purifier.group(
+        desc, torch.full((2, 2), -0.5), torch.tensor([0.2, 0.9]),
+        torch.zeros(2), group_thr=0.5)
+    assert leaders.tolist() == [1] and weights.tolist() == [[0., 1.]]
+
+
+def test_different_labels_stay_apart_unless_class_agnostic():
+    purifier, base = trained_purifier()
+    desc = torch.stack([base[0], base[0]])
+    xy = torch.full((2, 2), -0.5)
+    args = (desc, xy, torch.tensor([0.9, 0.8]), torch.tensor([0, 1]))
+    assert len(purifier.group(*args, group_thr=0.5)[0]) == 2
+    assert len(purifier.group(*args, group_thr=0.5, class_agnostic=True)[0]) == 1
+
+
+def test_empty_and_single_node():
+    purifier = PEPPurifier(in_channels=8)
+    leaders, weights = purifier.group(
+        torch.zeros(0, 8), torch.zeros(0, 2), torch.zeros(0),
+        torch.zeros(0), group_thr=0.5)
+    assert leaders.numel() == 0 and weights.shape == (0, 0)
+    loss, pairs = purifier.loss(torch.randn(1, 8), torch.zeros(1, 2),
+                                torch.zeros(1, dtype=torch.long))
+    assert loss.item() == 0 and pairs == 0
+
+
+def test_sample_caps_nodes():
+    purifier = PEPPurifier(in_channels=8, max_descriptors=30)
+    assert purifier.sample(10, torch.device('cpu')).tolist() == list(range(10))
+    idx = purifier.sample(100, torch.device('cpu'))
+    assert idx.numel() == 30 and idx.unique().numel() == 30
+
+
+@pytest.mark.parametrize('kwargs,match', [(dict(max_descriptors=1),
+                                           'max_descriptors'),
+                                          (dict(merge='vote'), 'merge')])
+def test_invalid_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PEPPurifier(**kwargs)
