@@ -596,9 +596,9 @@ class PEPHead(BaseMaskHead):
         if candidates.size(0) == 0:
             return self._empty_results(img_meta, rescale, device)
         scores = cls_scores[candidates[:, 0], candidates[:, 1]]
-        if scores.numel() > cfg.nms_pre:
-            scores, top = scores.topk(cfg.nms_pre)
-            candidates = candidates[top]
+        # Best first: the excavator mines around the top originals only.
+        scores, top = scores.topk(min(cfg.nms_pre, scores.numel()))
+        candidates = candidates[top]
         cells, labels = candidates[:, 0], candidates[:, 1]
         desc, xy, stride = desc_preds[cells], cell_xy[cells], strides[cells]
 

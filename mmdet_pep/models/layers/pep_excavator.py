@@ -108,7 +108,11 @@ class PEPExcavator(BaseModule):
             literal CE.
         loss_cls (dict): Key-pixel classification loss over C+1 classes
             (Eq. 4, softmax CE).
-        init_cfg (dict or list[dict], optional): Initialization config.
+        init_cfg (dict or list[dict], optional): Initialization config. The
+            generator of dynamic weights starts small (as CondInst's
+            controller) so that the first maps are flat; the mining MLP and
+            key classifier keep PyTorch's default init, because three
+            stacked layers at std 0.01 barely pass a gradient.
     """
 
     def __init__(self,
@@ -134,8 +138,13 @@ class PEPExcavator(BaseModule):
                      type='CrossEntropyLoss',
                      use_sigmoid=False,
                      loss_weight=1.0),
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', layer=['Conv2d', 'Linear'], std=0.01)):
+                 init_cfg: OptMultiConfig = [
+                     dict(type='Normal', layer='Conv2d', std=0.01),
+                     dict(
+                         type='Normal',
+                         std=0.01,
+                         override=dict(name='param_generator'))
+                 ]):
         super().__init__(init_cfg=init_cfg)
         if near_ratio < 1:
             raise ValueError(f'near_ratio must be >= 1, got {near_ratio}')
