@@ -26,7 +26,10 @@ model = dict(
             feat_channels=64,
             out_channels=128,
             norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
-        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
+        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
+        # Dice (SOLOv2's mask loss and weight) instead of the paper's CE:
+        # from scratch on tiny objects CE is swamped by background pixels.
+        loss_mask=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0)),
     test_cfg=dict(nms_pre=200, score_thr=0.1, max_per_img=50))
 
 default_hooks = dict(
