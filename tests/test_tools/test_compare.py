@@ -1,0 +1,302 @@
+"""tools/analysis_tools/compare.py end to end on a tiny set, and its parts."""
+import contextlib
+import importlib.util
+import io
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdet.registry import MODELS
+from mmdet_pep.datasets.synthetic import generate_coco_split
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
+SOLOV2_CONFIG = osp.join(
+    ROOT, 'configs/comparison/solov2_r18_fpn_1200it_synthetic.py')
+MAX_ITERS = 3
+STEP_WARMUP = 1
+NUM_IMAGES = 6  # more than the 4 val images: the loader starts over
+
+# Narrow versions of the synthetic configs: ResNet-18 with 8 base channels
+# (stages of 8/16/32/64), a 16-channel FPN and head with GN groups of 4,
+# 64 px images, batch 2 and no worker processes.
+TINY = """
+_base_ = {base!r}
+gn = dict(type='GN', num_groups=4, requires_grad=True)
+model = dict(
+    backbone=dict(base_channels=8),
+    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
+    mask_head=dict(
+        in_channels=16,
+        feat_channels=16,
+        num_grids=[12, 10, 8, 6, 4],
+        mask_feature_head=dict(
+            feat_channels=16, out_channels=16, norm_cfg=gn),
+        norm_cfg=gn,{head_extra}),
+    # Untrained scores stay near the prior: keep every candidate.
+    test_cfg=dict(nms_pre=50, score_thr=0., max_per_img=20{test_extra}))
+image_size = (64, 64)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+"""
+PEP_EXTRA = dict(
+    head_extra="""
+        excavator=dict(feat_channels=8, hidden_channels=8, norm_cfg=gn),
+        purifier=dict(embed_channels=16)""",
+    test_extra=', excavate=dict(max_originals=10)')
+
+MODEL_KEYS = {
+    'name', 'config', 'overrides', 'checkpoint', 'trained_iters', 'metrics',
+    'bbox_mAP', 'segm_mAP', 'params', 'flops', 'flops_input_shape', 'latency',
+    'floor_latency', 'head_overhead_ms', 'train_step', 'train_batch_size',
+    'train_device', 'peak_memory', 'notes'
+}
+LATENCY_KEYS = {
+    'num_calls', 'images_per_call', 'median_ms', 'mean_ms', 'std_ms', 'p10_ms',
+    'p25_ms', 'p75_ms', 'p90_ms', 'min_ms', 'max_ms', 'fps', 'num_warmup',
+    'latencies_ms'
+}
+
+
+def _load_compare():
+    path = osp.join(ROOT, 'tools', 'analysis_tools', 'compare.py')
+    spec = importlib.util.spec_from_file_location('compare', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def compare():
+    return _load_compare()
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """Data (6 train / 4 val images, 64 px) and the two tiny configs."""
+    root = tmp_path_factory.mktemp('compare')
+    data_root = str(root / 'data') + '/'
+    generate_coco_split(data_root, 'train', 6, image_size=64, seed=0)
+    generate_coco_split(data_root, 'val', 4, image_size=64, seed=1)
+    configs = {}
+    for name, base, extra in (('PEP', PEP_CONFIG, PEP_EXTRA),
+                              ('SOLOv2', SOLOV2_CONFIG,
+                               dict(head_extra='', test_extra=''))):
+        path = root / f'{name.lower()}_tiny.py'
+        path.write_text(TINY.format(base=base, **extra))
+        configs[name] = str(path)
+    return dict(root=root, data_root=data_root, configs=configs)
+
+
+def _run(compare, argv):
+    """``compare.main`` with its stdout, restoring torch's thread count."""
+    threads = torch.get_num_threads()
+    stdout = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout):
+            report = compare.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    return report, stdout.getvalue()
+
+
+@pytest.fixture(scope='module')
+def run(compare, tiny):
+    """One comparison of the tiny PEP and SOLOv2, trained from scratch."""
+    work_dir = str(tiny['root'] / 'work')
+    report, stdout = _run(compare, [
+        f'PEP={tiny["configs"]["PEP"]}', f'SOLOv2={tiny["configs"]["SOLOv2"]}',
+        '--work-dir', work_dir, '--data-root', tiny['data_root'],
+        '--max-iters',
+        str(MAX_ITERS), '--step-warmup',
+        str(STEP_WARMUP), '--device', 'cpu', '--threads', '1', '--num-images',
+        str(NUM_IMAGES), '--num-warmup', '1', '--flops-images', '1'
+    ])
+    return dict(report=report, stdout=stdout, work_dir=work_dir)
+
+
+def _table_rows(text):
+    return [line for line in text.splitlines() if line.startswith('|')]
+
+
+def _cells(row):
+    return [c.strip() for c in row.strip('|').split('|')]
+
+
+def test_markdown_table(run, compare):
+    path = osp.join(run['work_dir'], 'comparison.md')
+    with open(path) as f:
+        text = f.read()
+    header, separator, *rows = _table_rows(text)
+    assert _cells(header) == list(compare.COLUMNS)
+    assert all(set(c) <= set(':-') and c for c in _cells(separator))
+    assert len(_cells(separator)) == len(compare.COLUMNS)
+    assert [_cells(r)[0] for r in rows] == ['PEP', 'SOLOv2']
+    assert all(len(_cells(r)) == len(compare.COLUMNS) for r in rows)
+    # The table in the file is the one printed.
+    assert _table_rows(run['stdout']) == _table_rows(text)
+    for row, model in zip(rows, run['report']['models']):
+        cells = dict(zip(compare.COLUMNS, _cells(row)))
+        assert cells['Latency (ms)'].startswith(
+            f'{model["latency"]["median_ms"]:.1f} (')
+        assert cells['Params (M)'] == f'{model["params"] / 1e6:.2f}'
+
+
+def test_json_report(run):
+    with open(osp.join(run['work_dir'], 'comparison.json')) as f:
+        report = json.load(f)
+    settings = report['settings']
+    assert settings['device'] == 'cpu' and settings['threads'] == 1
+    assert settings['num_images'] == NUM_IMAGES
+    assert [m['name'] for m in report['models']] == ['PEP', 'SOLOv2']
+    for model in report['models']:
+        assert set(model) == MODEL_KEYS
+        assert model['trained_iters'] == MAX_ITERS
+        assert osp.isfile(model['checkpoint'])
+        assert osp.dirname(model['checkpoint']) == osp.join(
+            run['work_dir'], model['name'])
+        assert model['params'] > 0
+        for key in ('latency', 'floor_latency'):
+            stats = model[key]
+            assert set(stats) == LATENCY_KEYS
+            assert stats['num_calls'] == NUM_IMAGES
+            assert stats['num_warmup'] == 1
+            assert stats['p10_ms'] <= stats['median_ms'] <= stats['p90_ms']
+        assert model['head_overhead_ms'] == pytest.approx(
+            model['latency']['median_ms'] -
+            model['floor_latency']['median_ms'])
+        assert model['train_step']['num_calls'] == MAX_ITERS - STEP_WARMUP
+        assert model['train_step']['median_ms'] > 0
+        assert model['train_batch_size'] == 2
+        assert model['train_device'] == 'cpu'
+        for phase in ('inference', 'train'):
+            assert model['peak_memory'][phase]['peak_mb'] >= 0
+        # A number, or n/a with the reason.
+        if model['flops'] is None:
+            assert model['notes']['flops']
+        else:
+            assert model['flops'] > 0
+            assert model['flops_input_shape'] == [64, 64]
+        for key in ('bbox_mAP', 'segm_mAP'):
+            if model[key] is None:
+                assert model['notes'][key]
+            else:
+                assert 0. <= model[key] <= 1.
+                assert model[key] == model['metrics'][f'coco/{key}']
+    # Only PEP has an excavator and a purifier.
+    pep, solo = report['models']
+    assert pep['params'] != solo['params']
+    # The tiny PEP keeps candidates down to score 0: it is evaluated.
+    assert pep['segm_mAP'] is not None
+
+
+def test_png(run):
+    path = osp.join(run['work_dir'], 'comparison.png')
+    with open(path, 'rb') as f:
+        head = f.read(8)
+    assert head == b'\x89PNG\r\n\x1a\n'
+    assert osp.getsize(path) > 1000
+
+
+def test_eval_only_reproduces_the_metrics(run, compare, tiny):
+    pep = run['report']['models'][0]
+    report, _ = _run(compare, [
+        f'PEP={tiny["configs"]["PEP"]}', '--checkpoints', pep['checkpoint'],
+        '--eval-only', '--work-dir',
+        str(tiny['root'] / 'eval_only'), '--data-root', tiny['data_root'],
+        '--device', 'cpu', '--threads', '1', '--num-images', '2',
+        '--num-warmup', '0', '--flops-images', '1'
+    ])
+    (model, ) = report['models']
+    assert model['checkpoint'] == pep['checkpoint']
+    assert model['trained_iters'] is None
+    assert model['metrics'] == pep['metrics']
+    assert model['train_step'] is None
+    assert model['peak_memory']['train'] is None
+    assert model['train_device'] is None
+    assert 'eval-only' in model['notes']['train_step']
+    with open(str(tiny['root'] / 'eval_only' / 'comparison.md')) as f:
+        (row, ) = _table_rows(f.read())[2:]
+    assert _cells(row)[compare.COLUMNS.index('Train step (ms)')] == 'n/a'
+
+
+def test_default_models_and_ablations(compare, tiny):
+    names = [s.name for s in compare.build_specs(compare.parse_args([]))]
+    assert names == [
+        'PEP', 'PEP-baseline', 'PEP-excavate', 'PEP-purify', 'SOLOv2',
+        'CondInst'
+    ]
+
+    args = compare.parse_args([
+        f'P={tiny["configs"]["PEP"]}', tiny['configs']['SOLOv2'],
+        '--ablations', '--data-root', tiny['data_root']
+    ])
+    specs = compare.build_specs(args)
+    assert [s.name for s in specs
+            ] == ['P', 'P-baseline', 'P-excavate', 'P-purify', 'solov2_tiny']
+    switched_on = {}
+    for spec in specs[:4]:
+        cfg = compare.load_cfg(spec, args)
+        assert cfg.work_dir == osp.join(args.work_dir, spec.name)
+        assert cfg.test_dataloader.dataset.data_root == tiny['data_root']
+        assert cfg.test_evaluator.ann_file == osp.join(
+            tiny['data_root'], 'annotations/instances_val.json')
+        head = MODELS.build(cfg.model).mask_head
+        switched_on[spec.name] = (head.excavator is not None, head.purifier
+                                  is not None)
+    assert switched_on == {
+        'P': (True, True),
+        'P-baseline': (False, False),
+        'P-excavate': (True, False),
+        'P-purify': (False, True)
+    }
+
+
+def test_checkpoint_assignment(compare, tiny):
+    pep = f'PEP={tiny["configs"]["PEP"]}'
+    solo = f'SOLOv2={tiny["configs"]["SOLOv2"]}'
+
+    def specs(*argv):
+        return compare.build_specs(compare.parse_args([pep, solo, *argv]))
+
+    assert [s.checkpoint for s in specs('--checkpoints', 'a.pth', 'b.pth')
+            ] == ['a.pth', 'b.pth']
+    assert [s.checkpoint for s in specs('--checkpoints', 'SOLOv2=b.pth')
+            ] == [None, 'b.pth']
+    for bad in (['--checkpoints', 'a.pth'], ['--checkpoints', 'X=a.pth'],
+                ['--checkpoints', 'PEP=a.pth',
+                 'b.pth'], ['--checkpoints', 'SOLOv2=b.pth', '--eval-only']):
+        with pytest.raises(ValueError):
+            specs(*bad)
+
+
+def test_set_max_iters_scales_the_schedule(compare):
+    cfg = Config.fromfile(PEP_CONFIG)
+    compare.set_max_iters(cfg, 120)
+    assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval == 120
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.begin, warmup.end) == (0, 10)
+    assert (steps.end, steps.milestones) == (120, [96])
+    assert cfg.default_hooks.checkpoint.interval == 120

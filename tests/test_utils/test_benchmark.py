@@ -1,0 +1,240 @@
+"""Latency, step-time and memory measurement, and benchmark_cpu.py."""
+import importlib.util
+import json
+import os.path as osp
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
+from mmdet_pep.datasets.synthetic import generate_coco_split
+from mmdet_pep.utils.benchmark import (PeakMemory, StepTimerHook, cycle,
+                                       inference_step, measure_latency,
+                                       summarize_latencies)
+from pep_testing import tiny_detector_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
+
+
+class FakeClock:
+    """A clock that only moves when a step says how long it took."""
+
+    def __init__(self):
+        self.now = 0.
+
+    def __call__(self):
+        return self.now
+
+
+def test_summarize_latencies():
+    stats = summarize_latencies([i / 1000. for i in range(1, 11)])
+    assert stats['num_calls'] == 10
+    assert stats['median_ms'] == pytest.approx(5.5)
+    assert stats['mean_ms'] == pytest.approx(5.5)
+    assert stats['p10_ms'] == pytest.approx(1.9)
+    assert stats['p90_ms'] == pytest.approx(9.1)
+    assert stats['min_ms'] == pytest.approx(1.)
+    assert stats['max_ms'] == pytest.approx(10.)
+    assert stats['fps'] == pytest.approx(1000. / 5.5)
+
+    # A batch of two: the latency is per image.
+    stats = summarize_latencies([0.010, 0.030], images_per_call=2)
+    assert stats['median_ms'] == pytest.approx(10.)
+    assert stats['fps'] == pytest.approx(100.)
+
+    with pytest.raises(ValueError):
+        summarize_latencies([])
+    with pytest.raises(ValueError):
+        summarize_latencies([0.1], images_per_call=0)
+
+
+def test_measure_latency_excludes_warmup():
+    clock = FakeClock()
+    # The first two calls are slow (warm-up), the rest 10/30/20 ms.
+    durations = iter([1.0, 0.8, 0.010, 0.030, 0.020])
+    seen = []
+
+    def step(batch):
+        seen.append(batch)
+        clock.now += next(durations)
+
+    result = measure_latency({'model': step},
+                             iter(range(100)),
+                             num_iters=3,
+                             num_warmup=2,
+                             timer=clock)['model']
+    assert seen == [0, 1, 2, 3, 4]
+    assert result['num_calls'] == 3
+    assert result['num_warmup'] == 2
+    assert result['latencies_ms'] == pytest.approx([10., 30., 20.])
+    assert result['median_ms'] == pytest.approx(20.)
+    assert result['mean_ms'] == pytest.approx(20.)
+    assert result['max_ms'] == pytest.approx(30.)
+
+
+def test_measure_latency_pairs_steps_on_the_same_batches():
+    clock = FakeClock()
+    calls = []
+
+    def make_step(name, seconds):
+
+        def step(batch):
+            calls.append((name, batch))
+            clock.now += seconds
+
+        return step
+
+    result = measure_latency(
+        {
+            'full': make_step('full', 0.004),
+            'floor': make_step('floor', 0.001)
+        },
+        iter('abcd'),
+        num_iters=3,
+        num_warmup=1,
+        images_per_call=2,
+        timer=clock)
+    assert calls == [(n, b) for b in 'abcd' for n in ('full', 'floor')]
+    assert result['full']['median_ms'] == pytest.approx(2.)
+    assert result['floor']['median_ms'] == pytest.approx(.5)
+    assert result['full']['num_calls'] == result['floor']['num_calls'] == 3
+
+    with pytest.raises(ValueError):
+        measure_latency({'full': make_step('full', 0.)}, iter('ab'), 0)
+
+
+def test_measure_latency_real_clock():
+    """Slow first calls (lazy initialisation) do not reach the median."""
+    calls = []
+
+    def step(batch):
+        calls.append(batch)
+        time.sleep(0.3 if len(calls) <= 2 else 0.002)
+
+    result = measure_latency({'model': step},
+                             iter(range(10)),
+                             num_iters=5,
+                             num_warmup=2)['model']
+    assert result['num_calls'] == 5
+    # 2 ms sleeps; generous bounds for a loaded machine, far below 300 ms.
+    assert 1.5 <= result['median_ms'] < 150.
+    assert result['max_ms'] < 300.
+
+
+def test_cycle():
+    items = cycle([1, 2, 3])
+    assert [next(items) for _ in range(7)] == [1, 2, 3, 1, 2, 3, 1]
+    with pytest.raises(ValueError):
+        next(cycle([]))
+
+
+def test_inference_step():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_detector_cfg()).eval()
+    packed = demo_mm_inputs(1, [(3, 64, 64)], num_items=[2], num_classes=3)
+    data = dict(inputs=packed['inputs'], data_samples=packed['data_samples'])
+
+    feats = inference_step(model, 'floor')(data)
+    assert len(feats) == 5  # the FPN levels
+    assert feats[0].shape[:2] == (1, 16)
+    assert not feats[0].requires_grad
+
+    preds = inference_step(model, 'full')(data)
+    assert len(preds) == 1 and 'pred_instances' in preds[0]
+
+    with pytest.raises(ValueError):
+        inference_step(model, 'head')
+
+
+def test_peak_memory_cpu():
+    with PeakMemory(torch.device('cpu')) as memory:
+        block = torch.ones(2**24)  # 64 MiB, touched
+        del block
+    assert memory.peak_mb > 48
+    assert memory.baseline_mb > 0
+    assert 'main process' in memory.method
+    assert set(memory.as_dict()) == {'peak_mb', 'baseline_mb', 'method'}
+
+
+def test_step_timer_hook():
+    hook = StepTimerHook()
+    assert hook.priority == 'HIGHEST'
+    runner = SimpleNamespace(model=torch.nn.Linear(2, 2))
+    for i, seconds in enumerate((0.2, 0.01, 0.01, 0.01)):
+        hook.before_train_iter(runner, i)
+        time.sleep(seconds)
+        hook.after_train_iter(runner, i)
+    assert len(hook.times) == 4
+    stats = hook.summary(num_warmup=1)
+    assert stats['num_calls'] == 3 and stats['num_warmup'] == 1
+    assert 9. <= stats['median_ms'] < 150.
+    assert 'fps' not in stats
+    with pytest.raises(ValueError):
+        hook.summary(num_warmup=4)
+
+
+def _load_tool(name):
+    path = osp.join(ROOT, 'tools', 'analysis_tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def keep_threads():
+    """The tools set torch's thread count; other tests keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_benchmark_cpu_synthetic_input(tmp_path, keep_threads):
+    tool = _load_tool('benchmark_cpu')
+    out = str(tmp_path / 'bench.json')
+    report = tool.main([
+        PEP_CONFIG, '--device', 'cpu', '--threads', '1', '--input-size', '64',
+        '96', '--max-iter', '4', '--num-warmup', '1', '--part', 'full',
+        'floor', '--out', out, '--work-dir',
+        str(tmp_path / 'wd')
+    ])
+    with open(out) as f:
+        saved = json.load(f)
+    assert saved['input'] == [64, 96] and saved['threads'] == 1
+    for part in ('full', 'floor'):
+        overall = saved['parts'][part]['overall']
+        assert overall['num_calls'] == 3
+        assert overall['p10_ms'] <= overall['median_ms'] <= overall['p90_ms']
+        assert len(saved['parts'][part]['runs'][0]['latencies_ms']) == 3
+    assert saved['head_overhead_ms'] == pytest.approx(
+        saved['parts']['full']['overall']['median_ms'] -
+        saved['parts']['floor']['overall']['median_ms'])
+    assert len(saved['peak_memory']) == 1
+    assert report['parts']['full']['overall'] == saved['parts']['full'][
+        'overall']
+    assert osp.isfile(tmp_path / 'wd' / 'benchmark.log')
+
+
+def test_benchmark_cpu_test_set(tmp_path, keep_threads):
+    data_root = str(tmp_path / 'data') + '/'
+    generate_coco_split(data_root, 'val', 3, image_size=64)
+    tool = _load_tool('benchmark_cpu')
+    report = tool.main([
+        PEP_CONFIG, '--device', 'cpu', '--threads', '1', '--batch-size', '2',
+        '--repeat-num', '2', '--max-iter', '3', '--num-warmup', '1', '--part',
+        'floor', '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}'
+    ])
+    floor = report['parts']['floor']
+    assert report['input'] == 'test dataloader'
+    assert [len(run['latencies_ms']) for run in floor['runs']] == [2, 2]
+    assert floor['overall']['num_calls'] == 4
+    assert floor['overall']['images_per_call'] == 2
+    pooled = np.concatenate([run['latencies_ms'] for run in floor['runs']])
+    assert floor['overall']['median_ms'] == pytest.approx(np.median(pooled))
+    assert len(report['peak_memory']) == 2

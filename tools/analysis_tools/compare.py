@@ -1,0 +1,665 @@
+"""Compare PEP, its ablations, SOLOv2 and CondInst on one data set.
+
+For every model, one after another, this trains the config with mmengine's
+Runner (or loads the checkpoint given for it), evaluates bbox and segm AP
+with the config's test evaluator (CocoMetric) and measures:
+
+- inference latency: batch 1 over ``--num-images`` test images after
+  ``--num-warmup`` untimed ones; median, 10th/90th percentiles, FPS;
+- the floor: the data preprocessor, backbone and neck alone, timed on the
+  same images right after the full model, so that the head's share (head
+  and post-processing) is the difference of the medians;
+- training-step time: forward, backward and update of one batch, median of
+  the training iterations after ``--step-warmup`` (with a checkpoint, of a
+  short extra run started from it);
+- parameters; FLOPs with mmengine's ``get_model_complexity_info`` on the
+  tensor-mode forward, as mmdet's ``get_flops.py`` does (``n/a`` and the
+  reason when counting fails); peak memory of inference and of training.
+
+It writes ``comparison.md``, ``comparison.json`` and ``comparison.png``
+(mask AP against latency) into ``--work-dir`` after every model, and prints
+the table at the end. Each model trains in ``<work-dir>/<name>/``.
+
+Latency and inference memory are measured on ``--device``. Training runs
+where mmengine's Runner puts the model (a GPU when there is one; set
+``CUDA_VISIBLE_DEVICES=`` to train on the CPU), and its step time and memory
+are measured there.
+
+Examples::
+
+    # PEP, its three ablations, SOLOv2 and CondInst, each for its schedule
+    python tools/analysis_tools/compare.py --work-dir work_dirs/comparison
+
+    # Two given checkpoints, no training at all
+    python tools/analysis_tools/compare.py \\
+        PEP=configs/pep/pep_r18_fpn_1200it_synthetic.py \\
+        SOLOv2=configs/comparison/solov2_r18_fpn_1200it_synthetic.py \\
+        --checkpoints PEP=pep.pth SOLOv2=solov2.pth --eval-only
+"""
+import argparse
+import copy
+import gc
+import itertools
+import json
+import os.path as osp
+from typing import List, NamedTuple, Optional
+
+import mmengine
+import numpy as np
+import torch
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.utils import mkdir_or_exist
+
+import mmdet
+from mmdet_pep.utils.benchmark import (PARTS, PeakMemory, StepTimerHook, cycle,
+                                       device_name, inference_step,
+                                       measure_latency)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+DEFAULT_CONFIGS = (
+    ('PEP', 'configs/pep/pep_r18_fpn_1200it_synthetic.py'),
+    ('SOLOv2', 'configs/comparison/solov2_r18_fpn_1200it_synthetic.py'),
+    ('CondInst', 'configs/comparison/condinst_r18_fpn_1200it_synthetic.py'),
+)
+
+# The rows of the paper's Tab. 2, named as the r101 ablation configs: what
+# each one switches off in PEPHead.
+ABLATIONS = (
+    ('baseline', {
+        'model.mask_head.excavator': None,
+        'model.mask_head.purifier': None
+    }),
+    ('excavate', {
+        'model.mask_head.purifier': None
+    }),
+    ('purify', {
+        'model.mask_head.excavator': None
+    }),
+)
+
+
+class ModelSpec(NamedTuple):
+    """One row of the comparison."""
+    name: str
+    config: str
+    overrides: Optional[dict] = None
+    checkpoint: Optional[str] = None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train, evaluate and time instance segmentation models '
+        'side by side')
+    parser.add_argument(
+        'configs',
+        nargs='*',
+        help='config files, each as PATH or NAME=PATH (NAME labels the row '
+        'and names its work dir; default: the file name). Default: PEP, its '
+        'three ablations, SOLOv2 and CondInst on the synthetic set')
+    parser.add_argument(
+        '--ablations',
+        action='store_true',
+        help='add the baseline, excavate and purify ablations of every PEP '
+        'config given (always on for the default configs)')
+    parser.add_argument(
+        '--checkpoints',
+        nargs='+',
+        default=[],
+        help='NAME=PATH to skip training NAME, or one PATH per model in '
+        'table order; models without one are trained')
+    parser.add_argument(
+        '--eval-only',
+        action='store_true',
+        help='train nothing: needs a checkpoint for every model and leaves '
+        'the training-step time out')
+    parser.add_argument('--work-dir', default='work_dirs/comparison')
+    parser.add_argument(
+        '--data-root',
+        help='COCO-format data root replacing the configs\' own (the '
+        'annotation files and image folders keep their names)')
+    parser.add_argument(
+        '--max-iters',
+        type=int,
+        help='train this many iterations instead of the schedule\'s; the LR '
+        'schedule is compressed in proportion (iteration-based configs)')
+    parser.add_argument(
+        '--device',
+        choices=['cpu', 'cuda'],
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='device for latency, FLOPs and inference memory (default: '
+        'cuda when available)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='torch.set_num_threads, for training and inference on the CPU '
+        '(default: torch\'s own)')
+    parser.add_argument(
+        '--num-images',
+        type=int,
+        default=100,
+        help='timed test images per model (the test set is gone through '
+        'again when it has fewer)')
+    parser.add_argument(
+        '--num-warmup',
+        type=int,
+        default=10,
+        help='untimed test images before the timed ones')
+    parser.add_argument(
+        '--step-warmup',
+        type=int,
+        default=5,
+        help='leading training iterations left out of the step time')
+    parser.add_argument(
+        '--step-iters',
+        type=int,
+        default=20,
+        help='timed iterations of the short run from a given checkpoint')
+    parser.add_argument(
+        '--flops-images',
+        type=int,
+        default=5,
+        help='test images whose FLOPs are averaged (sizes may differ)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of every config, as in tools/train.py')
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
+    for name in ('max_iters', 'threads', 'num_images', 'step_iters',
+                 'flops_images'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    for name in ('num_warmup', 'step_warmup'):
+        if getattr(args, name) < 0:
+            parser.error(f'--{name.replace("_", "-")} must be >= 0')
+    return args
+
+
+def build_specs(args) -> List[ModelSpec]:
+    """The models to compare, in table order, with their checkpoints."""
+    if args.configs:
+        bases = []
+        for item in args.configs:
+            name, sep, path = item.partition('=')
+            if not sep:
+                path = item
+                name = osp.splitext(osp.basename(item))[0]
+            bases.append(ModelSpec(name, path))
+    else:
+        bases = [ModelSpec(n, osp.join(ROOT, p)) for n, p in DEFAULT_CONFIGS]
+
+    specs = []
+    for spec in bases:
+        specs.append(spec)
+        if (args.ablations or not args.configs) and Config.fromfile(
+                spec.config).model.type == 'PEP':
+            specs += [
+                ModelSpec(f'{spec.name}-{suffix}', spec.config, overrides)
+                for suffix, overrides in ABLATIONS
+            ]
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f'model names must be unique, got {names}')
+
+    named = [c for c in args.checkpoints if '=' in c]
+    if named and len(named) != len(args.checkpoints):
+        raise ValueError('--checkpoints: give all as NAME=PATH or all as '
+                         'plain paths')
+    if named:
+        checkpoints = dict(c.split('=', 1) for c in named)
+        unknown = set(checkpoints) - set(names)
+        if unknown:
+            raise ValueError(f'--checkpoints for unknown models {unknown}; '
+                             f'the models are {names}')
+    elif args.checkpoints:
+        if len(args.checkpoints) != len(specs):
+            raise ValueError(
+                f'--checkpoints: {len(args.checkpoints)} paths for '
+                f'{len(specs)} models {names}; use NAME=PATH for a subset')
+        checkpoints = dict(zip(names, args.checkpoints))
+    else:
+        checkpoints = {}
+    specs = [s._replace(checkpoint=checkpoints.get(s.name)) for s in specs]
+    if args.eval_only:
+        missing = [s.name for s in specs if s.checkpoint is None]
+        if missing:
+            raise ValueError(f'--eval-only needs a checkpoint for {missing}')
+    return specs
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Point every data loader and evaluator of ``cfg`` at ``data_root``."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader:
+            loader.dataset.data_root = data_root
+            evaluator = cfg.get(f'{split}_evaluator')
+            if evaluator and 'ann_file' in evaluator:
+                evaluator.ann_file = osp.join(data_root,
+                                              loader.dataset.ann_file)
+
+
+def set_max_iters(cfg: Config, max_iters: int) -> None:
+    """Shorten or lengthen an iteration-based schedule to ``max_iters``.
+
+    The LR schedule keeps its shape: every scheduler's begin, end and
+    milestones are scaled by the same factor as the length.
+    """
+    if cfg.train_cfg.get('type') != 'IterBasedTrainLoop':
+        raise ValueError('--max-iters needs an IterBasedTrainLoop, got '
+                         f'{cfg.train_cfg.get("type")}')
+    scale = max_iters / cfg.train_cfg.max_iters
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = max_iters
+    for sched in cfg.get('param_scheduler') or []:
+        begin = round(sched.get('begin', 0) * scale)
+        sched.begin = begin
+        if 'end' in sched:
+            sched.end = min(
+                max(begin + 1, round(sched.end * scale)), max_iters)
+        if 'milestones' in sched:
+            sched.milestones = [
+                max(1, round(m * scale)) for m in sched.milestones
+            ]
+    if cfg.get('default_hooks', {}).get('checkpoint'):
+        cfg.default_hooks.checkpoint.interval = max_iters
+
+
+def load_cfg(spec: ModelSpec, args) -> Config:
+    """The config of one model with every command-line change applied."""
+    cfg = Config.fromfile(spec.config)
+    if spec.overrides:
+        cfg.merge_from_dict(spec.overrides)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.max_iters:
+        set_max_iters(cfg, args.max_iters)
+    cfg.work_dir = osp.join(args.work_dir, spec.name)
+    # Runners of one process share loggers and visualisers by experiment
+    # name, which defaults to the config's file name: the ablations would
+    # write into each other's logs.
+    cfg.experiment_name = spec.name
+    return cfg
+
+
+def without_validation(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose Runner does not validate while training.
+
+    The comparison evaluates once with the test loop; the validation the
+    training loop runs at its end would repeat that work.
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.val_dataloader = None
+    cfg.val_cfg = None
+    cfg.val_evaluator = None
+    return cfg
+
+
+def train(cfg: Config):
+    """Train one model, timing its steps and watching its memory.
+
+    Returns:
+        tuple: The Runner (trained, ready to test), its
+        :class:`StepTimerHook` and the :class:`PeakMemory` of training.
+    """
+    runner = Runner.from_cfg(without_validation(cfg))
+    timer = StepTimerHook()
+    runner.register_hook(timer)
+    device = next(runner.model.parameters()).device
+    with PeakMemory(device) as memory:
+        runner.train()
+    return runner, timer, memory
+
+
+def time_train_steps(cfg: Config, checkpoint: str, num_iters: int):
+    """Time ``num_iters`` training steps from ``checkpoint``, then discard.
+
+    Starting from the trained weights makes the work that depends on the
+    predictions (positive samples, mined keys) like that of late training.
+    The run keeps the config's data, batch size and
+    optimizer but has no LR schedule, validation or checkpointing, and uses
+    its own work dir so its logs do not mix with the evaluation's.
+
+    Returns:
+        tuple: The :class:`StepTimerHook` and the :class:`PeakMemory`.
+    """
+    cfg = without_validation(cfg)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=num_iters, val_interval=num_iters)
+    cfg.param_scheduler = None
+    cfg.default_hooks.checkpoint = None
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    cfg.work_dir = osp.join(cfg.work_dir, 'step_timing')
+    cfg.experiment_name = f'{cfg.experiment_name}_step_timing'
+    runner = Runner.from_cfg(cfg)
+    timer = StepTimerHook()
+    runner.register_hook(timer)
+    device = next(runner.model.parameters()).device
+    with PeakMemory(device) as memory:
+        runner.train()
+    return timer, memory
+
+
+def batch1_loader(cfg: Config):
+    """The test data loader with one image per batch and no workers.
+
+    Workers would compete with the model for the CPU while it is timed.
+    """
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
+    return Runner.build_dataloader(loader_cfg)
+
+
+class TensorForward(torch.nn.Module):
+    """``model(inputs, data_samples, mode='tensor')`` for given samples.
+
+    mmdet's get_flops.py binds the samples to ``model.forward`` with
+    ``functools.partial``; wrapping does the same without changing the
+    model.
+    """
+
+    def __init__(self, model: torch.nn.Module, data_samples: list) -> None:
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, inputs: torch.Tensor):
+        return self.model(inputs, self.data_samples, mode='tensor')
+
+
+def count_flops(model: torch.nn.Module, cfg: Config, num_images: int):
+    """Mean FLOPs of the tensor-mode forward over test images.
+
+    Counted as mmdet's get_flops.py does: mmengine's jit-traced count (one
+    multiply-add is one FLOP) of backbone, neck and head forward, without
+    post-processing, at the padded input size.
+
+    Returns:
+        tuple[float, list]: Mean FLOPs and the last ``[H, W]`` input size.
+    """
+    flops, shape = [], None
+    for data in itertools.islice(batch1_loader(cfg), num_images):
+        data = model.data_preprocessor(data)
+        shape = list(data['inputs'].shape[-2:])
+        info = get_model_complexity_info(
+            TensorForward(model, data['data_samples']),
+            inputs=data['inputs'],
+            show_table=False,
+            show_arch=False)
+        flops.append(info['flops'])
+    return float(np.mean(flops)), shape
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: first line of the message`` for a report."""
+    lines = str(error).strip().splitlines()
+    name = type(error).__name__
+    return f'{name}: {lines[0]}' if lines else name
+
+
+def compare_model(spec: ModelSpec, args, device: torch.device) -> dict:
+    """Train or load, evaluate and measure one model."""
+    cfg = load_cfg(spec, args)
+    mkdir_or_exist(cfg.work_dir)
+    notes = {}
+    train_step, train_memory, train_device = None, None, None
+    if spec.checkpoint is None:
+        print_log(f'[compare] {spec.name}: training {spec.config} for '
+                  f'{cfg.train_cfg.max_iters} iterations in {cfg.work_dir}')
+        runner, timer, memory = train(cfg)
+        train_memory, train_device = memory.as_dict(), str(memory.device)
+        try:
+            train_step = timer.summary(args.step_warmup)
+        except ValueError as e:
+            notes['train_step'] = str(e)
+        checkpoint = find_latest_checkpoint(cfg.work_dir)
+        trained_iters = cfg.train_cfg.max_iters
+    else:
+        checkpoint = spec.checkpoint
+        trained_iters = None
+        cfg_eval = copy.deepcopy(cfg)
+        cfg_eval.load_from = checkpoint
+        runner = Runner.from_cfg(cfg_eval)
+    train_batch_size = cfg.train_dataloader.batch_size
+
+    print_log(f'[compare] {spec.name}: evaluating {checkpoint}')
+    metrics = runner.test()
+    model = runner.model.to(device).eval()
+    del runner
+
+    if spec.checkpoint is not None:
+        if args.eval_only:
+            notes['train_step'] = 'not measured (--eval-only)'
+        else:
+            print_log(f'[compare] {spec.name}: timing '
+                      f'{args.step_warmup + args.step_iters} training steps '
+                      f'from the checkpoint')
+            timer, memory = time_train_steps(
+                cfg, checkpoint, args.step_warmup + args.step_iters)
+            train_step = timer.summary(args.step_warmup)
+            train_memory, train_device = memory.as_dict(), str(memory.device)
+    gc.collect()
+
+    print_log(f'[compare] {spec.name}: timing {args.num_images} images '
+              f'(+{args.num_warmup} warm-up) on {device}')
+    with PeakMemory(device) as infer_memory:
+        latency = measure_latency(
+            {part: inference_step(model, part)
+             for part in PARTS},
+            cycle(batch1_loader(cfg)),
+            num_iters=args.num_images,
+            num_warmup=args.num_warmup,
+            device=device)
+
+    flops, flops_shape = None, None
+    try:
+        flops, flops_shape = count_flops(model, cfg, args.flops_images)
+    # The tracer fails on some heads' Python control flow or ops; one model
+    # without a FLOP count must not end a comparison that trained for hours.
+    except Exception as e:
+        notes['flops'] = error_text(e)
+        print_log(f'[compare] {spec.name}: FLOPs n/a: {notes["flops"]}')
+
+    metrics = {k: float(v) for k, v in metrics.items()}
+    for key in ('bbox_mAP', 'segm_mAP'):
+        if f'coco/{key}' not in metrics:
+            notes[key] = ('the evaluator returned no value (e.g. no '
+                          'detections at all)')
+    return dict(
+        name=spec.name,
+        config=spec.config,
+        overrides=spec.overrides,
+        checkpoint=checkpoint,
+        trained_iters=trained_iters,
+        metrics=metrics,
+        bbox_mAP=metrics.get('coco/bbox_mAP'),
+        segm_mAP=metrics.get('coco/segm_mAP'),
+        params=sum(p.numel() for p in model.parameters()),
+        flops=flops,
+        flops_input_shape=flops_shape,
+        latency=latency['full'],
+        floor_latency=latency['floor'],
+        head_overhead_ms=(latency['full']['median_ms'] -
+                          latency['floor']['median_ms']),
+        train_step=train_step,
+        train_batch_size=train_batch_size,
+        train_device=train_device,
+        peak_memory=dict(inference=infer_memory.as_dict(), train=train_memory),
+        notes=notes)
+
+
+def fmt(value, scale=1., digits=1) -> str:
+    """A number for the table, or ``n/a``."""
+    return 'n/a' if value is None else f'{value * scale:.{digits}f}'
+
+
+COLUMNS = ('Model', 'box AP', 'mask AP', 'Params (M)', 'FLOPs (G)',
+           'Latency (ms)', 'FPS', 'Floor (ms)', 'Head (ms)', 'Train step (ms)',
+           'Peak mem infer / train (MiB)')
+
+
+def table_row(r: dict) -> List[str]:
+    lat, floor = r['latency'], r['floor_latency']
+    step = r['train_step']
+    train_mem = r['peak_memory']['train']
+    return [
+        r['name'],
+        fmt(r['bbox_mAP'], 100),
+        fmt(r['segm_mAP'], 100),
+        fmt(r['params'], 1e-6, 2),
+        fmt(r['flops'], 1e-9, 2),
+        f'{lat["median_ms"]:.1f} ({lat["p10_ms"]:.1f}-{lat["p90_ms"]:.1f})',
+        f'{lat["fps"]:.1f}',
+        f'{floor["median_ms"]:.1f}',
+        f'{r["head_overhead_ms"]:.1f}',
+        fmt(step and step['median_ms'], digits=0),
+        f'{r["peak_memory"]["inference"]["peak_mb"]:.0f} / '
+        f'{fmt(train_mem and train_mem["peak_mb"], digits=0)}',
+    ]
+
+
+def markdown(report: dict) -> str:
+    """``comparison.md``: settings, the table and the notes."""
+    s = report['settings']
+    models = report['models']
+    train_devices = sorted(
+        {r['train_device']
+         for r in models if r['train_device']}) or ['none (--eval-only)']
+    lines = [
+        '# Model comparison', '',
+        f'Latency, FLOPs and inference memory on {s["device"]} '
+        f'({s["device_name"]}, {s["threads"]} torch threads); training on '
+        f'{", ".join(train_devices)}. torch {s["torch"]}, mmdet '
+        f'{s["mmdet"]}, mmengine {s["mmengine"]}.', '',
+        '- AP: COCO AP (%) of the test split with the config\'s evaluator.',
+        f'- Latency: per image at batch 1 from the test loader, '
+        f'{s["num_images"]} images after {s["num_warmup"]} warm-up; median '
+        f'(10th-90th percentile). FPS = 1000 / mean latency.',
+        '- Floor: data preprocessor + backbone + neck on the same images; '
+        'Head = Latency - Floor (medians): head and post-processing.',
+        f'- Train step: forward + backward + update of one batch (size in '
+        f'comparison.json), median after {s["step_warmup"]} warm-up steps.',
+        '- FLOPs: mmengine get_model_complexity_info of the tensor-mode '
+        'forward (no post-processing) at the padded test size, as '
+        'get_flops.py; one multiply-add counts as one FLOP, and ops it '
+        'cannot count (normalisation, interpolation) count as 0.',
+        '- Peak memory: increase over the level before the phase (CPU: '
+        'resident set of the main process; CUDA: allocated tensors).', '',
+        '| ' + ' | '.join(COLUMNS) + ' |',
+        '|' + '|'.join([':---'] + ['---:'] * (len(COLUMNS) - 1)) + '|'
+    ]
+    lines += ['| ' + ' | '.join(table_row(r)) + ' |' for r in models]
+    notes = [(r['name'], k, v) for r in models for k, v in r['notes'].items()]
+    if notes:
+        lines += ['', 'Notes:', '']
+        lines += [f'- {name}, {key}: {text}' for name, key, text in notes]
+    return '\n'.join(lines) + '\n'
+
+
+def plot(report: dict, path: str) -> None:
+    """``comparison.png``: mask AP against median latency, labelled."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    skipped = []
+    for r in report['models']:
+        if r['segm_mAP'] is None:
+            skipped.append(r['name'])
+            continue
+        lat = r['latency']
+        x, y = lat['median_ms'], r['segm_mAP'] * 100
+        ax.plot([r['floor_latency']['median_ms'], x], [y, y],
+                ls=':',
+                color='grey',
+                marker='|')
+        ax.errorbar(
+            x,
+            y,
+            xerr=[[x - lat['p10_ms']], [lat['p90_ms'] - x]],
+            fmt='o',
+            capsize=3)
+        ax.annotate(
+            r['name'], (x, y),
+            textcoords='offset points',
+            xytext=(5, 5),
+            fontsize=8)
+    if skipped:
+        ax.text(
+            0.01,
+            0.01,
+            'no mask AP: ' + ', '.join(skipped),
+            transform=ax.transAxes,
+            fontsize=7)
+    settings = report['settings']
+    ax.set_xlabel(f'latency per image on {settings["device"]}, batch 1 '
+                  '(ms; median, bars 10th-90th percentile)')
+    ax.set_ylabel('mask AP (%)')
+    ax.set_title(
+        'Mask AP vs latency (dotted: from the backbone+neck floor)',
+        fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: dict, work_dir: str) -> dict:
+    """Write the three files; returns their paths."""
+    paths = {
+        ext: osp.join(work_dir, f'comparison.{ext}')
+        for ext in ('md', 'json', 'png')
+    }
+    with open(paths['json'], 'w') as f:
+        json.dump(report, f, indent=2)
+    with open(paths['md'], 'w') as f:
+        f.write(markdown(report))
+    plot(report, paths['png'])
+    return paths
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    specs = build_specs(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    mkdir_or_exist(args.work_dir)
+    report = dict(
+        settings=dict(
+            arguments=vars(args),
+            device=str(device),
+            device_name=device_name(device),
+            threads=torch.get_num_threads(),
+            num_images=args.num_images,
+            num_warmup=args.num_warmup,
+            step_warmup=args.step_warmup,
+            torch=torch.__version__,
+            mmdet=mmdet.__version__,
+            mmengine=mmengine.__version__),
+        models=[])
+    print_log(f'[compare] models: {[spec.name for spec in specs]}')
+    # One model at a time: each gets the whole machine, so the timings are
+    # comparable.
+    for spec in specs:
+        report['models'].append(compare_model(spec, args, device))
+        paths = write_report(report, args.work_dir)
+    print(markdown(report))
+    for path in paths.values():
+        print(f'[compare] wrote {path}')
+    return report
+
+
+if __name__ == '__main__':
+    main()
