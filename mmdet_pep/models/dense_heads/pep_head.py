@@ -452,7 +452,8 @@ class PEPHead(BaseMaskHead):
 
         cell_xy = self._cell_xy().to(mask_feats.device)
         mask_preds, mask_targets = [], []
-        exc_sums = dict(excavate=0., num_heat_pos=0., cls=0., num_keys=0)
+        exc_sums = dict(
+            excavate=0., num_heat_pos=0., cls=0., num_keys=0, num_originals=0)
         graph_sum, graph_pairs = 0., 0
         for i, img_meta in enumerate(batch_img_metas):
             pos = (pos_gt_inds[i] >= 0).nonzero(as_tuple=True)[0]
@@ -470,6 +471,7 @@ class PEPHead(BaseMaskHead):
                         pos_gt_inds[i][ori], gt_boxes[i], gt_centers[i],
                         batch_gt_instances[i].labels,
                         img_meta['batch_input_shape'])
+                    exc_losses['num_originals'] = ori.numel()
                     for k in exc_sums:
                         exc_sums[k] = exc_sums[k] + exc_losses[k]
                     desc = torch.cat([desc, mined['descriptors']])
@@ -495,8 +497,12 @@ class PEPHead(BaseMaskHead):
         losses = dict(loss_perceive=loss_perceive, loss_mask=loss_mask)
         if self.excavator is not None:
             zero = zero_loss(self.excavator, mask_feats) + exc_feats.sum() * 0
+            # Focal-style normalisation by the positives, plus one unit per
+            # map so that maps without any neighbour (lone objects) do not
+            # blow the loss up by dividing a whole map's sum by 1.
             losses['loss_excavate'] = zero + exc_sums['excavate'] / max(
-                float(exc_sums['num_heat_pos']), 1.)
+                float(exc_sums['num_heat_pos']) + exc_sums['num_originals'],
+                1.)
             losses['loss_excavate_cls'] = zero + exc_sums['cls'] / max(
                 exc_sums['num_keys'], 1)
         if self.purifier is not None:
