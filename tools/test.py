@@ -15,7 +15,8 @@ from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 # Registers PEP and the weights-only checkpoint allow-list.
-from mmdet_pep.utils import fit_dist_backend  # noqa: E402
+from mmdet_pep.utils import (fit_dist_backend,  # noqa: E402
+                             join_cpu_process_group)
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -128,6 +129,8 @@ def main():
             cfg.tta_pipeline[-1] = flip_tta
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+    join_cpu_process_group(cfg)
 
     # build the runner from config
     if 'runner_type' not in cfg:

@@ -4,13 +4,15 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.device import get_device
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 # Registers PEP and the weights-only checkpoint allow-list.
-from mmdet_pep.utils import fit_dist_backend  # noqa: E402
+from mmdet_pep.utils import (fit_dist_backend,  # noqa: E402
+                             join_cpu_process_group)
 
 
 def parse_args():
@@ -85,6 +87,12 @@ def main():
 
     # enable automatic-mixed-precision training
     if args.amp is True:
+        # mmengine's AmpOptimWrapper asserts an accelerator deep inside the
+        # Runner; fail here with the reason instead.
+        if get_device() == 'cpu':
+            raise RuntimeError(
+                '--amp needs a GPU (or NPU/MLU/MUSA): mmengine\'s '
+                'AmpOptimWrapper cannot train on the CPU. Drop --amp.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
@@ -107,6 +115,8 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+
+    join_cpu_process_group(cfg)
 
     # build the runner from config
     if 'runner_type' not in cfg:

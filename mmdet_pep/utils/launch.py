@@ -25,3 +25,32 @@ def fit_dist_backend(cfg: Config) -> Config:
                   logger='current')
         dist_cfg['backend'] = 'gloo'
     return cfg
+
+
+def join_cpu_process_group(cfg: Config) -> Config:
+    """Start a gloo process group for ``--launcher pytorch`` without CUDA.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device``, which CPU
+    builds of torch lack; once a group exists the Runner skips its own
+    set-up. DDP refuses ``device_ids`` for a CPU module, and the Runner
+    passes them unless the wrapper config sets them.
+
+    Args:
+        cfg (Config): A config with ``launcher`` set, after
+            :func:`fit_dist_backend`.
+
+    Returns:
+        Config: The same config, changed in place.
+    """
+    import torch
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return cfg
+    torch.distributed.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
+    cfg.setdefault(
+        'model_wrapper_cfg',
+        dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False)))
+    cfg.model_wrapper_cfg.setdefault('device_ids', None)
+    return cfg

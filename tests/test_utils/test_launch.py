@@ -1,0 +1,44 @@
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdet_pep.utils import fit_dist_backend, join_cpu_process_group
+
+cpu_only = pytest.mark.skipif(
+    torch.cuda.is_available(), reason='the CPU fallback only acts without CUDA')
+
+
+@cpu_only
+def test_nccl_becomes_gloo_without_cuda():
+    cfg = Config(dict(launcher='pytorch',
+                      env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    assert fit_dist_backend(cfg).env_cfg.dist_cfg.backend == 'gloo'
+
+
+@cpu_only
+def test_explicit_backend_and_single_process_are_left_alone():
+    cfg = Config(dict(launcher='pytorch',
+                      env_cfg=dict(dist_cfg=dict(backend='mpi'))))
+    assert fit_dist_backend(cfg).env_cfg.dist_cfg.backend == 'mpi'
+    cfg = Config(dict(launcher='none',
+                      env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    assert fit_dist_backend(cfg).env_cfg.dist_cfg.backend == 'nccl'
+    assert 'model_wrapper_cfg' not in join_cpu_process_group(cfg)
+
+
+@cpu_only
+def test_join_cpu_process_group_single_rank(monkeypatch, tmp_path):
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', '29731')
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    cfg = Config(dict(launcher='pytorch',
+                      env_cfg=dict(dist_cfg=dict(backend='gloo'))))
+    try:
+        join_cpu_process_group(cfg)
+        assert torch.distributed.is_initialized()
+        assert torch.distributed.get_backend() == 'gloo'
+        assert cfg.model_wrapper_cfg.device_ids is None
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
