@@ -1,0 +1,309 @@
+"""The command-line entry points, end to end on a tiny synthetic set.
+
+Every run is a real subprocess from the repository root, as a user would
+type it: ``tools/train.py`` (train, resume), ``tools/test.py``,
+``tools/dist_train.sh`` on the CPU, and ``mim train/test mmdet``, which run
+mmdet's own tools and reach PEP only through the config's ``custom_imports``.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import pickle
+import runpy
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmdet_pep.datasets.synthetic import generate_coco_split
+from mmdet_pep.utils import load_checkpoint_weights_only
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY_CFG = 'configs/pep/pep_r18_fpn_tiny_synthetic.py'
+PYTHON = sys.executable
+MIM = osp.join(osp.dirname(sys.executable), 'mim')
+TIMEOUT = 300
+DDP_REDUCTION_ERROR = 'Expected to have finished reduction in the prior'
+
+
+def make_data(data_root, num_train=6, num_val=4):
+    for split, num in (('train', num_train), ('val', num_val)):
+        generate_coco_split(data_root, split, num, image_size=64)
+    return data_root
+
+
+def data_options(data_root):
+    """``--cfg-options`` that point every data set and evaluator there."""
+    data_root = data_root.rstrip('/') + '/'
+    ann_file = data_root + 'annotations/instances_val.json'
+    return [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'val_evaluator.ann_file={ann_file}',
+        f'test_evaluator.ann_file={ann_file}',
+    ]
+
+
+def run(cmd, **env):
+    """Run ``cmd`` from the repository root; return its merged output."""
+    # On a small shared CPU, OpenMP threads spinning against other busy
+    # processes made a tiny training step 50x slower (9 s instead of 0.2 s).
+    env = dict(os.environ, OMP_NUM_THREADS='1', **env)
+    # dist_train.sh calls a bare `python`; it must be this environment's.
+    env['PATH'] = osp.dirname(PYTHON) + os.pathsep + env.get('PATH', '')
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=TIMEOUT)
+    assert proc.returncode == 0, (
+        f'{" ".join(cmd)} exited with {proc.returncode}:\n'
+        f'{proc.stdout[-5000:]}')
+    return proc.stdout
+
+
+def read_log(work_dir):
+    """Text of the newest run's log file in ``work_dir``."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', '*.log')))
+    assert logs, f'no log file under {work_dir}'
+    with open(logs[-1]) as f:
+        return f.read()
+
+
+def val_metrics(work_dir):
+    """The last validation record of the newest run's scalars.json."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data')))
+    with open(osp.join(runs[-1], 'scalars.json')) as f:
+        records = [json.loads(line) for line in f]
+    return [r for r in records if 'coco/segm_mAP' in r][-1]
+
+
+def assert_coco_metrics(text):
+    for metric in ('coco/bbox_mAP:', 'coco/segm_mAP:', 'coco/segm_mAP_50:'):
+        assert metric in text, f'{metric} missing from the log'
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return make_data(str(tmp_path_factory.mktemp('tiny_synthetic')))
+
+
+@pytest.fixture(scope='module')
+def trained(data_root, tmp_path_factory):
+    """A 4-iteration run of tools/train.py, shared by the tests below."""
+    work_dir = str(tmp_path_factory.mktemp('train'))
+    run([PYTHON, 'tools/train.py', TINY_CFG, '--work-dir', work_dir,
+         '--cfg-options', *data_options(data_root)])
+    return dict(
+        work_dir=work_dir, log=read_log(work_dir),
+        metrics=val_metrics(work_dir))
+
+
+def test_train_saves_checkpoint_and_evaluates(trained):
+    work_dir, log = trained['work_dir'], trained['log']
+    assert 'Iter(train) [4/4]' in log
+    assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
+    ckpt = load_checkpoint_weights_only(osp.join(work_dir, 'iter_4.pth'))
+    assert ckpt['meta']['iter'] == 4
+    assert ckpt['meta']['dataset_meta']['classes'] == ('disc', 'square',
+                                                        'triangle')
+    assert_coco_metrics(log)
+    # -1 would mean COCOeval found no ground truth or no detections.
+    for metric in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert 0 <= trained['metrics'][metric] <= 1
+
+
+def test_resume_continues_from_last_checkpoint(trained, data_root, tmp_path):
+    # A copy, so that the shared run stays as it was for the other tests.
+    work_dir = str(tmp_path / 'resume')
+    shutil.copytree(trained['work_dir'], work_dir)
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work_dir, 'iter_4.pth'))
+
+    run([PYTHON, 'tools/train.py', TINY_CFG, '--work-dir', work_dir,
+         '--resume', '--cfg-options', *data_options(data_root),
+         'train_cfg.max_iters=6'])
+
+    log = read_log(work_dir)
+    assert f'resumed from the latest checkpoint {work_dir}/iter_4.pth' in log
+    assert 'resumed epoch: 0, iter: 4' in log
+    assert 'Iter(train) [5/6]' in log and 'Iter(train) [6/6]' in log
+    assert 'Iter(train) [1/6]' not in log
+    assert_coco_metrics(log)
+    ckpt = load_checkpoint_weights_only(osp.join(work_dir, 'iter_6.pth'))
+    assert ckpt['meta']['iter'] == 6
+
+
+def test_test_py_evaluates_and_dumps(trained, data_root, tmp_path):
+    out = str(tmp_path / 'preds.pkl')
+    output = run([
+        PYTHON, 'tools/test.py', TINY_CFG,
+        osp.join(trained['work_dir'], 'iter_4.pth'), '--work-dir',
+        str(tmp_path), '--out', out, '--cfg-options', *data_options(data_root)
+    ])
+    assert 'Iter(test) [2/2]' in output
+    assert_coco_metrics(output)
+    with open(out, 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 4  # one per val image
+    for pred in preds:
+        assert {'scores', 'labels', 'bboxes', 'masks'} <= set(
+            pred['pred_instances'])
+
+
+def test_mim_train_and_test(data_root, tmp_path):
+    work_dir = str(tmp_path / 'mim')
+    output = run([
+        MIM, 'train', 'mmdet', TINY_CFG, '--work-dir', work_dir,
+        '--cfg-options', *data_options(data_root)
+    ])
+    # mim must have run mmdet's script, not ours: PEP then comes only from
+    # the config's custom_imports.
+    assert osp.join('mmdet', '.mim', 'tools', 'train.py') in output
+    assert 'Training finished successfully' in output
+    assert 'Iter(train) [4/4]' in output
+    assert_coco_metrics(read_log(work_dir))
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    assert osp.isfile(ckpt)
+
+    output = run([
+        MIM, 'test', 'mmdet', TINY_CFG, '--checkpoint', ckpt, '--work-dir',
+        str(tmp_path / 'mim_test'), '--cfg-options', *data_options(data_root)
+    ])
+    assert osp.join('mmdet', '.mim', 'tools', 'test.py') in output
+    assert 'Testing finished successfully' in output
+    assert f'Load checkpoint from {ckpt}' in output
+    assert_coco_metrics(output)
+
+
+def keep_one_instance(ann_file, image_ids):
+    """Strip ``image_ids`` down to one annotation each, in place."""
+    with open(ann_file) as f:
+        coco = json.load(f)
+    seen, anns = set(), []
+    for ann in coco['annotations']:
+        if ann['image_id'] in image_ids:
+            if ann['image_id'] in seen:
+                continue
+            seen.add(ann['image_id'])
+        anns.append(ann)
+    coco['annotations'] = anns
+    with open(ann_file, 'w') as f:
+        json.dump(coco, f)
+    return coco
+
+
+def test_dist_train_and_test_on_cpu_with_targetless_batches(tmp_path):
+    data_root = make_data(str(tmp_path / 'data'))
+    ann_file = osp.join(data_root, 'annotations', 'instances_train.json')
+    # Unshuffled, rank r of 2 reads images r, r + 2, ... of the file, so
+    # rank 1 sees only images with a lone instance: no neighbours to
+    # excavate. If the excavator then left parameters out of the graph, DDP
+    # would fail on rank 1 at the next iteration's reduction.
+    with open(ann_file) as f:
+        image_ids = [img['id'] for img in json.load(f)['images']]
+    lone = set(image_ids[1::2])
+    coco = keep_one_instance(ann_file, lone)
+    per_image = {i: 0 for i in image_ids}
+    for ann in coco['annotations']:
+        per_image[ann['image_id']] += 1
+    assert all(per_image[i] == 1 for i in lone)
+    assert all(per_image[i] > 1 for i in image_ids[0::2])
+
+    work_dir = str(tmp_path / 'dist')
+    output = run(
+        [
+            'bash', 'tools/dist_train.sh', TINY_CFG, '2', '--work-dir',
+            work_dir, '--cfg-options', *data_options(data_root),
+            'train_dataloader.sampler.shuffle=False'
+        ],
+        PORT=str(free_port()))
+    assert DDP_REDUCTION_ERROR not in output
+    assert 'using the gloo backend instead of nccl' in output
+    assert 'Distributed training: True' in output
+    assert 'GPU number: 2' in output  # mmengine's name for the world size
+    assert 'Iter(train) [4/4]' in output
+    assert_coco_metrics(output)
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    assert osp.isfile(ckpt)
+
+    output = run(
+        [
+            'bash', 'tools/dist_test.sh', TINY_CFG, ckpt, '2', '--work-dir',
+            str(tmp_path / 'dist_test'), '--cfg-options',
+            *data_options(data_root)
+        ],
+        PORT=str(free_port()))
+    assert 'GPU number: 2' in output
+    assert_coco_metrics(output)
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason='--amp is supported with CUDA')
+def test_amp_without_accelerator_fails_clearly(monkeypatch, tmp_path):
+    # In-process: the check must fire before any Runner is built, so it
+    # costs nothing to call main() directly.
+    work_dir = str(tmp_path / 'amp')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr(sys, 'argv', [
+        'train.py',
+        osp.join(ROOT, TINY_CFG), '--amp', '--work-dir', work_dir
+    ])
+    with pytest.raises(RuntimeError, match='--amp needs a GPU'):
+        runpy.run_path(
+            osp.join(ROOT, 'tools', 'train.py'), run_name='__main__')
+    assert not osp.exists(work_dir)
+
+
+def test_model_index_lists_every_config(tmp_path, monkeypatch):
+    from mim.commands import search
+    from modelindex.load_model_index import load
+
+    index = load(osp.join(ROOT, 'model-index.yml'))
+    configs = sorted(
+        osp.relpath(p, ROOT)
+        for p in glob.glob(osp.join(ROOT, 'configs', 'pep', '*.py')))
+    assert sorted(m.config for m in index.models) == configs
+    for model in index.models:
+        assert model.name == osp.splitext(osp.basename(model.config))[0]
+        assert model.weights is None  # nothing trained on COCO yet
+        assert osp.isfile(osp.join(ROOT, model.full_model.readme))
+
+    # `mim search` reads `<installed package>/.mim/model-index.yml`, which an
+    # editable install of this repository does not have (see the README);
+    # lay out that folder here to check that mim parses and filters ours.
+    mim_dir = tmp_path / 'mmdet_pep' / '.mim'
+    mim_dir.mkdir(parents=True)
+    os.symlink(osp.join(ROOT, 'model-index.yml'), mim_dir / 'model-index.yml')
+    os.symlink(osp.join(ROOT, 'configs'), mim_dir / 'configs')
+    monkeypatch.setattr(search, 'is_installed', lambda package: True)
+    monkeypatch.setattr(search, 'get_installed_path',
+                        lambda package: str(tmp_path / 'mmdet_pep'))
+
+    table = search.get_model_info('mmdet_pep')
+    assert sorted(table.index) == sorted(m.name for m in index.models)
+    # Only the paper's Tab. 2 values, on the R-101 3x configs.
+    paper = search.get_model_info(
+        'mmdet_pep', filter_conditions='mask_ap>0', to_dict=True)
+    assert {name: row['coco/mask_ap'] for name, row in paper.items()} == {
+        'pep-baseline_r101_fpn_3x_coco': 38.5,
+        'pep-excavate_r101_fpn_3x_coco': 39.8,
+        'pep-purify_r101_fpn_3x_coco': 40.1,
+        'pep_r101_fpn_3x_coco': 40.6,
+    }
+    coco = search.get_model_info('mmdet_pep', training_datasets=['coco'])
+    assert not any('synthetic' in name for name in coco.index)
