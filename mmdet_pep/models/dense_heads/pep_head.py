@@ -155,6 +155,15 @@ class PEPHead(BaseMaskHead):
         if max_originals_train < 1:
             raise ValueError('max_originals_train must be >= 1, got '
                              f'{max_originals_train}')
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        if not 0 <= pos_scale <= 1:
+            raise ValueError(f'pos_scale must be in [0, 1], got {pos_scale}')
+        if any(not 0 <= lo < hi for lo, hi in scale_ranges):
+            raise ValueError('scale_ranges must be (low, high) pairs with '
+                             f'0 <= low < high, got {tuple(scale_ranges)}')
+        if min(num_grids) < 1:
+            raise ValueError(f'num_grids must be >= 1, got {list(num_grids)}')
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feat_channels = feat_channels
@@ -193,12 +202,34 @@ class PEPHead(BaseMaskHead):
         self.loss_mask = MODELS.build(loss_mask)
         self._init_layers()
 
-    @staticmethod
-    def _check_test_cfg(test_cfg: OptConfigType) -> Optional[ConfigDict]:
-        """Reject values that would silently yield nonsense at test time."""
-        if test_cfg is None:
-            return None
-        test_cfg = ConfigDict(test_cfg)
+    TEST_CFG_DEFAULTS = dict(
+        nms_pre=500, score_thr=0.1, mask_thr=0.5, max_per_img=100)
+    TEST_CFG_KEYS = dict(
+        test_cfg=('nms_pre', 'score_thr', 'mask_thr', 'max_per_img',
+                  'excavate', 'purify', 'kernel', 'sigma', 'filter_thr'),
+        excavate=('max_originals', 'key_thr', 'max_keys'),
+        purify=('group_thr', 'class_agnostic'))
+
+    @classmethod
+    def _check_test_cfg(cls, test_cfg: OptConfigType) -> ConfigDict:
+        """Fill defaults and reject misspelt keys and values that would
+        silently yield nonsense, at build time rather than after training."""
+        test_cfg = ConfigDict({**cls.TEST_CFG_DEFAULTS, **(test_cfg or {})})
+        for name, keys in cls.TEST_CFG_KEYS.items():
+            part = test_cfg if name == 'test_cfg' else test_cfg.get(name, {})
+            unknown = sorted(set(part) - set(keys))
+            if unknown:
+                where = 'test_cfg' if name == 'test_cfg' else f'test_cfg.{name}'
+                raise ValueError(f'unknown keys {unknown} in {where}; '
+                                 f'valid keys are {list(keys)}')
+        if test_cfg.get('kernel', 'gaussian') not in ('gaussian', 'linear'):
+            raise ValueError("test_cfg.kernel must be 'gaussian' or 'linear', "
+                             f'got {test_cfg.kernel!r}')
+        if test_cfg.get('sigma', 2.0) <= 0:
+            raise ValueError(f'test_cfg.sigma must be > 0, got {test_cfg.sigma}')
+        if not 0 <= test_cfg.get('filter_thr', 0.05) <= 1:
+            raise ValueError('test_cfg.filter_thr must be in [0, 1], got '
+                             f'{test_cfg.filter_thr}')
         for key in ('score_thr', 'mask_thr'):
             if not 0 <= test_cfg.get(key, 0) <= 1:
                 raise ValueError(f'test_cfg.{key} must be in [0, 1], got '

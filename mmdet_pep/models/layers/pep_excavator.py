@@ -152,6 +152,12 @@ class PEPExcavator(BaseModule):
                             ('num_neg_keys', num_neg_keys)):
             if value < 0:
                 raise ValueError(f'{name} must be >= 0, got {value}')
+        if min(in_channels, desc_channels, feat_channels,
+               hidden_channels) < 1:
+            raise ValueError(
+                'in_channels, desc_channels, feat_channels and '
+                f'hidden_channels must be >= 1, got {in_channels}, '
+                f'{desc_channels}, {feat_channels} and {hidden_channels}')
         if max_keys_train < 1 or num_convs < 1:
             raise ValueError('max_keys_train and num_convs must be >= 1, got '
                              f'{max_keys_train} and {num_convs}')

@@ -67,6 +67,9 @@ class PEPPurifier(BaseModule):
         if max_descriptors < 2:
             raise ValueError('max_descriptors must be >= 2 (a graph needs two '
                              f'nodes), got {max_descriptors}')
+        if min(in_channels, embed_channels) < 1:
+            raise ValueError('in_channels and embed_channels must be >= 1, '
+                             f'got {in_channels} and {embed_channels}')
         if merge not in ('mean', 'best'):
             raise ValueError(f"merge must be 'mean' or 'best', got {merge!r}")
         self.max_descriptors = max_descriptors
