@@ -11,6 +11,6 @@ from .version import __version__
 
 register_checkpoint_safe_globals()
 
-from . import datasets, models  # noqa: E402,F401  (registration)
+from . import datasets, engine, models  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__', 'register_checkpoint_safe_globals']

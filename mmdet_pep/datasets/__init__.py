@@ -1,7 +1,9 @@
+from .checks import PEPCocoDataset
 from .synthetic import (CLASSES, dataset_statistics, generate_coco_split,
                         generate_dataset, metainfo)
+from .transforms import CorruptImageError, PEPLoadImageFromFile
 
 __all__ = [
     'CLASSES', 'dataset_statistics', 'generate_coco_split', 'generate_dataset',
-    'metainfo'
+    'metainfo', 'CorruptImageError', 'PEPCocoDataset', 'PEPLoadImageFromFile'
 ]

@@ -1,0 +1,180 @@
+"""PEPNumClassCheckHook, check_num_classes and PEPCheckInvalidLossHook."""
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.runner import BaseLoop
+
+from mmdet.engine.hooks import NumClassCheckHook
+from mmdet.registry import HOOKS, MODELS
+from mmdet_pep.engine import (PEPCheckInvalidLossHook, PEPNumClassCheckHook,
+                              check_num_classes)
+from pep_testing import tiny_detector_cfg, tiny_head_cfg
+
+
+class _Data(torch.utils.data.Dataset):
+
+    def __init__(self, classes):
+        self.metainfo = dict(classes=classes)
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, idx):
+        return idx
+
+
+class _Loop(BaseLoop):
+
+    def run(self):
+        pass
+
+
+THREE = ('a', 'b', 'c')
+
+
+@pytest.fixture(scope='module')
+def detector():
+    return MODELS.build(tiny_detector_cfg())
+
+
+def test_registered():
+    assert isinstance(
+        HOOKS.build(dict(type='PEPNumClassCheckHook')), NumClassCheckHook)
+    hook = HOOKS.build(dict(type='PEPCheckInvalidLossHook'))
+    assert hook.interval == 1
+
+
+def test_matching_num_classes_pass(detector):
+    check_num_classes(detector, _Data(THREE), 'train_dataloader.dataset')
+    check_num_classes(detector, _Data(None), 'x')  # no classes: no check
+
+
+@pytest.mark.parametrize('classes', [('a', 'b'), THREE + ('d', )])
+def test_mismatch_names_field_numbers_and_dataset(detector, classes):
+    with pytest.raises(ValueError) as info:
+        check_num_classes(detector, _Data(classes), 'val_dataloader.dataset')
+    msg = str(info.value)
+    assert msg.startswith('model.mask_head.num_classes = 3, '
+                          'model.mask_head.excavator.num_classes = 3 but '
+                          'val_dataloader.dataset (_Data) has '
+                          f'{len(classes)} classes')
+    assert f'Set model.mask_head.num_classes = {len(classes)}' in msg
+
+
+def test_only_the_mismatching_module_is_named():
+    head = tiny_head_cfg()
+    head['excavator'] = dict(head['excavator'], num_classes=4)
+    cfg = tiny_detector_cfg()
+    cfg['mask_head'] = dict(head, test_cfg=cfg['test_cfg'])
+    model = MODELS.build(cfg)
+    with pytest.raises(ValueError, match=r'^model\.mask_head\.excavator\.'
+                       r'num_classes = 4 but'):
+        check_num_classes(model, _Data(THREE), 'x')
+
+
+def test_string_classes_are_refused(detector):
+    with pytest.raises(ValueError, match=r"add a comma.*\('abc',\)"):
+        check_num_classes(detector, _Data('abc'), 'x')
+
+
+class _Runner:
+    """Loops as properties; touching one that was not asked for fails."""
+
+    def __init__(self, model, allowed, **datasets):
+        self.model = model
+        self._allowed = allowed
+        self._loops = {
+            k: _Loop(self, torch.utils.data.DataLoader(v))
+            for k, v in datasets.items()
+        }
+
+    def _loop(self, mode):
+        assert mode in self._allowed, f'{mode}_loop must not be built'
+        return self._loops.get(mode)
+
+    train_loop = property(lambda self: self._loop('train'))
+    val_loop = property(lambda self: self._loop('val'))
+    test_loop = property(lambda self: self._loop('test'))
+
+
+def test_before_train_checks_train_and_val_sets(detector):
+    hook = PEPNumClassCheckHook()
+    good = _Runner(detector, ('train', 'val'), train=_Data(THREE),
+                   val=_Data(THREE))
+    hook.before_train(good)
+    bad_val = _Runner(detector, ('train', 'val'), train=_Data(THREE),
+                      val=_Data(('a', )))
+    with pytest.raises(ValueError, match='val_dataloader.dataset'):
+        hook.before_train(bad_val)
+    # No validation configured: only the training set.
+    hook.before_train(_Runner(detector, ('train', 'val'), train=_Data(THREE)))
+
+
+def test_mmdet_hook_misses_the_val_set_at_the_start(detector):
+    """Why the PEP hook exists: mmdet's checks the val set only when the
+    first validation begins."""
+    runner = SimpleNamespace(
+        model=detector,
+        train_dataloader=SimpleNamespace(dataset=_Data(THREE)),
+        val_dataloader=SimpleNamespace(dataset=_Data(('a', ))))
+    NumClassCheckHook().before_train_epoch(runner)  # no error
+
+
+def test_standalone_val_and_test(detector):
+    hook = PEPNumClassCheckHook()
+    with pytest.raises(ValueError, match='test_dataloader.dataset'):
+        hook.before_test(_Runner(detector, ('test', ), test=_Data(('a', ))))
+    with pytest.raises(ValueError, match='val_dataloader.dataset'):
+        hook.before_val(_Runner(detector, ('val', ), val=_Data(('a', ))))
+    hook.before_val_epoch(None)  # replaced by before_val
+    hook.before_train_epoch(None)  # replaced by before_train
+
+
+def fake_runner(iteration):
+    return SimpleNamespace(
+        iter=iteration, epoch=0, logger=MMLogger.get_current_instance())
+
+
+def outputs(**values):
+    out = dict(loss=torch.tensor(sum(values.values())))
+    out.update({k: torch.tensor(v) for k, v in values.items()})
+    return out
+
+
+def test_finite_losses_pass():
+    hook = PEPCheckInvalidLossHook()
+    hook.after_train_iter(fake_runner(0), 0, None,
+                          outputs(loss_mask=0.5, loss_perceive=1.0))
+    hook.after_train_iter(fake_runner(0), 0, None, None)
+    # Logged non-loss values are not checked.
+    hook.after_train_iter(fake_runner(0), 0, None,
+                          dict(loss=torch.tensor(1.), acc=math.nan))
+
+
+@pytest.mark.parametrize('bad', [math.nan, math.inf, -math.inf])
+def test_non_finite_loss_raises_with_iteration_and_terms(bad):
+    hook = PEPCheckInvalidLossHook()
+    from mmdet.structures import DetDataSample
+    batch = dict(data_samples=[
+        DetDataSample(metainfo=dict(img_path=f'im{i}.png')) for i in range(6)
+    ])
+    with pytest.raises(FloatingPointError) as info:
+        hook.after_train_iter(fake_runner(41), 0, batch,
+                              outputs(loss_mask=0.5, loss_graph=bad))
+    msg = str(info.value)
+    assert msg.startswith(f'Non-finite loss at iteration 42 (epoch 1): '
+                          f'loss = {float(bad)}')
+    assert f"'loss_graph': {float(bad)}" in msg and 'loss_mask' not in msg
+    assert "['im0.png', 'im1.png', 'im2.png', 'im3.png', '... (6 images)']" \
+        in msg
+
+
+def test_interval():
+    hook = PEPCheckInvalidLossHook(interval=2)
+    nan = outputs(loss_mask=math.nan)
+    hook.after_train_iter(fake_runner(0), 0, None, nan)  # iteration 1
+    with pytest.raises(FloatingPointError, match='iteration 2 '):
+        hook.after_train_iter(fake_runner(1), 0, None, nan)
