@@ -1,6 +1,7 @@
 # The embedded crowded-objects set (mmdet_pep.datasets.synthetic), 128 px.
 # Make it with: python tools/dataset_converters/make_synthetic.py data/synthetic
-dataset_type = 'CocoDataset'
+# CocoDataset plus start-up checks of the annotations (mmdet_pep.datasets).
+dataset_type = 'PEPCocoDataset'
 data_root = 'data/synthetic/'
 metainfo = dict(
     classes=('disc', 'square', 'triangle'),
@@ -8,8 +9,13 @@ metainfo = dict(
 backend_args = None
 image_size = (128, 128)
 
+# PEPLoadImageFromFile (mmdet_pep.datasets.transforms) is mmcv's loader plus
+# errors that name the file (missing, empty, truncated or corrupt images) and
+# an explicit bit_depth for 16-bit images (set bit_depth=12 for 12-bit data
+# stored in 16-bit PNGs, which the stock loader turns almost black). The test
+# pipeline keeps the stock loader: mmdet's DetInferencer looks for it by name.
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='PEPLoadImageFromFile', bit_depth=16, backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),

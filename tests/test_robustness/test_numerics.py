@@ -1,0 +1,189 @@
+"""Numerical faults at the detector level: non-finite inputs and weights,
+a NaN loss during training, and bf16 autocast on the CPU."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.runner import Runner
+
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.testing import demo_mm_inputs
+import mmdet_pep.engine  # noqa: F401  (registers the hooks)
+from pep_testing import make_gt, tiny_detector_cfg
+
+
+
+
+def build_detector(**head_overrides):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_detector_cfg(**head_overrides))
+    model.init_weights()
+    return model
+
+
+def sharpen(model, score_thr=0.3):
+    """Make the untrained head confident enough to predict something."""
+    with torch.no_grad():
+        model.mask_head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+    model.mask_head.test_cfg.score_thr = score_thr
+
+
+def batch(images, gts=None, shape=(64, 64)):
+    samples = []
+    for i in range(len(images)):
+        s = DetDataSample(
+            metainfo=dict(
+                img_shape=shape,
+                ori_shape=shape,
+                scale_factor=(1., 1.),
+                img_path=f'img_{i}.png'))
+        if gts is not None:
+            s.gt_instances = gts[i]
+        samples.append(s)
+    return dict(inputs=list(images), data_samples=samples)
+
+
+def predict(model, images):
+    model.eval()
+    data = model.data_preprocessor(batch(images), False)
+    with torch.no_grad():
+        return [r.pred_instances for r in model(**data, mode='predict')]
+
+
+def check_empty(res, shape=(64, 64)):
+    assert len(res) == 0
+    assert res.masks.shape == (0, *shape) and res.masks.dtype == torch.bool
+    assert res.labels.dtype == torch.long and res.bboxes.shape == (0, 4)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+def test_non_finite_images_give_no_detections(value):
+    model = build_detector()
+    sharpen(model)
+    good = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8).float()
+    bad = good.clone()
+    bad[:, 10:20, 10:20] = value
+    res_good, res_bad = predict(model, [good, bad])
+    check_empty(res_bad)
+    assert len(res_good) > 0  # the other image of the batch is unaffected
+
+
+def test_non_finite_weights_give_no_detections():
+    """A diverged checkpoint (NaN in the neck) predicts nothing, no crash."""
+    model = build_detector()
+    sharpen(model)
+    with torch.no_grad():
+        model.neck.fpn_convs[0].conv.weight[0, 0, 0, 0] = float('nan')
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    check_empty(predict(model, [img])[0])
+
+
+class _ToyData(torch.utils.data.Dataset):
+    """Four batches of two 64 px images; ``bad_index`` is all NaN."""
+
+    def __init__(self, bad_index):
+        self.bad_index = bad_index
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, idx):
+        packed = demo_mm_inputs(1, [(3, 64, 64)], num_items=[2],
+                                num_classes=3, with_mask=True)
+        img = packed['inputs'][0].float()
+        if idx == self.bad_index:
+            img.fill_(float('nan'))
+        sample = packed['data_samples'][0]
+        sample.set_metainfo(dict(img_path=f'toy_{idx}.png'))
+        return dict(inputs=img, data_samples=sample)
+
+
+def _runner(work_dir, hook):
+    return Runner(
+        model=tiny_detector_cfg(),
+        work_dir=work_dir,
+        train_dataloader=dict(
+            dataset=_ToyData(bad_index=5),  # in iteration 3
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=pseudo_collate,
+            batch_size=2,
+            num_workers=0),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=4),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1,
+                            by_epoch=False)),
+        custom_hooks=[hook],
+        default_scope='mmdet')
+
+
+def test_nan_loss_stops_training_naming_the_iteration(tmp_path):
+    work_dir = str(tmp_path)
+    runner = _runner(work_dir, dict(type='PEPCheckInvalidLossHook'))
+    with pytest.raises(FloatingPointError) as info:
+        runner.train()
+    msg = str(info.value)
+    assert 'iteration 3 ' in msg and 'loss = nan' in msg
+    assert "'loss_perceive': nan" in msg
+    assert 'toy_4.png' in msg and 'toy_5.png' in msg
+    # The last checkpoint is the last good one; none with NaN weights.
+    assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
+    assert not osp.exists(osp.join(work_dir, 'iter_3.pth'))
+
+
+def test_mmdet_check_invalid_loss_hook_does_not_say_where(tmp_path):
+    """Why the PEP hook exists: mmdet's raises a bare AssertionError."""
+    runner = _runner(str(tmp_path),
+                     dict(type='CheckInvalidLossHook', interval=1))
+    with pytest.raises(AssertionError) as info:
+        runner.train()
+    assert 'iteration' not in str(info.value)
+
+
+def _crowd_gt():
+    return make_gt([[8, 8, 24, 24], [24, 8, 40, 24], [40, 40, 60, 60]],
+                   [0, 0, 1])
+
+
+@pytest.mark.parametrize('excavator,purifier', [(True, True),
+                                                (False, False)])
+def test_bf16_autocast_predict(excavator, purifier):
+    overrides = {}
+    if not excavator:
+        overrides['excavator'] = None
+    if not purifier:
+        overrides['purifier'] = None
+    model = build_detector(**overrides)
+    sharpen(model)
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    ref = predict(model, [img])[0]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        res = predict(model, [img])[0]
+    assert len(ref) > 0 and len(res) > 0
+    assert res.masks.dtype == torch.bool and res.masks.shape[1:] == (64, 64)
+    assert res.labels.dtype == torch.long
+    for key in ('scores', 'bboxes'):
+        assert res[key].dtype == torch.float32
+        assert torch.isfinite(res[key]).all()
+
+
+def test_bf16_autocast_loss_step():
+    model = build_detector()
+    model.train()
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
+    torch.manual_seed(0)
+    ref = model(**data, mode='loss')
+    torch.manual_seed(0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    assert set(losses) == set(ref)
+    for key, value in losses.items():
+        assert value.dtype == torch.float32 and torch.isfinite(value), key
+        assert value.item() == pytest.approx(ref[key].item(), rel=0.1,
+                                             abs=0.05), key
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
