@@ -163,6 +163,7 @@ def test_peak_memory_cpu():
         with PeakMemory(torch.device('cpu')) as memory:
             block = torch.ones(2**24)  # 64 MiB, touched
             del block
+        assert set(memory.as_dict()) == {'peak_mb', 'baseline_mb', 'method'}
         print(memory.peak_mb, memory.baseline_mb, memory.method)
     """)
     out = subprocess.run([sys.executable, '-c', code], check=True,
@@ -171,7 +172,6 @@ def test_peak_memory_cpu():
     assert peak_mb > 48
     assert baseline_mb > 0
     assert 'main process' in ' '.join(out[2:])
-    assert set(memory.as_dict()) == {'peak_mb', 'baseline_mb', 'method'}
 
 
 def test_step_timer_hook():
