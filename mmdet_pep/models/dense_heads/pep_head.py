@@ -208,7 +208,7 @@ class PEPHead(BaseMaskHead):
         test_cfg=('nms_pre', 'score_thr', 'mask_thr', 'max_per_img',
                   'excavate', 'purify', 'kernel', 'sigma', 'filter_thr'),
         excavate=('max_originals', 'key_thr', 'max_keys'),
-        purify=('group_thr', 'class_agnostic'))
+        purify=('group_thr', 'class_agnostic', 'matrix_nms'))
 
     @classmethod
     def _check_test_cfg(cls, test_cfg: OptConfigType) -> ConfigDict:
@@ -671,8 +671,8 @@ class PEPHead(BaseMaskHead):
         scores = scores[keep] * (mask_probs * masks).sum((1, 2)) / areas
         scores = torch.nan_to_num(scores, nan=0.)
 
+        purify_cfg = cfg.get('purify', {})
         if self.purifier is not None:
-            purify_cfg = cfg.get('purify', {})
             leaders, weights = self.purifier.group(
                 desc, xy, scores, labels,
                 group_thr=purify_cfg.get('group_thr', 0.5),
@@ -682,7 +682,15 @@ class PEPHead(BaseMaskHead):
             mask_probs = torch.einsum('gn,nhw->ghw', weights,
                                       mask_logits).sigmoid()
             scores, labels = scores[leaders], labels[leaders]
-        else:
+            masks = mask_probs > cfg.mask_thr
+            areas = masks.sum((1, 2)).float()
+            keep = areas > 0
+            mask_probs, masks, areas = mask_probs[keep], masks[keep], areas[keep]
+            scores, labels = scores[keep], labels[keep]
+        if self.purifier is None or purify_cfg.get('matrix_nms', False):
+            # Without a purifier (the Baseline) Matrix NMS removes the
+            # duplicates; after purifying it can decay the scores of groups
+            # that still overlap (``test_cfg.purify.matrix_nms``).
             scores, labels, _, keep_inds = mask_matrix_nms(
                 masks,
                 labels,
@@ -693,9 +701,9 @@ class PEPHead(BaseMaskHead):
                 kernel=cfg.get('kernel', 'gaussian'),
                 sigma=cfg.get('sigma', 2.0),
                 filter_thr=cfg.get('filter_thr', 0.05))
-            if len(keep_inds) == 0:
-                return self._empty_results(img_meta, rescale, device)
             mask_probs = mask_probs[keep_inds]
+        if len(scores) == 0:
+            return self._empty_results(img_meta, rescale, device)
 
         # Back to the input frame, crop the padding, then to ori_shape.
         h, w = mask_feats.shape[-2:]

@@ -200,3 +200,15 @@ def test_mismatched_level_config_is_rejected():
 def test_unknown_head_key_names_the_key():
     with pytest.raises(TypeError, match='excavtor'):
         MODELS.build(tiny_head_cfg(excavtor=None))
+
+
+def test_matrix_nms_after_purifying_only_drops_or_decays():
+    head = build_head()
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+    plain = predict(head, fpn_feats(), score_thr=0.3)[0]
+    head.test_cfg.purify = dict(group_thr=0.5, matrix_nms=True)
+    decayed = predict(head, fpn_feats(), score_thr=0.3)[0]
+    check_result_types(decayed, (64, 64))
+    assert 0 < len(decayed) <= len(plain)
+    assert decayed.scores.max() <= plain.scores.max() + 1e-6
