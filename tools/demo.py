@@ -108,6 +108,9 @@ def build_cfg(args):
             else:
                 sched.end = min(sched.end, max(1, iters // 10))
         cfg.default_hooks.checkpoint.interval = iters
+        # Short runs still log (and plot) at least once.
+        cfg.default_hooks.logger.interval = min(
+            cfg.default_hooks.logger.interval, iters)
     return cfg
 
 
@@ -144,6 +147,11 @@ def plot_losses(work_dir, out_png):
 
 
 def visualise(cfg_path, ckpt, cfg, out_dir, num):
+    """Draw predictions on ``num`` val images with DetInferencer and tile
+    them, enlarged, into one sheet (the synthetic images are 128 px)."""
+    import mmcv
+    import numpy as np
+
     from mmdet.apis import DetInferencer
     ds = cfg.test_dataloader.dataset
     with open(osp.join(ds.data_root, ds.ann_file)) as f:
@@ -155,7 +163,18 @@ def visualise(cfg_path, ckpt, cfg, out_dir, num):
     inferencer = DetInferencer(
         model=cfg_path, weights=ckpt, device='cpu', show_progress=False)
     inferencer(paths, out_dir=out_dir, pred_score_thr=0.3, no_save_pred=True)
-    return sorted(glob.glob(osp.join(out_dir, 'vis', '*')))
+    vis = sorted(glob.glob(osp.join(out_dir, 'vis', '*.png')))
+    if not vis:
+        return []
+    tiles = [mmcv.imread(p) for p in vis]
+    h = max(t.shape[0] for t in tiles)
+    tiles = [mmcv.impad(t, shape=(h, t.shape[1]), pad_val=255) for t in tiles]
+    sheet = np.concatenate(tiles, axis=1)
+    scale = max(1, 512 // h)
+    sheet = mmcv.imrescale(sheet, scale, interpolation='nearest')
+    sheet_path = osp.join(out_dir, 'predictions.png')
+    mmcv.imwrite(sheet, sheet_path)
+    return [sheet_path, *vis]
 
 
 def main(argv=None):
@@ -179,8 +198,7 @@ def main(argv=None):
     ckpt = osp.join(args.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
 
     print('[demo] drawing predictions with DetInferencer')
-    vis = visualise(cfg_path, ckpt, cfg, osp.join(args.work_dir, 'vis'),
-                    args.num_vis)
+    vis = visualise(cfg_path, ckpt, cfg, args.work_dir, args.num_vis)
     curve = plot_losses(args.work_dir, osp.join(args.work_dir,
                                                 'loss_curve.png'))
     with open(osp.join(args.work_dir, 'metrics.json'), 'w') as f:
@@ -190,11 +208,13 @@ def main(argv=None):
     print('| task | AP | AP50 | AP75 | APs | APm | APl |')
     print('|------|----|------|------|-----|-----|-----|')
     for task in ('bbox', 'segm'):
+        # COCO reports -1 for a size bucket without objects.
         vals = [
-            metrics.get(f'coco/{task}_{k}', float('nan')) * 100
+            metrics.get(f'coco/{task}_{k}', -1)
             for k in ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
         ]
-        print(f'| {task} | ' + ' | '.join(f'{v:.1f}' for v in vals) + ' |')
+        print(f'| {task} | ' + ' | '.join(
+            f'{v * 100:.1f}' if v >= 0 else 'n/a' for v in vals) + ' |')
     print('\n[demo] wrote:')
     for path in [cfg_path, ckpt, osp.join(args.work_dir, 'metrics.json'),
                  curve, *vis]:
