@@ -27,7 +27,7 @@ else
 fi
 
 step "installing $(req mmengine) and pure-Python dependencies"
-$PIP -q "$(req numpy)" "$(req mmengine)" pycocotools opencv-python matplotlib pytest
+$PIP -q "$(req numpy)" "$(req mmengine)" pycocotools opencv-python matplotlib seaborn pytest
 
 MMCV=$(req mmcv)
 if "$VPY" - "$MMCV" <<'PY' 2>/dev/null; then
