@@ -300,3 +300,33 @@ def test_set_max_iters_scales_the_schedule(compare):
     assert (warmup.begin, warmup.end) == (0, 10)
     assert (steps.end, steps.milestones) == (120, [96])
     assert cfg.default_hooks.checkpoint.interval == 120
+
+
+def test_time_models_round_robin(compare, monkeypatch):
+    """Every timed image runs all models in turn, each on its own loader."""
+    calls = []
+
+    def fake_step(model, part):
+        return lambda data: calls.append((model, part, data))
+
+    monkeypatch.setattr(compare, 'inference_step', fake_step)
+    monkeypatch.setattr(compare, 'batch1_loader',
+                        lambda cfg: [f'{cfg}-img{i}' for i in range(2)])
+    entries = [dict(name='A'), dict(name='B')]
+    args = compare.parse_args(['--num-images', '3', '--num-warmup', '1'])
+    compare.time_models(entries, ['mA', 'mB'], ['a', 'b'], args,
+                        torch.device('cpu'))
+    # 1 warm-up + 3 timed rounds; the loaders (2 images) start over.
+    rounds = [calls[i:i + 4] for i in range(0, len(calls), 4)]
+    assert len(rounds) == 4
+    for i, round_calls in enumerate(rounds):
+        assert round_calls == [('mA', 'full', f'a-img{i % 2}'),
+                               ('mA', 'floor', f'a-img{i % 2}'),
+                               ('mB', 'full', f'b-img{i % 2}'),
+                               ('mB', 'floor', f'b-img{i % 2}')]
+    for entry in entries:
+        assert entry['latency']['num_calls'] == 3
+        assert entry['floor_latency']['num_warmup'] == 1
+        assert entry['head_overhead_ms'] == pytest.approx(
+            entry['latency']['median_ms'] -
+            entry['floor_latency']['median_ms'])

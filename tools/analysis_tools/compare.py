@@ -5,7 +5,9 @@ Runner (or loads the checkpoint given for it), evaluates bbox and segm AP
 with the config's test evaluator (CocoMetric) and measures:
 
 - inference latency: batch 1 over ``--num-images`` test images after
-  ``--num-warmup`` untimed ones; median, 10th/90th percentiles, FPS;
+  ``--num-warmup`` untimed ones; median, 10th/90th percentiles, FPS. After
+  the last model is trained, all models are timed round-robin: image by
+  image, every model runs in turn, so a drifting machine slows them alike;
 - the floor: the data preprocessor, backbone and neck alone, timed on the
   same images right after the full model, so that the head's share (head
   and post-processing) is the difference of the medians;
@@ -14,7 +16,8 @@ with the config's test evaluator (CocoMetric) and measures:
   short extra run started from it);
 - parameters; FLOPs with mmengine's ``get_model_complexity_info`` on the
   tensor-mode forward, as mmdet's ``get_flops.py`` does (``n/a`` and the
-  reason when counting fails); peak memory of inference and of training.
+  reason when counting fails); peak memory of inference (over the warm-up
+  images, one model alone) and of training.
 
 It writes ``comparison.md``, ``comparison.json`` and ``comparison.png``
 (mask AP against latency) into ``--work-dir`` after every model, and prints
@@ -407,8 +410,13 @@ def error_text(error: BaseException) -> str:
     return f'{name}: {lines[0]}' if lines else name
 
 
-def compare_model(spec: ModelSpec, args, device: torch.device) -> dict:
-    """Train or load, evaluate and measure one model."""
+def compare_model(spec: ModelSpec, args, device: torch.device) -> tuple:
+    """Train or load, evaluate and measure one model, all but its latency.
+
+    Returns:
+        tuple: The report entry (``latency`` None until :func:`time_models`
+        fills it), the model in eval mode on ``device`` and its config.
+    """
     cfg = load_cfg(spec, args)
     mkdir_or_exist(cfg.work_dir)
     notes = {}
@@ -450,16 +458,12 @@ def compare_model(spec: ModelSpec, args, device: torch.device) -> dict:
             train_memory, train_device = memory.as_dict(), str(memory.device)
     gc.collect()
 
-    print_log(f'[compare] {spec.name}: timing {args.num_images} images '
-              f'(+{args.num_warmup} warm-up) on {device}')
+    # Latency is timed later with all models round-robin (time_models);
+    # here the warm-up images measure the peak memory of inference alone.
     with PeakMemory(device) as infer_memory:
-        latency = measure_latency(
-            {part: inference_step(model, part)
-             for part in PARTS},
-            cycle(batch1_loader(cfg)),
-            num_iters=args.num_images,
-            num_warmup=args.num_warmup,
-            device=device)
+        for data in itertools.islice(
+                cycle(batch1_loader(cfg)), max(1, args.num_warmup)):
+            inference_step(model, 'full')(data)
 
     flops, flops_shape = None, None
     try:
@@ -475,7 +479,7 @@ def compare_model(spec: ModelSpec, args, device: torch.device) -> dict:
         if f'coco/{key}' not in metrics:
             notes[key] = ('the evaluator returned no value (e.g. no '
                           'detections at all)')
-    return dict(
+    entry = dict(
         name=spec.name,
         config=spec.config,
         overrides=spec.overrides,
@@ -487,15 +491,50 @@ def compare_model(spec: ModelSpec, args, device: torch.device) -> dict:
         params=sum(p.numel() for p in model.parameters()),
         flops=flops,
         flops_input_shape=flops_shape,
-        latency=latency['full'],
-        floor_latency=latency['floor'],
-        head_overhead_ms=(latency['full']['median_ms'] -
-                          latency['floor']['median_ms']),
+        latency=None,
+        floor_latency=None,
+        head_overhead_ms=None,
         train_step=train_step,
         train_batch_size=train_batch_size,
         train_device=train_device,
         peak_memory=dict(inference=infer_memory.as_dict(), train=train_memory),
         notes=notes)
+    return entry, model, cfg
+
+
+def time_models(entries: List[dict], models: list, cfgs: List[Config],
+                args, device: torch.device) -> None:
+    """Time every model's inference, round-robin, and fill the entries.
+
+    Each round draws the next test image of every model's own loader and
+    runs, one right after the other, the full model and the floor of each
+    model. A machine whose speed drifts (other processes, turbo, thermal)
+    then slows all models alike: timed one model after another, two runs of
+    the same backbone here differed by 20%, more than the heads do.
+    """
+    names = [entry['name'] for entry in entries]
+    loaders = [cycle(batch1_loader(cfg)) for cfg in cfgs]
+    steps = {}
+    for name, model in zip(names, models):
+        for part in PARTS:
+            step = inference_step(model, part)
+            steps[(name, part)] = (
+                lambda batches, step=step, name=name: step(batches[name]))
+    print_log(f'[compare] timing {args.num_images} images '
+              f'(+{args.num_warmup} warm-up) of {names} round-robin on '
+              f'{device}')
+    latency = measure_latency(
+        steps, (dict(zip(names, batch)) for batch in zip(*loaders)),
+        num_iters=args.num_images,
+        num_warmup=args.num_warmup,
+        device=device)
+    for entry in entries:
+        full, floor = (latency[(entry['name'], part)]
+                       for part in ('full', 'floor'))
+        entry.update(
+            latency=full,
+            floor_latency=floor,
+            head_overhead_ms=full['median_ms'] - floor['median_ms'])
 
 
 def fmt(value, scale=1., digits=1) -> str:
@@ -512,16 +551,21 @@ def table_row(r: dict) -> List[str]:
     lat, floor = r['latency'], r['floor_latency']
     step = r['train_step']
     train_mem = r['peak_memory']['train']
+    if lat is None:  # a report written before time_models
+        lat_cells = ['pending'] * 4
+    else:
+        lat_cells = [
+            f'{lat["median_ms"]:.1f} ({lat["p10_ms"]:.1f}-'
+            f'{lat["p90_ms"]:.1f})', f'{lat["fps"]:.1f}',
+            f'{floor["median_ms"]:.1f}', f'{r["head_overhead_ms"]:.1f}'
+        ]
     return [
         r['name'],
         fmt(r['bbox_mAP'], 100),
         fmt(r['segm_mAP'], 100),
         fmt(r['params'], 1e-6, 2),
         fmt(r['flops'], 1e-9, 2),
-        f'{lat["median_ms"]:.1f} ({lat["p10_ms"]:.1f}-{lat["p90_ms"]:.1f})',
-        f'{lat["fps"]:.1f}',
-        f'{floor["median_ms"]:.1f}',
-        f'{r["head_overhead_ms"]:.1f}',
+        *lat_cells,
         fmt(step and step['median_ms'], digits=0),
         f'{r["peak_memory"]["inference"]["peak_mb"]:.0f} / '
         f'{fmt(train_mem and train_mem["peak_mb"], digits=0)}',
@@ -544,7 +588,9 @@ def markdown(report: dict) -> str:
         '- AP: COCO AP (%) of the test split with the config\'s evaluator.',
         f'- Latency: per image at batch 1 from the test loader, '
         f'{s["num_images"]} images after {s["num_warmup"]} warm-up; median '
-        f'(10th-90th percentile). FPS = 1000 / mean latency.',
+        f'(10th-90th percentile). FPS = 1000 / mean latency. All models are '
+        f'timed round-robin on the same images, so drift of the machine '
+        f'affects them alike.',
         '- Floor: data preprocessor + backbone + neck on the same images; '
         'Head = Latency - Floor (medians): head and post-processing.',
         f'- Train step: forward + backward + update of one batch (size in '
@@ -575,7 +621,7 @@ def plot(report: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     skipped = []
     for r in report['models']:
-        if r['segm_mAP'] is None:
+        if r['segm_mAP'] is None or r['latency'] is None:
             skipped.append(r['name'])
             continue
         lat = r['latency']
@@ -599,7 +645,7 @@ def plot(report: dict, path: str) -> None:
         ax.text(
             0.01,
             0.01,
-            'no mask AP: ' + ', '.join(skipped),
+            'no mask AP or latency: ' + ', '.join(skipped),
             transform=ax.transAxes,
             fontsize=7)
     settings = report['settings']
@@ -650,11 +696,17 @@ def main(argv=None):
             mmengine=mmengine.__version__),
         models=[])
     print_log(f'[compare] models: {[spec.name for spec in specs]}')
-    # One model at a time: each gets the whole machine, so the timings are
-    # comparable.
+    # One model at a time: each trains with the whole machine. The report
+    # is rewritten after each, so hours of training are never lost.
+    models, cfgs = [], []
     for spec in specs:
-        report['models'].append(compare_model(spec, args, device))
-        paths = write_report(report, args.work_dir)
+        entry, model, cfg = compare_model(spec, args, device)
+        report['models'].append(entry)
+        models.append(model)
+        cfgs.append(cfg)
+        write_report(report, args.work_dir)
+    time_models(report['models'], models, cfgs, args, device)
+    paths = write_report(report, args.work_dir)
     print(markdown(report))
     for path in paths.values():
         print(f'[compare] wrote {path}')
