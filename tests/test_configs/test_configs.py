@@ -12,8 +12,9 @@ from mmdet.testing import demo_mm_inputs
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p
+    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def rel(path):
@@ -27,9 +28,13 @@ def load(name):
 def tiny(model_cfg):
     """Swap the backbone for a narrow ResNet-18 with no weights to fetch."""
     cfg = copy.deepcopy(model_cfg)
-    cfg.backbone = dict(
-        type='ResNet', depth=18, base_channels=8, num_stages=4,
-        out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'), init_cfg=None)
+    cfg.backbone = dict(type='ResNet',
+                        depth=18,
+                        base_channels=8,
+                        num_stages=4,
+                        out_indices=(0, 1, 2, 3),
+                        norm_cfg=dict(type='BN'),
+                        init_cfg=None)
     cfg.neck.in_channels = [8, 16, 32, 64]
     return cfg
 
@@ -52,10 +57,12 @@ def test_config_builds_and_steps(path):
     torch.manual_seed(0)
     model = MODELS.build(tiny(cfg.model))
     model.init_weights()
-    packed = demo_mm_inputs(
-        2, [(3, 64, 64), (3, 64, 64)], num_items=[3, 1],
-        num_classes=len(cfg.train_dataloader.dataset.get('metainfo', {}).get(
-            'classes', range(3))), with_mask=True)
+    packed = demo_mm_inputs(2, [(3, 64, 64), (3, 64, 64)],
+                            num_items=[3, 1],
+                            num_classes=len(
+                                cfg.train_dataloader.dataset.get(
+                                    'metainfo', {}).get('classes', range(3))),
+                            with_mask=True)
     data = model.data_preprocessor(packed, True)
     losses = model.loss(data['inputs'], data['data_samples'])
     loss = sum(v for k, v in losses.items() if 'loss' in k)
@@ -75,7 +82,7 @@ def test_paper_schedule_values():
     assert cfg.train_cfg.max_epochs == 36
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.01,
-                                                                   0.9, 1e-4)
+                                                                  0.9, 1e-4)
     warmup, step = cfg.param_scheduler
     assert warmup.type == 'LinearLR' and not warmup.by_epoch
     assert step.type == 'MultiStepLR' and step.milestones == [27, 33]
@@ -104,16 +111,27 @@ def _flatten(d, prefix=''):
     return out
 
 
+@pytest.mark.parametrize('setting',
+                         ['r101_fpn_3x_coco', 'r18_fpn_1200it_synthetic'])
 @pytest.mark.parametrize('variant,switched', [
     ('baseline', {'excavator', 'purifier'}),
     ('excavate', {'purifier'}),
     ('purify', {'excavator'}),
 ])
-def test_ablation_configs_differ_only_in_switches(variant, switched):
-    full = load('configs/pep/pep_r101_fpn_3x_coco.py').to_dict()
-    abl = load(f'configs/pep/pep-{variant}_r101_fpn_3x_coco.py').to_dict()
+def test_ablation_configs_differ_only_in_switches(variant, switched, setting):
+    full = load(f'configs/pep/pep_{setting}.py').to_dict()
+    abl = load(f'configs/pep/pep-{variant}_{setting}.py').to_dict()
     for name in switched:
         assert abl['model']['mask_head'][name] is None
         full['model']['mask_head'].pop(name)
         abl['model']['mask_head'].pop(name)
     assert _flatten(full) == _flatten(abl)
+
+
+def test_ce_mask_config_differs_only_in_the_mask_loss():
+    dice = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
+    ce = load('configs/pep/pep_r18_fpn_ce-mask_1200it_synthetic.py').to_dict()
+    assert dice['model']['mask_head'].pop('loss_mask')['type'] == 'DiceLoss'
+    assert ce['model']['mask_head'].pop('loss_mask') == dict(
+        type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
+    assert _flatten(dice) == _flatten(ce)
