@@ -460,10 +460,11 @@ def compare_model(spec: ModelSpec, args, device: torch.device) -> tuple:
 
     # Latency is timed later with all models round-robin (time_models);
     # here the warm-up images measure the peak memory of inference alone.
+    step = inference_step(model, 'full')
     with PeakMemory(device) as infer_memory:
         for data in itertools.islice(
                 cycle(batch1_loader(cfg)), max(1, args.num_warmup)):
-            inference_step(model, 'full')(data)
+            step(data)
 
     flops, flops_shape = None, None
     try:
