@@ -58,4 +58,14 @@ $PIP -q "$(req setuptools)"
 
 step "installing mmdet_pep (editable)"
 $PIP -q --no-deps --no-build-isolation -e .
+# `mim search/train/test mmdet_pep` read <site-packages>/mmdet_pep/.mim/, but
+# an editable install leaves the package in this repository: link it there
+# (as `flit install --symlink` does); `make clean-venv` removes it with .venv.
+SITE=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ -e "$SITE/mmdet_pep" ] && [ ! -L "$SITE/mmdet_pep" ]; then
+  echo "error: $SITE/mmdet_pep is a copy, not this repository's package;" \
+    "run: $VPY -m pip uninstall mmdet_pep" >&2
+  exit 1
+fi
+ln -sfn "$PWD/mmdet_pep" "$SITE/mmdet_pep"
 "$VPY" -c "import mmdet_pep, mmcv._ext; print('    mmdet_pep', mmdet_pep.__version__, 'ready')"

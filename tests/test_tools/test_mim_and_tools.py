@@ -2,8 +2,9 @@
 
 Every run is a real subprocess from the repository root, as a user would
 type it: ``tools/train.py`` (train, resume), ``tools/test.py``,
-``tools/dist_train.sh`` on the CPU, and ``mim train/test mmdet``, which run
-mmdet's own tools and reach PEP only through the config's ``custom_imports``.
+``tools/dist_train.sh`` on the CPU, ``mim train/test mmdet``, which run
+mmdet's own tools and reach PEP only through the config's ``custom_imports``,
+and ``mim search/train/test mmdet_pep``, which read ``mmdet_pep/.mim``.
 """
 import glob
 import json
@@ -15,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -190,6 +192,32 @@ def test_mim_train_and_test(data_root, tmp_path):
     assert_coco_metrics(output)
 
 
+def test_mim_train_and_test_mmdet_pep_by_config_name(data_root, tmp_path):
+    """``mim train/test mmdet_pep <config name>`` find the config and this
+    package's own ``tools/train.py``/``test.py`` through ``mmdet_pep/.mim``."""
+    work_dir = str(tmp_path / 'mim_pep')
+    output = run([
+        MIM, 'train', 'mmdet_pep',
+        osp.basename(TINY_CFG), '--work-dir', work_dir, '--cfg-options',
+        *data_options(data_root)
+    ])
+    assert osp.realpath(osp.join(ROOT, TINY_CFG)) in output
+    assert osp.join('mmdet_pep', '.mim', 'tools', 'train.py') in output
+    assert 'Iter(train) [4/4]' in output
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    assert osp.isfile(ckpt)
+
+    output = run([
+        MIM, 'test', 'mmdet_pep',
+        osp.basename(TINY_CFG), '--checkpoint', ckpt, '--work-dir',
+        str(tmp_path / 'mim_pep_test'), '--cfg-options',
+        *data_options(data_root)
+    ])
+    assert osp.join('mmdet_pep', '.mim', 'tools', 'test.py') in output
+    assert f'Load checkpoint from {ckpt}' in output
+    assert_coco_metrics(output)
+
+
 def keep_one_instance(ann_file, image_ids):
     """Strip ``image_ids`` down to one annotation each, in place."""
     with open(ann_file) as f:
@@ -269,11 +297,52 @@ def test_amp_without_accelerator_fails_clearly(monkeypatch, tmp_path):
     assert not osp.exists(work_dir)
 
 
-def test_model_index_lists_every_config(tmp_path, monkeypatch):
-    from mim.commands import search
-    from modelindex.load_model_index import load
+PAPER_TAB2 = {
+    'pep-baseline_r101_fpn_3x_coco': 38.5,
+    'pep-excavate_r101_fpn_3x_coco': 39.8,
+    'pep-purify_r101_fpn_3x_coco': 40.1,
+    'pep_r101_fpn_3x_coco': 40.6,
+}
 
-    index = load(osp.join(ROOT, 'model-index.yml'))
+
+def mim_search(tmp_path, *args, **env):
+    """``mim search mmdet_pep ARGS --json``, as ``{config id: row}``."""
+    out = tmp_path / f'search{len(list(tmp_path.glob("search*")))}.json'
+    run([MIM, 'search', 'mmdet_pep', *args, '--json', str(out)], **env)
+    with open(out) as f:
+        columns = json.load(f)  # pandas' default layout: column -> id -> v
+    rows = {}
+    for column, values in columns.items():
+        for config_id, value in values.items():
+            if value is not None:
+                rows.setdefault(config_id, {})[column] = value
+    return rows
+
+
+def assert_search_results(tmp_path, **env):
+    index = load_model_index(osp.join(ROOT, 'model-index.yml'))
+    listed = mim_search(tmp_path, **env)
+    assert sorted(listed) == sorted(m.name for m in index.models)
+    # Only the paper's Tab. 2 values, on the R-101 3x configs.
+    paper = mim_search(tmp_path, '--dataset', 'coco', '--condition',
+                       'mask_ap>0', **env)
+    assert {k: v['coco/mask_ap'] for k, v in paper.items()} == PAPER_TAB2
+    coco = mim_search(tmp_path, '--dataset', 'coco', **env)
+    assert coco and not any('synthetic' in name for name in coco)
+    # Our own measurements are listed under the synthetic set.
+    ours = mim_search(tmp_path, '--condition', 'mask_ap>0', **env)
+    assert set(ours) > set(paper)
+    assert all('synthetic' in name for name in set(ours) - set(paper))
+    return listed
+
+
+def load_model_index(path):
+    from modelindex.load_model_index import load
+    return load(path)
+
+
+def test_model_index_lists_every_config():
+    index = load_model_index(osp.join(ROOT, 'model-index.yml'))
     configs = sorted(
         osp.relpath(p, ROOT)
         for p in glob.glob(osp.join(ROOT, 'configs', 'pep', '*.py')))
@@ -283,35 +352,49 @@ def test_model_index_lists_every_config(tmp_path, monkeypatch):
         assert model.weights is None  # nothing trained on COCO yet
         assert osp.isfile(osp.join(ROOT, model.full_model.readme))
 
-    # `mim search` reads `<installed package>/.mim/model-index.yml`, which an
-    # editable install of this repository does not have (see the README);
-    # lay out that folder here to check that mim parses and filters ours.
-    mim_dir = tmp_path / 'mmdet_pep' / '.mim'
-    mim_dir.mkdir(parents=True)
-    os.symlink(osp.join(ROOT, 'model-index.yml'), mim_dir / 'model-index.yml')
-    os.symlink(osp.join(ROOT, 'configs'), mim_dir / 'configs')
-    monkeypatch.setattr(search, 'is_installed', lambda package: True)
-    monkeypatch.setattr(search, 'get_installed_path',
-                        lambda package: str(tmp_path / 'mmdet_pep'))
 
-    table = search.get_model_info('mmdet_pep')
-    assert sorted(table.index) == sorted(m.name for m in index.models)
-    # Only the paper's Tab. 2 values, on the R-101 3x configs.
-    paper = search.get_model_info(
-        'mmdet_pep',
-        filter_conditions='mask_ap>0',
-        training_datasets=['coco'],
-        to_dict=True)
-    assert {name: row['coco/mask_ap'] for name, row in paper.items()} == {
-        'pep-baseline_r101_fpn_3x_coco': 38.5,
-        'pep-excavate_r101_fpn_3x_coco': 39.8,
-        'pep-purify_r101_fpn_3x_coco': 40.1,
-        'pep_r101_fpn_3x_coco': 40.6,
-    }
-    coco = search.get_model_info('mmdet_pep', training_datasets=['coco'])
-    assert not any('synthetic' in name for name in coco.index)
-    # Our own measurements are listed under the synthetic set.
-    ours = search.get_model_info(
-        'mmdet_pep', filter_conditions='mask_ap>0', to_dict=True)
-    assert set(ours) > set(paper)
-    assert all('synthetic' in name for name in set(ours) - set(paper))
+def test_mim_search_in_this_environment(tmp_path):
+    """``make setup`` links the editable package into site-packages, where
+    mim looks for ``mmdet_pep/.mim/model-index.yml``."""
+    assert_search_results(tmp_path)
+
+
+def test_wheel_ships_mim_files_and_mim_search_reads_them(tmp_path):
+    """A regular install (``pip install .``) carries configs, tools and the
+    model index under ``mmdet_pep/.mim`` like mmdet's wheels do."""
+    wheel_dir, site = tmp_path / 'wheel', tmp_path / 'site'
+    pip = [PYTHON, '-m', 'pip', '--disable-pip-version-check']
+    run([
+        *pip, 'wheel', '.', '--no-deps', '--no-build-isolation', '-q', '-w',
+        str(wheel_dir)
+    ])
+    wheel, = glob.glob(str(wheel_dir / 'mmdet_pep-*.whl'))
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    expected = {'mmdet_pep/.mim/model-index.yml'}
+    for sub in ('configs', 'tools'):
+        for path in glob.glob(osp.join(ROOT, sub, '**', '*'), recursive=True):
+            if osp.isfile(path) and not path.endswith('.pyc'):
+                expected.add('mmdet_pep/.mim/' + osp.relpath(path, ROOT))
+    assert expected <= names, sorted(expected - names)
+    assert not any(name.endswith('.pyc') for name in names)
+
+    run([*pip, 'install', '-q', '--no-deps', '--target', str(site), wheel])
+    assert osp.isfile(site / 'mmdet_pep' / '.mim' / 'configs' / 'pep' /
+                      'metafile.yml')
+    # PYTHONPATH comes before site-packages, so mim finds this copy first.
+    # (Run from tmp_path: from the repository root, the build's
+    # mmdet_pep.egg-info in the current directory would come first.)
+    found = subprocess.run([
+        PYTHON, '-W', 'ignore', '-c', 'from mim.utils import '
+        'get_installed_path; print(get_installed_path("mmdet_pep"))'
+    ],
+                           cwd=tmp_path,
+                           env=dict(os.environ, PYTHONPATH=str(site)),
+                           capture_output=True,
+                           text=True,
+                           check=True).stdout
+    assert found.strip() == str(site / 'mmdet_pep')
+    listed = assert_search_results(tmp_path, PYTHONPATH=str(site))
+    assert listed['pep_r101_fpn_3x_coco']['config'] == (
+        'configs/pep/pep_r101_fpn_3x_coco.py')

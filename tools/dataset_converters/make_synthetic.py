@@ -12,15 +12,25 @@ import time
 
 # ``mmdet_pep/__init__.py`` imports mmdet to register modules; loading the
 # generator from its file keeps this script usable without mmdet installed.
-_SYNTHETIC_PY = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmdet_pep',
-    'datasets', 'synthetic.py')
+def _synthetic_py():
+    """Path of ``mmdet_pep/datasets/synthetic.py``: next to this script in a
+    clone, else in the installed package (this script then runs from
+    ``mmdet_pep/.mim/tools``)."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    path = osp.join(root, 'mmdet_pep', 'datasets', 'synthetic.py')
+    if not osp.isfile(path):
+        package = importlib.util.find_spec('mmdet_pep')  # does not import it
+        if package is None:
+            raise ImportError(f'{path} not found and mmdet_pep not installed')
+        path = osp.join(package.submodule_search_locations[0], 'datasets',
+                        'synthetic.py')
+    return path
 
 
 def load_synthetic():
     """Import ``mmdet_pep/datasets/synthetic.py`` without its package."""
     spec = importlib.util.spec_from_file_location('mmdet_pep_synthetic',
-                                                  _SYNTHETIC_PY)
+                                                  _synthetic_py())
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
