@@ -20,12 +20,14 @@ import zipfile
 
 import pytest
 import torch
+from modelindex.load_model_index import load as load_model_index
 
 from mmdet_pep.datasets.synthetic import generate_coco_split
 from mmdet_pep.utils import load_checkpoint_weights_only
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CFG = 'configs/pep/pep_r18_fpn_tiny_synthetic.py'
+MODEL_INDEX = osp.join(ROOT, 'model-index.yml')
 PYTHON = sys.executable
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 TIMEOUT = 300
@@ -51,8 +53,9 @@ def data_options(data_root):
     ]
 
 
-def run(cmd, **env):
-    """Run ``cmd`` from the repository root; return its merged output."""
+def run(cmd, cwd=ROOT, **env):
+    """Run ``cmd`` in ``cwd`` (the repository root); return its merged
+    output."""
     # On a small shared CPU, OpenMP threads spinning against other busy
     # processes made a tiny training step 50x slower (9 s instead of 0.2 s).
     env = dict(os.environ, OMP_NUM_THREADS='1', **env)
@@ -60,7 +63,7 @@ def run(cmd, **env):
     env['PATH'] = osp.dirname(PYTHON) + os.pathsep + env.get('PATH', '')
     proc = subprocess.run(
         cmd,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -320,7 +323,7 @@ def mim_search(tmp_path, *args, **env):
 
 
 def assert_search_results(tmp_path, **env):
-    index = load_model_index(osp.join(ROOT, 'model-index.yml'))
+    index = load_model_index(MODEL_INDEX)
     listed = mim_search(tmp_path, **env)
     assert sorted(listed) == sorted(m.name for m in index.models)
     # Only the paper's Tab. 2 values, on the R-101 3x configs.
@@ -336,13 +339,8 @@ def assert_search_results(tmp_path, **env):
     return listed
 
 
-def load_model_index(path):
-    from modelindex.load_model_index import load
-    return load(path)
-
-
 def test_model_index_lists_every_config():
-    index = load_model_index(osp.join(ROOT, 'model-index.yml'))
+    index = load_model_index(MODEL_INDEX)
     configs = sorted(
         osp.relpath(p, ROOT)
         for p in glob.glob(osp.join(ROOT, 'configs', 'pep', '*.py')))
@@ -385,15 +383,12 @@ def test_wheel_ships_mim_files_and_mim_search_reads_them(tmp_path):
     # PYTHONPATH comes before site-packages, so mim finds this copy first.
     # (Run from tmp_path: from the repository root, the build's
     # mmdet_pep.egg-info in the current directory would come first.)
-    found = subprocess.run([
+    found = run([
         PYTHON, '-W', 'ignore', '-c', 'from mim.utils import '
         'get_installed_path; print(get_installed_path("mmdet_pep"))'
     ],
-                           cwd=tmp_path,
-                           env=dict(os.environ, PYTHONPATH=str(site)),
-                           capture_output=True,
-                           text=True,
-                           check=True).stdout
+                cwd=tmp_path,
+                PYTHONPATH=str(site))
     assert found.strip() == str(site / 'mmdet_pep')
     listed = assert_search_results(tmp_path, PYTHONPATH=str(site))
     assert listed['pep_r101_fpn_3x_coco']['config'] == (
