@@ -55,7 +55,7 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
 class PEPHead(BaseMaskHead):
     """Semantics perceiving and mask learning head of `Perceive, Excavate
     and Purify: A Novel Object Mining Framework for Instance Segmentation
-    <https://arxiv.org/abs/2305.08600>`_ (§3.2, §3.5, Eq. 1-2, 6-8).
+    <https://arxiv.org/abs/2304.08826>`_ (§3.2, §3.5, Eq. 1-2, 6-8).
 
     **Semantics perceiving** (§3.2). Per level a tower of ``stacked_convs``
     3x3 convs predicts a semantic map over C+1 classes (background last,

@@ -7,7 +7,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 @MODELS.register_module()
 class PEP(SingleStageInstanceSegmentor):
     """`Perceive, Excavate and Purify: A Novel Object Mining Framework for
-    Instance Segmentation <https://arxiv.org/abs/2305.08600>`_
+    Instance Segmentation <https://arxiv.org/abs/2304.08826>`_
 
     Backbone + FPN (the paper's five stages s = 1..5) and a
     :class:`~mmdet_pep.models.dense_heads.PEPHead` as ``mask_head``.

@@ -60,7 +60,7 @@ def local_peaks(heat: Tensor, kernel: int = 3) -> Tensor:
 class PEPExcavator(BaseModule):
     """Object excavating subnetwork of `Perceive, Excavate and Purify: A
     Novel Object Mining Framework for Instance Segmentation
-    <https://arxiv.org/abs/2305.08600>`_ (§3.3, Fig. 3).
+    <https://arxiv.org/abs/2304.08826>`_ (§3.3, Fig. 3).
 
     For each original descriptor ``I`` it predicts ``E_ind``: a map of the
     centres of *other* instances around that instance (Eq. 3). The map is

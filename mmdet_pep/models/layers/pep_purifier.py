@@ -21,7 +21,7 @@ from .pep_excavator import zero_loss
 class PEPPurifier(BaseModule):
     """Instance purifying graph of `Perceive, Excavate and Purify: A Novel
     Object Mining Framework for Instance Segmentation
-    <https://arxiv.org/abs/2305.08600>`_ (§3.4, Fig. 4).
+    <https://arxiv.org/abs/2304.08826>`_ (§3.4, Fig. 4).
 
     All descriptors of an image (original and mined) are the nodes of a
     graph whose N x N adjacency ``M`` is the pairwise similarity of learned
