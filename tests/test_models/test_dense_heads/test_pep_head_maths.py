@@ -1,0 +1,619 @@
+"""PEP's equations pinned with values worked out by hand.
+
+Every expected number below is derived in the comments from the rules the
+docstrings state (SOLO's level/centre-region assignment, Eq. 1-8 of the
+paper), or computed by a brute-force reference that loops over cells; none
+is copied from a run. The tiny head of ``pep_testing`` has grids
+(12, 10, 8, 6, 4) on a 64 x 64 input, scale ranges (1, 24), (12, 48),
+(24, 96), (48, 192), (96, 512), ``pos_scale`` 0.2, C = 3 classes, D = 16
+descriptor channels, a 16 x 16 general feature B (stride 4) and an 8 x 8
+excavation map.
+"""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+
+from mmdet.registry import MODELS
+from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
+
+NUM_CLASSES = 3
+GRIDS = (12, 10, 8, 6, 4)
+# Flat offset of each level in the concatenation of all cells.
+OFFSETS = (0, 144, 244, 308, 344)
+NUM_CELLS = 360
+
+
+def build_head(**overrides):
+    torch.manual_seed(0)
+    head = MODELS.build(tiny_head_cfg(**overrides))
+    head.init_weights()
+    return head
+
+
+def flat(level, row, col):
+    return OFFSETS[level] + row * GRIDS[level] + col
+
+
+class Recorder(nn.Module):
+    """A loss stand-in that keeps its inputs and returns a dummy value."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, pred, target, **kwargs):
+        self.calls.append((pred.detach().clone(), target.clone()))
+        return pred.sum() * 0
+
+
+# ---------------------------------------------------------------- Eq. 1-2
+
+
+def tall_gt():
+    # Box x 8..24, y 16..40 (16 x 24 px): sqrt(area) = 19.6, which lies in
+    # levels 0 (1-24) and 1 (12-48) only. Centre of mass of the pixel
+    # centres: x = 15.5 + 0.5 = 16, y = 27.5 + 0.5 = 28.
+    return make_gt([[8, 16, 24, 40]], [2])
+
+
+def test_perceiving_targets_of_a_tall_box():
+    head = build_head()
+    labels, pos_gt_inds, center_cells, gt_masks, gt_boxes, centers = \
+        head._get_targets_single(tall_gt(), img_meta(), (16, 16))
+    assert centers.tolist() == [[16., 28.]]
+    assert gt_boxes.tolist() == [[8., 16., 24., 40.]]
+    # Level 0 (S = 12, cell = 64 / 12 px): centre cell row int(28 / 64 * 12)
+    # = 5, col int(16 / 64 * 12) = 3. Half-extents x pos_scale: 1.6 (x),
+    # 2.4 (y). Rows int(25.6 / 64 * 12) = 4 .. int(30.4 / 64 * 12) = 5,
+    # cols int(14.4 / 64 * 12) = 2 .. int(17.6 / 64 * 12) = 3, all within
+    # one cell of the centre.
+    # Level 1 (S = 10): centre row int(4.375) = 4, col int(2.5) = 2; rows
+    # int(4.0) = 4 .. int(4.75) = 4, cols int(2.25) .. int(2.75) = 2.
+    expected = {flat(0, 4, 2), flat(0, 4, 3), flat(0, 5, 2), flat(0, 5, 3),
+                flat(1, 4, 2)}
+    assert set((pos_gt_inds >= 0).nonzero().flatten().tolist()) == expected
+    assert (pos_gt_inds[list(expected)] == 0).all()
+    expected_labels = torch.full((NUM_CELLS, ), NUM_CLASSES)
+    expected_labels[list(expected)] = 2
+    assert labels.tolist() == expected_labels.tolist()
+    assert center_cells.tolist() == [[flat(0, 5, 3), flat(1, 4, 2), -1, -1,
+                                      -1]]
+    # Mask targets at stride 4: cols 8 / 4 = 2 .. 24 / 4 = 6 (exclusive),
+    # rows 4 .. 10.
+    expected_mask = torch.zeros(16, 16)
+    expected_mask[4:10, 2:6] = 1
+    assert gt_masks.shape == (1, 16, 16)
+    assert torch.equal(gt_masks[0], expected_mask)
+
+
+def test_level_choice_follows_scale_ranges():
+    head = build_head()
+    # 40 x 40: sqrt(area) = 40 lies in (12, 48) and (24, 96): levels 1, 2.
+    targets = head._get_targets_single(
+        make_gt([[12, 12, 52, 52]], [0]), img_meta(), (16, 16))
+    levels = {
+        next(lvl for lvl in range(5)
+             if OFFSETS[lvl] <= i < OFFSETS[lvl] + GRIDS[lvl]**2)
+        for i in (targets[1] >= 0).nonzero().flatten().tolist()
+    }
+    assert levels == {1, 2}
+    assert (targets[2][0, [0, 3, 4]] == -1).all()
+    assert (targets[2][0, [1, 2]] >= 0).all()
+
+
+def test_centre_cell_of_a_larger_instance_taken_by_a_smaller_one():
+    head = build_head()
+    # Both centred at (24, 24). Big: 32 px, levels 1 and 2; small: 12 px,
+    # levels 0 and 1. On level 1 both centres fall in cell (3, 3).
+    gt = make_gt([[8, 8, 40, 40], [18, 18, 30, 30]], [0, 1])
+    labels, pos_gt_inds, center_cells = head._get_targets_single(
+        gt, img_meta(), (16, 16))[:3]
+    # Level 1 block of the big one: half-extent 3.2 px -> rows/cols
+    # int(20.8 / 6.4) = 3 .. int(27.2 / 6.4) = 4; the small one (half 1.2)
+    # only (3, 3), which it takes over.
+    assert pos_gt_inds[flat(1, 3, 3)] == 1 and labels[flat(1, 3, 3)] == 1
+    for cell in ((3, 4), (4, 3), (4, 4)):
+        assert pos_gt_inds[flat(1, *cell)] == 0
+        assert labels[flat(1, *cell)] == 0
+    # The big instance keeps its level-2 centre (row/col int(24 / 8) = 3)
+    # and loses its level-1 one; the small one owns both of its centres.
+    assert center_cells[0].tolist() == [-1, -1, flat(2, 3, 3), -1, -1]
+    assert center_cells[1].tolist() == [flat(0, 4, 4), flat(1, 3, 3), -1, -1,
+                                        -1]
+
+
+def test_loss_perceive_is_cross_entropy_over_the_hand_built_map():
+    head = build_head(excavator=None, purifier=None)
+    outs = head(fpn_feats())
+    losses = head.loss_by_feat(
+        *outs, batch_gt_instances=[tall_gt()], batch_img_metas=[img_meta()])
+    # Brute force: one (logits, label) pair per cell, level by level, row
+    # by row, with the positive cells derived in the test above.
+    positives = {(0, 4, 2), (0, 4, 3), (0, 5, 2), (0, 5, 3), (1, 4, 2)}
+    logits, targets = [], []
+    for lvl, cls in enumerate(outs[1]):
+        for r in range(GRIDS[lvl]):
+            for c in range(GRIDS[lvl]):
+                logits.append(cls[0, :, r, c])
+                targets.append(2 if (lvl, r, c) in positives else NUM_CLASSES)
+    expected = F.cross_entropy(torch.stack(logits), torch.tensor(targets))
+    torch.testing.assert_close(losses['loss_perceive'], expected)
+
+
+# ---------------------------------------------------------------- Eq. 6-7
+
+
+def two_squares():
+    # Two touching 16 x 16 same-class squares, centres (16, 16) and
+    # (32, 16); each has centre cells on levels 0 and 1 (sqrt(area) = 16).
+    return make_gt([[8, 8, 24, 24], [24, 8, 40, 24]], [1, 1])
+
+
+def test_mask_loss_gets_one_dynamic_conv_row_per_positive_cell():
+    head = build_head(excavator=None, purifier=None)
+    head.loss_mask = Recorder()
+    outs = head(fpn_feats())
+    head.loss_by_feat(
+        *outs, batch_gt_instances=[tall_gt()], batch_img_metas=[img_meta()])
+    (preds, targets), = head.loss_mask.calls
+    cells = [(0, 4, 2), (0, 4, 3), (0, 5, 2), (0, 5, 3), (1, 4, 2)]
+    assert preds.shape == targets.shape == (5, 16, 16)
+    mask_feats = outs[2][0]
+    expected_target = torch.zeros(16, 16)
+    expected_target[4:10, 2:6] = 1
+    for row, (lvl, r, c) in enumerate(cells):
+        desc = outs[0][lvl][0, :, r, c]
+        # Eq. 6: M = I (x) B, a 1x1 convolution of B with the descriptor.
+        expected = F.conv2d(mask_feats[None], desc.view(1, -1, 1, 1))[0, 0]
+        torch.testing.assert_close(preds[row], expected)
+        assert torch.equal(targets[row], expected_target)
+
+
+def test_mask_loss_rows_include_the_mined_descriptors():
+    head = build_head(purifier=None)
+    head.loss_mask = Recorder()
+    mined_out = []
+    excavator_loss = head.excavator.loss
+
+    def spy(*args, **kwargs):
+        out = excavator_loss(*args, **kwargs)
+        mined_out.append(out)
+        return out
+
+    head.excavator.loss = spy
+    outs = head(fpn_feats())
+    gt = two_squares()
+    head.loss_by_feat(
+        *outs, batch_gt_instances=[gt], batch_img_metas=[img_meta()])
+    (preds, targets), = head.loss_mask.calls
+    (losses, mined), = mined_out
+    # Positive cells: the squares' centres are (16, 16) and (32, 16) and
+    # their half-extents x pos_scale 1.6 px. Level 0 (cell of x: x * 12 / 64): rows int(14.4 * 12 / 64) = 2 .. int(17.6 * 12 / 64) = 3,
+    # cols 2..3 (left) and int(30.4 * 12 / 64) = 5 .. int(33.6 * 12 / 64)
+    # = 6 (right). Level 1 (x * 10 / 64): row 2; col 2 (left);
+    # int(30.4 / 6.4) = 4 .. int(33.6 / 6.4) = 5 (right). 11 cells.
+    # Mined: the two originals per square (one per level) each excavate the
+    # other square: 4 mined rows.
+    assert mined['gt_inds'].numel() == 4
+    assert preds.shape[0] == 11 + 4
+    mask_feats = outs[2][0]
+    for k in range(4):
+        expected = torch.einsum('d,dhw->hw', mined['descriptors'][k].detach(),
+                                mask_feats)
+        torch.testing.assert_close(preds[11 + k], expected)
+    mask0 = torch.zeros(16, 16)
+    mask0[2:6, 2:6] = 1
+    mask1 = torch.zeros(16, 16)
+    mask1[2:6, 6:10] = 1
+    for k, g in enumerate(mined['gt_inds'].tolist()):
+        assert torch.equal(targets[11 + k], (mask0, mask1)[g])
+    # A mined descriptor always stands for the *other* square.
+    assert sorted(mined['gt_inds'].tolist()) == [0, 0, 1, 1]
+
+
+# ---------------------------------------------------------------- Eq. 3
+
+
+def focal_terms(logit, alpha=0.25, gamma=2.0):
+    """Sigmoid focal loss of one logit for target 1 and target 0."""
+    p = 1 / (1 + math.exp(-logit))
+    pos = -alpha * (1 - p)**gamma * math.log(p)
+    neg = -(1 - alpha) * p**gamma * math.log(1 - p)
+    return pos, neg
+
+
+def test_loss_excavate_value_and_normalisation():
+    head = build_head(purifier=None)
+    c = -1.5
+    head.excavator.excavate_maps = (
+        lambda feat, desc, xy: feat.new_full((desc.size(0), 8, 8), c))
+    outs = head(fpn_feats())
+    losses = head.loss_by_feat(
+        *outs, batch_gt_instances=[two_squares()],
+        batch_img_metas=[img_meta()])
+    # Four originals (two levels x two squares); each has one neighbour
+    # whose centre cell on the 8 x 8 map, (int(16 / 8), int(32 / 8)) =
+    # (2, 4) or (2, 2), grows to a 3 x 3 block (center_radius 1): 9
+    # positives and 55 negatives per map. Normalised by the positives plus
+    # one unit per map: 4 * 9 + 4 = 40.
+    pos, neg = focal_terms(c)
+    expected = 4 * (9 * pos + 55 * neg) / 40
+    assert losses['loss_excavate'].item() == pytest.approx(expected, rel=1e-5)
+
+
+def excavator(**kwargs):
+    torch.manual_seed(0)
+    return MODELS.build(
+        dict(
+            type='PEPExcavator',
+            num_classes=2,
+            in_channels=8,
+            desc_channels=8,
+            feat_channels=4,
+            hidden_channels=4,
+            norm_cfg=None,
+            **kwargs))
+
+
+def touching_pair():
+    boxes = torch.tensor([[8., 8, 24, 24], [24, 8, 40, 24]])
+    centers = torch.tensor([[16., 16.], [32., 16.]])
+    return boxes, centers
+
+
+def expected_heat():
+    """Targets of E_ind for originals of GT 0 and GT 1 of touching_pair."""
+    heat = torch.zeros(2, 8, 8)
+    heat[0, 1:4, 3:6] = 1  # GT 1's centre cell (row 2, col 4)
+    heat[1, 1:4, 1:4] = 1  # GT 0's centre cell (row 2, col 2)
+    return heat
+
+
+def test_excavate_targets_by_hand():
+    exc = excavator()
+    boxes, centers = touching_pair()
+    heat, near = exc.get_targets(boxes, centers, torch.tensor([0, 1]),
+                                 (8, 8), (64, 64))
+    assert torch.equal(heat, expected_heat())
+    assert near.tolist() == [[False, True], [True, False]]
+
+
+@pytest.mark.parametrize('agree', [True, False])
+def test_loss_excavate_direction(agree):
+    exc = excavator(num_neg_keys=0)
+    boxes, centers = touching_pair()
+    sign = 1 if agree else -1
+    logits = sign * 8 * (2 * expected_heat() - 1)
+    exc.excavate_maps = lambda feat, desc, xy: logits
+    losses, _ = exc.loss(
+        torch.zeros(4, 8, 8), torch.randn(2, 8), torch.zeros(2, 2),
+        torch.tensor([0, 1]), boxes, centers, torch.tensor([0, 0]), (64, 64))
+    # Per pixel: agreeing logits cost at most alpha * (1 - p)^2 * -log(p)
+    # with p = sigmoid(8); reversed ones at least 0.25 * p^2 * -log(1 - p).
+    pos_at_8, neg_at_8 = focal_terms(8.0)
+    pos_at_minus_8, neg_at_minus_8 = focal_terms(-8.0)
+    if agree:  # +8 on the 18 positives, -8 on the 110 negatives
+        expected = 18 * pos_at_8 + 110 * neg_at_minus_8
+        assert losses['excavate'].item() < 1e-5
+    else:
+        expected = 18 * pos_at_minus_8 + 110 * neg_at_8
+        assert losses['excavate'].item() > 10
+    assert losses['excavate'].item() == pytest.approx(
+        expected, rel=1e-4, abs=1e-7)
+    assert losses['num_heat_pos'] == 18
+
+
+# ---------------------------------------------------------------- Eq. 4
+
+
+def test_mined_keys_classes_and_negative_keys():
+    exc = excavator(num_neg_keys=1, max_keys_train=8)
+    boxes, centers = touching_pair()
+    # One peak per map far from every GT centre: row 6, col 6 (a negative
+    # key for both originals); everything else low.
+    logits = torch.full((2, 8, 8), -6.)
+    logits[:, 6, 6] = 2.
+    exc.excavate_maps = lambda feat, desc, xy: logits
+    calls = []
+    mine = exc.mine
+
+    def spy(desc, ori_xy, key_xy):
+        out = mine(desc, ori_xy, key_xy)
+        calls.append((desc, ori_xy, key_xy, out[1]))
+        return out
+
+    exc.mine = spy
+    desc = torch.randn(2, 8)
+    ori_xy = torch.tensor([[-0.5, -0.5], [0.0, -0.5]])
+    losses, mined = exc.loss(
+        torch.zeros(4, 8, 8), desc, ori_xy, torch.tensor([0, 1]), boxes,
+        centers, torch.tensor([1, 1]), (64, 64))
+    (key_desc, key_ori_xy, key_xy, cls_logits), = calls
+    cell = lambda r, c: [(c + 0.5) / 8 * 2 - 1, (r + 0.5) / 8 * 2 - 1]  # noqa
+    # Positive keys first (original 0 -> GT 1's centre cell (2, 4),
+    # original 1 -> GT 0's (2, 2)), then one negative per original at the
+    # false peak (6, 6).
+    assert key_xy.tolist() == [cell(2, 4), cell(2, 2), cell(6, 6), cell(6, 6)]
+    assert torch.equal(key_desc, desc[[0, 1, 0, 1]])
+    assert torch.equal(key_ori_xy, ori_xy[[0, 1, 0, 1]])
+    labels = torch.tensor([1, 1, 2, 2])  # class 1 twice, background C = 2
+    expected = F.cross_entropy(cls_logits, labels, reduction='sum')
+    torch.testing.assert_close(losses['cls'], expected)
+    assert losses['num_keys'] == 4
+    # Only the positive keys come back as mined descriptors.
+    assert mined['gt_inds'].tolist() == [1, 0]
+    assert mined['xy'].tolist() == [cell(2, 4), cell(2, 2)]
+
+
+def test_negative_keys_never_sit_on_a_gt_centre():
+    exc = excavator(num_neg_keys=1)
+    boxes, centers = touching_pair()
+    # The strongest predicted peaks sit on the GT centres; they are
+    # positives, so the negative must come from elsewhere.
+    logits = torch.full((2, 8, 8), -6.)
+    logits[:, 2, 2] = logits[:, 2, 4] = 5.
+    logits[:, 7, 0] = 1.
+    exc.excavate_maps = lambda feat, desc, xy: logits
+    calls = []
+    mine = exc.mine
+    exc.mine = lambda d, o, k: calls.append(k) or mine(d, o, k)
+    exc.loss(
+        torch.zeros(4, 8, 8), torch.randn(2, 8), torch.zeros(2, 2),
+        torch.tensor([0, 1]), boxes, centers, torch.tensor([0, 0]), (64, 64))
+    negatives = calls[0][2:]
+    # Each original's map has both GT centres (sigmoid 5) masked out (the
+    # other's block dilated by the radius covers them), so its best
+    # remaining peak is (row 7, col 0) at sigmoid(1).
+    assert negatives.tolist() == [[-0.875, 0.875]] * 2
+
+
+# ---------------------------------------------------------------- Eq. 5
+
+
+def test_loss_graph_is_bce_over_off_diagonal_pairs():
+    purifier = MODELS.build(
+        dict(type='PEPPurifier', in_channels=8, embed_channels=8))
+    torch.manual_seed(1)
+    desc, xy = torch.randn(4, 8), torch.rand(4, 2)
+    gt_inds = torch.tensor([3, 3, 5, 7])
+    loss, pairs = purifier.loss(desc, xy, gt_inds)
+    logits = purifier(desc, xy)
+    expected = 0.
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                same = float(gt_inds[i] == gt_inds[j])
+                p = torch.sigmoid(logits[i, j])
+                expected -= same * torch.log(p) + (1 - same) * torch.log(1 - p)
+    assert pairs == 12
+    torch.testing.assert_close(loss, expected)
+
+
+def test_graph_nodes_are_originals_and_mined_with_identities():
+    head = build_head()
+    graph_calls, mined_out = [], []
+    purifier_loss, excavator_loss = head.purifier.loss, head.excavator.loss
+
+    def graph_spy(desc, xy, inds):
+        out = purifier_loss(desc, xy, inds)
+        graph_calls.append((desc.detach(), xy, inds, out))
+        return out
+
+    def exc_spy(*args, **kwargs):
+        out = excavator_loss(*args, **kwargs)
+        mined_out.append(out[1])
+        return out
+
+    head.purifier.loss, head.excavator.loss = graph_spy, exc_spy
+    outs = head(fpn_feats())
+    losses = head.loss_by_feat(
+        *outs, batch_gt_instances=[two_squares()],
+        batch_img_metas=[img_meta()])
+    (desc, xy, inds, (loss_sum, pairs)), = graph_calls
+    mined, = mined_out
+    # Positive cells in flat order (derived in the mask-loss test above):
+    # level 0 rows 2-3, cols 2-3 (GT 0) and 5-6 (GT 1); level 1 (2, 2)
+    # GT 0, (2, 4) and (2, 5) GT 1.
+    cells = [(0, 2, 2, 0), (0, 2, 3, 0), (0, 2, 5, 1), (0, 2, 6, 1),
+             (0, 3, 2, 0), (0, 3, 3, 0), (0, 3, 5, 1), (0, 3, 6, 1),
+             (1, 2, 2, 0), (1, 2, 4, 1), (1, 2, 5, 1)]
+    assert inds.tolist() == [g for *_, g in cells] + mined['gt_inds'].tolist()
+    for k, (lvl, r, c, _) in enumerate(cells):
+        torch.testing.assert_close(desc[k], outs[0][lvl][0, :, r, c])
+        s = GRIDS[lvl]
+        assert xy[k].tolist() == pytest.approx(
+            [(c + 0.5) / s * 2 - 1, (r + 0.5) / s * 2 - 1])
+    torch.testing.assert_close(desc[11:], mined['descriptors'].detach())
+    assert pairs == 15 * 14
+    # Eq. 8: the batch's graph loss is the mean over its pairs.
+    torch.testing.assert_close(losses['loss_graph'], loss_sum / pairs)
+
+
+# ------------------------------------------------------------- inference
+
+
+REGIONS = {
+    # name: (rows, cols) on the 16 x 16 general feature
+    'A': (slice(2, 6), slice(2, 6)),
+    'A_shift': (slice(2, 6), slice(3, 7)),
+    'B': (slice(10, 14), slice(10, 14)),
+    'C': (slice(2, 6), slice(10, 14)),
+}
+
+
+def region_feats():
+    """B whose channel k is +6 inside region k and -6 outside, so that the
+    one-hot descriptor e_k gives a mask logit map of +-6 on region k."""
+    feats = torch.zeros(16, 16, 16)
+    for k, (rows, cols) in enumerate(REGIONS.values()):
+        feats[k] = -6
+        feats[k, rows, cols] = 6
+    return feats
+
+
+def onehot(name):
+    return torch.eye(16)[list(REGIONS).index(name)]
+
+
+def region_box(name):
+    rows, cols = REGIONS[name]
+    return [cols.start * 4., rows.start * 4., cols.stop * 4., rows.stop * 4.]
+
+
+def single_image_inputs(head, cells):
+    """Class scores and descriptors of all cells, with ``cells`` a list of
+    (flat cell, label, score, region)."""
+    scores = torch.zeros(NUM_CELLS, NUM_CLASSES)
+    desc = torch.zeros(NUM_CELLS, 16)
+    for cell, label, score, region in cells:
+        scores[cell, label] = score
+        desc[cell] = onehot(region)
+    strides = torch.cat([
+        torch.full((s * s, ), float(st)) for s, st in zip(GRIDS, head.strides)
+    ])
+    return scores, desc, strides
+
+
+def predict_single(head, cells, exc_feat=None, **cfg):
+    scores, desc, strides = single_image_inputs(head, cells)
+    test_cfg = ConfigDict({**head.test_cfg, **cfg})
+    with torch.no_grad():
+        return head._predict_by_feat_single(scores, desc, region_feats(),
+                                            exc_feat, head._cell_xy(),
+                                            strides, img_meta(), True,
+                                            test_cfg)
+
+
+def fixed_similarity(head, logits):
+    head.purifier.forward = lambda desc, xy: logits
+
+
+def test_grouping_follows_group_thr():
+    head = build_head(excavator=None)
+    cells = [(flat(0, 1, 1), 0, 0.9, 'A'), (flat(0, 1, 2), 0, 0.3,
+                                            'A_shift'),
+             (flat(0, 8, 8), 0, 0.7, 'B')]
+    # Candidates reach the graph best first: A, B, A'. sigmoid(2) = 0.88
+    # links A and A'; sigmoid(-5) links nothing else.
+    fixed_similarity(
+        head, torch.tensor([[9., -5., 2.], [-5., 9., -5.], [2., -5., 9.]]))
+    maskness = torch.sigmoid(torch.tensor(6.)).item()
+    grouped = predict_single(head, cells, purify=dict(group_thr=0.5))
+    assert len(grouped) == 2
+    # The group's score is its leader's (category x maskness), and the
+    # merged mask the score-weighted mean of the members' logits:
+    # (0.9 * L_A + 0.3 * L_A') / 1.2 is +3 on A's first column and -3 on
+    # the column A' adds, so the merged mask is region A itself, at 4x.
+    assert grouped.scores.tolist() == pytest.approx(
+        [0.9 * maskness, 0.7 * maskness], rel=1e-5)
+    assert grouped.bboxes.tolist() == [region_box('A'), region_box('B')]
+    # 16 x 16 px less the four corners: bilinear 4x upsampling puts a
+    # corner pixel 0.625 x 0.625 of the way to the region, 0.39 < 0.5.
+    assert grouped.masks.sum((1, 2)).tolist() == [252, 252]
+    # Above the link probability every descriptor is its own instance.
+    apart = predict_single(head, cells, purify=dict(group_thr=0.95))
+    assert len(apart) == 3
+    assert apart.bboxes.tolist() == [
+        region_box('A'), region_box('B'), region_box('A_shift')
+    ]
+
+
+def test_merged_mask_is_the_score_weighted_mean_of_logits():
+    head = build_head(excavator=None)
+    # The leader (0.5) is region A; four followers (0.375 each) are A'
+    # (A shifted one cell right). Weights 0.5 / 2 = 0.25 and 0.75 in all:
+    # the merged logit is -3 on A's first column and +3 on A''s last, so
+    # the group's mask is A' although its leader is A (merge='best' would
+    # give A), and its score is the leader's.
+    cells = [(flat(0, 1, 1), 0, 0.5, 'A')] + [
+        (flat(0, 4, 2 * k), 0, 0.375, 'A_shift') for k in range(4)
+    ]
+    fixed_similarity(head, torch.full((5, 5), 9.))
+    res = predict_single(head, cells, purify=dict(group_thr=0.5))
+    assert len(res) == 1
+    assert res.bboxes.tolist() == [region_box('A_shift')]
+    maskness = torch.sigmoid(torch.tensor(6.)).item()
+    assert res.scores.item() == pytest.approx(0.5 * maskness, rel=1e-5)
+
+
+def test_point_nms_drops_a_neighbouring_non_maximum():
+    head = build_head(excavator=None, purifier=None)
+    cls = [torch.full((1, NUM_CLASSES + 1, s, s), 0.) for s in GRIDS]
+    desc = [torch.zeros(1, 16, s, s) for s in GRIDS]
+    for c in cls:
+        c[:, -1] = 10.  # background everywhere
+    # Two level-0 neighbours of class 0; (3, 3) peaks, (3, 4) is 1 lower.
+    # SOLO's 2 x 2 point NMS compares a cell with its upper-left window,
+    # so (3, 4) sees (3, 3) and is dropped.
+    cls[0][0, 0, 3, 3], cls[0][0, -1, 3, 3] = 10., 0.
+    cls[0][0, 0, 3, 4], cls[0][0, -1, 3, 4] = 9., 0.
+    desc[0][0, :, 3, 3] = onehot('A')
+    desc[0][0, :, 3, 4] = onehot('B')
+    with torch.no_grad():
+        res, = head.predict_by_feat(
+            desc, cls, region_feats()[None], None,
+            batch_img_metas=[img_meta()])
+    assert len(res) == 1
+    assert res.bboxes.tolist() == [region_box('A')]
+    assert res.labels.tolist() == [0]
+
+
+def test_score_thr_keeps_only_confident_originals():
+    head = build_head(excavator=None, purifier=None)
+    cells = [(flat(0, 1, 1), 0, 0.9, 'A'), (flat(0, 8, 8), 2, 0.2, 'B')]
+    assert len(predict_single(head, cells, score_thr=0.1)) == 2
+    res = predict_single(head, cells, score_thr=0.3)
+    assert res.labels.tolist() == [0]
+    assert res.bboxes.tolist() == [region_box('A')]
+
+
+def mock_excavation(head, peak_logit):
+    """One key per original at map cell (2, 5) with a fixed mined
+    descriptor for region C, class 1 with probability ~1."""
+    logits = torch.full((8, 8), -10.)
+    logits[2, 5] = peak_logit
+    head.excavator.excavate_maps = (
+        lambda feat, desc, xy: logits.expand(desc.size(0), 8, 8))
+    keys = []
+
+    def mine(desc, ori_xy, key_xy):
+        keys.append(key_xy)
+        cls_logits = torch.tensor([[-10., 10., -10., -10.]])
+        return (onehot('C').expand(key_xy.size(0), 16),
+                cls_logits.expand(key_xy.size(0), 4))
+
+    head.excavator.mine = mine
+    return keys
+
+
+def test_confident_mined_key_adds_a_detection():
+    head = build_head(purifier=None)
+    keys = mock_excavation(head, peak_logit=5.)
+    cells = [(flat(0, 1, 1), 0, 0.9, 'A')]
+    res = predict_single(
+        head, cells, exc_feat=torch.zeros(8, 8, 8),
+        excavate=dict(max_originals=10, key_thr=0.5, max_keys=4))
+    # The key sits at the centre of map cell (row 2, col 5).
+    assert keys[0].tolist() == [[(5 + 0.5) / 4 - 1, (2 + 0.5) / 4 - 1]]
+    maskness = torch.sigmoid(torch.tensor(6.)).item()
+    key_conf = torch.sigmoid(torch.tensor(5.)).item()
+    p_cls = torch.softmax(torch.tensor([-10., 10., -10., -10.]), 0)[1].item()
+    assert sorted(res.labels.tolist()) == [0, 1]
+    mined = res.labels.tolist().index(1)
+    assert res.bboxes[mined].tolist() == region_box('C')
+    assert res.scores[mined].item() == pytest.approx(
+        p_cls * key_conf * maskness, rel=1e-4)
+
+
+def test_key_thr_one_adds_no_detection():
+    head = build_head(purifier=None)
+    mock_excavation(head, peak_logit=5.)
+    res = predict_single(
+        head, [(flat(0, 1, 1), 0, 0.9, 'A')],
+        exc_feat=torch.zeros(8, 8, 8),
+        excavate=dict(max_originals=10, key_thr=1.0, max_keys=4))
+    assert res.labels.tolist() == [0]
