@@ -1,0 +1,90 @@
+"""Refactoring guard: PEP's losses and predictions, and those of its Tab. 2
+ablations, are identical to the ones recorded from the code before the
+refactor into finished-loss sub-modules (commit 617b54f).
+
+Re-record only for an intended behaviour change, and say so in the commit:
+``PEP_RECORD_REFERENCE=1 python -m pytest tests/test_models/
+test_behaviour_unchanged.py``.
+"""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmdet.registry import MODELS
+from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
+
+REFERENCE = osp.join(osp.dirname(osp.dirname(__file__)), 'data',
+                     'pep_reference.pt')
+RECORD = os.environ.get('PEP_RECORD_REFERENCE') == '1'
+
+VARIANTS = {
+    'pep': {},
+    'baseline': dict(excavator=None, purifier=None),
+    'excavate': dict(purifier=None),
+    'purify': dict(excavator=None),
+}
+
+
+def crowd():
+    # Touching and overlapping same-class objects of several sizes, one
+    # isolated object of another class, and a second image without objects.
+    boxes = [[8, 8, 24, 24], [24, 8, 40, 24], [8, 24, 24, 40],
+             [20, 20, 36, 36], [40, 40, 62, 62], [2, 44, 14, 56]]
+    return [make_gt(boxes, [0, 0, 0, 0, 1, 2], shape_kind='disc'),
+            make_gt([], [])]
+
+
+def run_variant(overrides):
+    torch.manual_seed(0)
+    head = MODELS.build(tiny_head_cfg(**overrides))
+    head.init_weights()
+    outs = head(fpn_feats(2))
+    losses = head.loss_by_feat(
+        *outs, batch_gt_instances=crowd(),
+        batch_img_metas=[img_meta(), img_meta()])
+    record = {f'loss/{k}': v.detach() for k, v in losses.items()}
+    # Sharpen the untrained head so that many candidates pass score_thr and
+    # the purifier, the excavator and Matrix NMS all see work.
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([2., 1., 0., 0.]))
+        # sigmoid(5) = 0.993 is the untrained purifier's link probability of
+        # near-identical descriptors: 0.995 keeps groups apart.
+        for purify in (dict(group_thr=0.5), dict(group_thr=0.995),
+                       dict(group_thr=0.995, matrix_nms=True)):
+            head.test_cfg = ConfigDict({
+                **head.test_cfg, 'score_thr': 0.2,
+                'purify': purify,
+                'excavate': dict(max_originals=10, key_thr=0.0, max_keys=2)
+            })
+            results = head.predict_by_feat(
+                *head(fpn_feats(2)),
+                batch_img_metas=[img_meta(), img_meta()])
+            for i, res in enumerate(results):
+                key = f'pred/{purify}/{i}'
+                for field in ('scores', 'labels', 'bboxes'):
+                    record[f'{key}/{field}'] = res.get(field)
+                # Bit-packed: the reference file stays small.
+                record[f'{key}/masks'] = torch.from_numpy(
+                    np.packbits(res.masks.numpy(), axis=-1))
+    return record
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+def test_losses_and_predictions_unchanged(variant):
+    record = run_variant(VARIANTS[variant])
+    if RECORD:
+        saved = torch.load(REFERENCE) if osp.exists(REFERENCE) else {}
+        saved[variant] = record
+        os.makedirs(osp.dirname(REFERENCE), exist_ok=True)
+        torch.save(saved, REFERENCE)
+    reference = torch.load(REFERENCE, weights_only=True)[variant]
+    assert set(record) == set(reference)
+    # The predictions must have content, or this guard would prove nothing.
+    assert any(v.numel() for k, v in record.items() if k.endswith('masks'))
+    for key, expected in reference.items():
+        torch.testing.assert_close(
+            record[key], expected, rtol=1e-5, atol=1e-6, msg=key)
