@@ -14,7 +14,7 @@ DEMO_WORK_DIR ?= work_dirs/demo
 DATA_ROOT ?= data/synthetic/
 DEMO_ARGS ?=
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test demo mutation mutation-summary clean-venv
 
 setup: $(STAMP)
 
@@ -28,6 +28,20 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) tools/demo.py --config $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) \
 		--data-root $(DATA_ROOT) $(DEMO_ARGS)
+
+# Mutation testing of mmdet_pep/models/ against tests/test_models/ (not part
+# of `make test` or CI; incremental: mutmut re-tests what changed). Writes
+# docs/mutation/README.md; fails if a surviving mutant is neither killed nor
+# argued equivalent in docs/mutation/equivalent.txt, or the kill rate is
+# below 85%.
+MUTMUT_SPEC ?= mutmut==3.8.1
+mutation: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check "$(MUTMUT_SPEC)"
+	$(VENV)/bin/mutmut run --max-children $$(nproc)
+	$(MAKE) mutation-summary
+
+mutation-summary:
+	$(PY) tools/analysis_tools/mutation_summary.py
 
 clean-venv:
 	rm -rf $(VENV)
