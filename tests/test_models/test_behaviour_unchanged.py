@@ -12,7 +12,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.config import ConfigDict
 
 from mmdet.registry import MODELS
 from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
@@ -55,7 +54,7 @@ def run_variant(overrides):
         # near-identical descriptors: 0.995 keeps groups apart.
         for purify in (dict(group_thr=0.5), dict(group_thr=0.995),
                        dict(group_thr=0.995, matrix_nms=True)):
-            head.test_cfg = ConfigDict({
+            head.test_cfg = head._check_test_cfg({
                 **head.test_cfg, 'score_thr': 0.2,
                 'purify': purify,
                 'excavate': dict(max_originals=10, key_thr=0.0, max_keys=2)

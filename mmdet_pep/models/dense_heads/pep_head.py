@@ -23,32 +23,7 @@ from mmdet.models.utils import generate_coordinate, multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, MultiConfig, OptConfigType
 
-from ..layers.pep_excavator import coord_grid, zero_loss
-
-
-def masks_to_boxes(masks: Tensor) -> Tensor:
-    """Tight (x1, y1, x2, y2) boxes of boolean masks; empty masks give 0s.
-
-    Args:
-        masks (Tensor): Shape (N, H, W), bool.
-
-    Returns:
-        Tensor: Shape (N, 4), float32, pixel-edge convention (x2 = last
-        column + 1) as in :func:`mmdet.structures.mask.mask2bbox`.
-    """
-    n, h, w = masks.shape
-    if n == 0:
-        return masks.new_zeros((0, 4), dtype=torch.float32)
-    xs = masks.any(dim=1)  # (N, W)
-    ys = masks.any(dim=2)  # (N, H)
-    ar_w = torch.arange(w, device=masks.device)
-    ar_h = torch.arange(h, device=masks.device)
-    x1 = torch.where(xs, ar_w, w).amin(1)
-    x2 = torch.where(xs, ar_w, -1).amax(1) + 1
-    y1 = torch.where(ys, ar_h, h).amin(1)
-    y2 = torch.where(ys, ar_h, -1).amax(1) + 1
-    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
-    return boxes * xs.any(1, keepdim=True)
+from ..utils import coord_grid, masks_to_boxes
 
 
 @MODELS.register_module()
@@ -202,54 +177,59 @@ class PEPHead(BaseMaskHead):
         self.loss_mask = MODELS.build(loss_mask)
         self._init_layers()
 
+    # The one declaration of every test_cfg key and its default.
     TEST_CFG_DEFAULTS = dict(
-        nms_pre=500, score_thr=0.1, mask_thr=0.5, max_per_img=100)
-    TEST_CFG_KEYS = dict(
-        test_cfg=('nms_pre', 'score_thr', 'mask_thr', 'max_per_img',
-                  'excavate', 'purify', 'kernel', 'sigma', 'filter_thr'),
-        excavate=('max_originals', 'key_thr', 'max_keys'),
-        purify=('group_thr', 'class_agnostic', 'matrix_nms'))
+        nms_pre=500,
+        score_thr=0.1,
+        mask_thr=0.5,
+        max_per_img=100,
+        # Matrix NMS (the Baseline's duplicate removal, or after purifying
+        # with purify.matrix_nms=True).
+        kernel='gaussian',
+        sigma=2.0,
+        filter_thr=0.05,
+        excavate=dict(max_originals=30, key_thr=0.3, max_keys=4),
+        purify=dict(group_thr=0.5, class_agnostic=False, matrix_nms=False))
 
     @classmethod
     def _check_test_cfg(cls, test_cfg: OptConfigType) -> ConfigDict:
         """Fill defaults and reject misspelt keys and values that would
         silently yield nonsense, at build time rather than after training."""
-        test_cfg = ConfigDict({**cls.TEST_CFG_DEFAULTS, **(test_cfg or {})})
-        for name, keys in cls.TEST_CFG_KEYS.items():
-            part = test_cfg if name == 'test_cfg' else test_cfg.get(name, {})
-            unknown = sorted(set(part) - set(keys))
+        given = dict(test_cfg or {})
+        parts = [('test_cfg', given, cls.TEST_CFG_DEFAULTS)]
+        filled = {**cls.TEST_CFG_DEFAULTS, **given}
+        for name in ('excavate', 'purify'):
+            part = dict(given.get(name) or {})
+            parts.append((f'test_cfg.{name}', part,
+                          cls.TEST_CFG_DEFAULTS[name]))
+            filled[name] = {**cls.TEST_CFG_DEFAULTS[name], **part}
+        for where, part, defaults in parts:
+            unknown = sorted(set(part) - set(defaults))
             if unknown:
-                where = 'test_cfg' if name == 'test_cfg' else f'test_cfg.{name}'
                 raise ValueError(f'unknown keys {unknown} in {where}; '
-                                 f'valid keys are {list(keys)}')
-        if test_cfg.get('kernel', 'gaussian') not in ('gaussian', 'linear'):
+                                 f'valid keys are {list(defaults)}')
+        cfg = ConfigDict(filled)
+        if cfg.kernel not in ('gaussian', 'linear'):
             raise ValueError("test_cfg.kernel must be 'gaussian' or 'linear', "
-                             f'got {test_cfg.kernel!r}')
-        if test_cfg.get('sigma', 2.0) <= 0:
-            raise ValueError(f'test_cfg.sigma must be > 0, got {test_cfg.sigma}')
-        if not 0 <= test_cfg.get('filter_thr', 0.05) <= 1:
-            raise ValueError('test_cfg.filter_thr must be in [0, 1], got '
-                             f'{test_cfg.filter_thr}')
-        for key in ('score_thr', 'mask_thr'):
-            if not 0 <= test_cfg.get(key, 0) <= 1:
-                raise ValueError(f'test_cfg.{key} must be in [0, 1], got '
-                                 f'{test_cfg[key]}')
-        for key in ('nms_pre', 'max_per_img'):
-            if test_cfg.get(key, 1) < 1:
+                             f'got {cfg.kernel!r}')
+        if cfg.sigma <= 0:
+            raise ValueError(f'test_cfg.sigma must be > 0, got {cfg.sigma}')
+        for where, value in (('filter_thr', cfg.filter_thr),
+                             ('score_thr', cfg.score_thr),
+                             ('mask_thr', cfg.mask_thr),
+                             ('excavate.key_thr', cfg.excavate.key_thr),
+                             ('purify.group_thr', cfg.purify.group_thr)):
+            if not 0 <= value <= 1:
                 raise ValueError(
-                    f'test_cfg.{key} must be >= 1, got {test_cfg[key]}')
-        exc = test_cfg.get('excavate', {})
-        if not 0 <= exc.get('key_thr', 0) <= 1:
-            raise ValueError('test_cfg.excavate.key_thr must be in [0, 1], '
-                             f'got {exc["key_thr"]}')
-        for key in ('max_originals', 'max_keys'):
-            if exc.get(key, 1) < 1:
-                raise ValueError(f'test_cfg.excavate.{key} must be >= 1, got '
-                                 f'{exc[key]}')
-        if not 0 <= test_cfg.get('purify', {}).get('group_thr', 0) <= 1:
-            raise ValueError('test_cfg.purify.group_thr must be in [0, 1], '
-                             f'got {test_cfg.purify.group_thr}')
-        return test_cfg
+                    f'test_cfg.{where} must be in [0, 1], got {value}')
+        for where, value in (('nms_pre', cfg.nms_pre),
+                             ('max_per_img', cfg.max_per_img),
+                             ('excavate.max_originals',
+                              cfg.excavate.max_originals),
+                             ('excavate.max_keys', cfg.excavate.max_keys)):
+            if value < 1:
+                raise ValueError(f'test_cfg.{where} must be >= 1, got {value}')
+        return cfg
 
     def _init_layers(self) -> None:
         """Initialize the perceiving and descriptor towers."""
@@ -338,7 +318,6 @@ class PEPHead(BaseMaskHead):
             for s in self.num_grids
         ])
 
-    @torch.no_grad()
     def _get_targets_single(self, gt_instances: InstanceData,
                             img_meta: dict, mask_size: Tuple[int,
                                                              int]) -> tuple:
@@ -350,6 +329,10 @@ class PEPHead(BaseMaskHead):
                 ``bboxes`` (G, 4).
             img_meta (dict): Meta information of the image.
             mask_size (tuple[int, int]): (h, w) of the mask features.
+
+        Built from GT tensors only, so no autograd graph is recorded (and no
+        ``torch.no_grad`` decorator hides this function from mutation
+        testing).
 
         Returns:
             tuple:
@@ -482,64 +465,76 @@ class PEPHead(BaseMaskHead):
             flat_cls.reshape(-1, self.num_classes + 1), torch.cat(labels))
 
         cell_xy = self._cell_xy().to(mask_feats.device)
-        mask_preds, mask_targets = [], []
-        exc_sums = dict(
-            excavate=0., num_heat_pos=0., cls=0., num_keys=0, num_originals=0)
-        graph_sum, graph_pairs = 0., 0
-        for i, img_meta in enumerate(batch_img_metas):
+        # Nodes of each image: its positive cells (originals), then the
+        # descriptors mined around its centre cells.
+        batch_desc, batch_xy, batch_inds = [], [], []
+        for i in range(len(batch_img_metas)):
             pos = (pos_gt_inds[i] >= 0).nonzero(as_tuple=True)[0]
-            desc = flat_desc[i, pos]
-            xy = cell_xy[pos]
-            inds = pos_gt_inds[i][pos]
-            if self.excavator is not None:
-                ori = center_cells[i][center_cells[i] >= 0]
-                ori = ori[torch.randperm(
-                    ori.numel(),
-                    device=ori.device)[:self.max_originals_train]]
-                if ori.numel():
-                    exc_losses, mined = self.excavator.loss(
-                        exc_feats[i], flat_desc[i, ori], cell_xy[ori],
-                        pos_gt_inds[i][ori], gt_boxes[i], gt_centers[i],
-                        batch_gt_instances[i].labels,
-                        img_meta['batch_input_shape'])
-                    exc_losses['num_originals'] = ori.numel()
-                    for k in exc_sums:
-                        exc_sums[k] = exc_sums[k] + exc_losses[k]
-                    desc = torch.cat([desc, mined['descriptors']])
-                    xy = torch.cat([xy, mined['xy']])
-                    inds = torch.cat([inds, mined['gt_inds']])
-            if desc.size(0):
-                mask_preds.append(
-                    torch.einsum('nd,dhw->nhw', desc, mask_feats[i]))
-                mask_targets.append(gt_masks[i][inds])
-            if self.purifier is not None:
-                keep = self.purifier.sample(desc.size(0), desc.device)
-                loss, pairs = self.purifier.loss(desc[keep], xy[keep],
-                                                 inds[keep])
-                graph_sum, graph_pairs = graph_sum + loss, graph_pairs + pairs
+            batch_desc.append(flat_desc[i, pos])
+            batch_xy.append(cell_xy[pos])
+            batch_inds.append(pos_gt_inds[i][pos])
+        exc_losses = {}
+        if self.excavator is not None:
+            exc_losses, batch_mined = self._excavate_train(
+                flat_desc, cell_xy, pos_gt_inds, center_cells, gt_boxes,
+                gt_centers, exc_feats, batch_gt_instances, batch_img_metas)
+            for i, mined in enumerate(batch_mined):
+                if mined is not None:
+                    batch_desc[i] = torch.cat(
+                        [batch_desc[i], mined['descriptors']])
+                    batch_xy[i] = torch.cat([batch_xy[i], mined['xy']])
+                    batch_inds[i] = torch.cat(
+                        [batch_inds[i], mined['gt_inds']])
 
-        # Terms without targets are exact zeros that still touch every
-        # parameter, so the graph (and DDP) stays whole.
+        # Eq. 6-7: every node's mask is its 1x1 dynamic conv over B.
+        mask_preds = [
+            torch.einsum('nd,dhw->nhw', desc, feats)
+            for desc, feats in zip(batch_desc, mask_feats) if desc.size(0)
+        ]
         if mask_preds:
+            mask_targets = [
+                masks[inds] for masks, inds in zip(gt_masks, batch_inds)
+                if inds.numel()
+            ]
             loss_mask = self.loss_mask(
                 torch.cat(mask_preds), torch.cat(mask_targets))
         else:
+            # An exact zero that still touches every parameter, so the
+            # graph (and DDP) stays whole.
             loss_mask = (mask_feats.sum() + flat_desc.sum()) * 0
         losses = dict(loss_perceive=loss_perceive, loss_mask=loss_mask)
-        if self.excavator is not None:
-            zero = zero_loss(self.excavator, mask_feats) + exc_feats.sum() * 0
-            # Focal-style normalisation by the positives, plus one unit per
-            # map so that maps without any neighbour (lone objects) do not
-            # blow the loss up by dividing a whole map's sum by 1.
-            losses['loss_excavate'] = zero + exc_sums['excavate'] / max(
-                float(exc_sums['num_heat_pos']) + exc_sums['num_originals'],
-                1.)
-            losses['loss_excavate_cls'] = zero + exc_sums['cls'] / max(
-                exc_sums['num_keys'], 1)
+        losses.update(exc_losses)
         if self.purifier is not None:
-            losses['loss_graph'] = zero_loss(
-                self.purifier, mask_feats) + graph_sum / max(graph_pairs, 1)
+            losses.update(
+                self.purifier.loss(batch_desc, batch_xy, batch_inds))
         return losses
+
+    def _excavate_train(self, flat_desc: Tensor, cell_xy: Tensor,
+                        pos_gt_inds: List[Tensor], center_cells: List[Tensor],
+                        gt_boxes: List[Tensor], gt_centers: List[Tensor],
+                        exc_feats: Tensor, batch_gt_instances: InstanceList,
+                        batch_img_metas: List[dict]) -> tuple:
+        """Excavate around at most ``max_originals_train`` GT centre cells
+        per image (chosen at random) and return the excavator's finished
+        losses and the mined descriptors of each image (see
+        :meth:`PEPExcavator.loss`)."""
+        batch_originals = []
+        for i in range(len(batch_img_metas)):
+            ori = center_cells[i][center_cells[i] >= 0]
+            ori = ori[torch.randperm(
+                ori.numel(), device=ori.device)[:self.max_originals_train]]
+            batch_originals.append(
+                dict(
+                    descriptors=flat_desc[i, ori],
+                    xy=cell_xy[ori],
+                    gt_inds=pos_gt_inds[i][ori]))
+        batch_gt = [
+            dict(boxes=boxes, centers=centers, labels=gt.labels)
+            for boxes, centers, gt in zip(gt_boxes, gt_centers,
+                                          batch_gt_instances)
+        ]
+        return self.excavator.loss(exc_feats, batch_originals, batch_gt,
+                                   batch_img_metas[0]['batch_input_shape'])
 
     def predict_by_feat(self, mlvl_desc_preds: List[Tensor],
                         mlvl_cls_preds: List[Tensor], mask_feats: Tensor,
@@ -610,6 +605,11 @@ class PEPHead(BaseMaskHead):
                                 cfg: OptConfigType = None) -> InstanceData:
         """Predict the instances of one image.
 
+        The steps: select the original descriptors, excavate mined ones
+        around the best originals, compute and filter their masks, purify
+        (or Matrix-NMS) them into instances, and resize the kept masks to
+        the image.
+
         Args:
             cls_scores (Tensor): Point-NMSed class probabilities of all
                 cells, (sum S^2, C).
@@ -620,93 +620,166 @@ class PEPHead(BaseMaskHead):
             strides (Tensor): Stride of each cell's level, (sum S^2,).
             img_meta (dict): Meta information of the image.
             rescale (bool): Masks at ``ori_shape`` if True.
-            cfg (dict, optional): Test config; ``self.test_cfg`` if None.
+            cfg (dict, optional): Test config, checked and completed with
+                the defaults; ``self.test_cfg`` if None.
 
         Returns:
             :obj:`InstanceData`: See :meth:`predict_by_feat`.
         """
-        cfg = self.test_cfg if cfg is None else cfg
-        device = mask_feats.device
+        cfg = self.test_cfg if cfg is None else self._check_test_cfg(cfg)
+        nodes = self._select_originals(cls_scores, desc_preds, cell_xy,
+                                       strides, cfg)
+        if nodes is not None and self.excavator is not None:
+            nodes = self._excavate_test(nodes, exc_feat, cfg)
+        if nodes is not None:
+            nodes = self._node_masks(nodes, mask_feats, cfg)
+        if nodes is not None and self.purifier is not None:
+            nodes = self._purify(nodes, cfg)
+        if nodes is not None and (self.purifier is None
+                                  or cfg.purify.matrix_nms):
+            nodes = self._matrix_nms(nodes, cfg)
+        if nodes is None or len(nodes['scores']) == 0:
+            return self._empty_results(img_meta, rescale, mask_feats.device)
+        masks = self._resize_masks(nodes['mask_probs'], img_meta, rescale,
+                                   cfg.mask_thr)
+        results = InstanceData()
+        results.masks = masks
+        results.labels = nodes['labels']
+        results.scores = nodes['scores']
+        results.bboxes = masks_to_boxes(masks)
+        return results
+
+    def _select_originals(self, cls_scores: Tensor, desc_preds: Tensor,
+                          cell_xy: Tensor, strides: Tensor,
+                          cfg: ConfigDict) -> Optional[dict]:
+        """Original descriptors: (cell, class) pairs above ``score_thr``,
+        best first, at most ``nms_pre``; None if there is none.
+
+        Returns:
+            dict | None: ``scores``, ``labels``, ``desc``, ``xy`` and
+            ``stride`` of the N originals, (N,), (N,), (N, D), (N, 2), (N,).
+        """
         # Non-finite features must give no detections, never a crash.
         cls_scores = torch.nan_to_num(cls_scores, nan=0., posinf=0., neginf=0.)
         candidates = (cls_scores > cfg.score_thr).nonzero()
         if candidates.size(0) == 0:
-            return self._empty_results(img_meta, rescale, device)
+            return None
         scores = cls_scores[candidates[:, 0], candidates[:, 1]]
         # Best first: the excavator mines around the top originals only.
         scores, top = scores.topk(min(cfg.nms_pre, scores.numel()))
-        candidates = candidates[top]
-        cells, labels = candidates[:, 0], candidates[:, 1]
-        desc, xy, stride = desc_preds[cells], cell_xy[cells], strides[cells]
+        cells, labels = candidates[top, 0], candidates[top, 1]
+        return dict(
+            scores=scores,
+            labels=labels,
+            desc=desc_preds[cells],
+            xy=cell_xy[cells],
+            stride=strides[cells])
 
-        if self.excavator is not None:
-            exc_cfg = cfg.get('excavate', {})
-            num_ori = min(exc_cfg.get('max_originals', 30), desc.size(0))
-            mined = self.excavator.predict(
-                exc_feat, desc[:num_ori], xy[:num_ori],
-                dict(
-                    key_thr=exc_cfg.get('key_thr', 0.3),
-                    max_keys=exc_cfg.get('max_keys', 4)))
-            mined_scores, mined_labels = mined['scores'].max(dim=1)
-            keep = mined_scores > cfg.score_thr
-            desc = torch.cat([desc, mined['descriptors'][keep]])
-            xy = torch.cat([xy, mined['xy'][keep]])
-            scores = torch.cat([scores, mined_scores[keep]])
-            labels = torch.cat([labels, mined_labels[keep]])
-            stride = torch.cat(
-                [stride, stride.new_full((int(keep.sum()), ), min(self.strides))])
+    def _excavate_test(self, nodes: dict, exc_feat: Tensor,
+                       cfg: ConfigDict) -> dict:
+        """Append the descriptors mined around the best
+        ``excavate.max_originals`` originals whose class score (key-pixel
+        class x peak confidence) passes ``score_thr``; they count as
+        level-0 cells for the area filter."""
+        num_ori = min(cfg.excavate.max_originals, nodes['desc'].size(0))
+        mined = self.excavator.predict(
+            exc_feat, nodes['desc'][:num_ori], nodes['xy'][:num_ori],
+            dict(
+                key_thr=cfg.excavate.key_thr,
+                max_keys=cfg.excavate.max_keys))
+        mined_scores, mined_labels = mined['scores'].max(dim=1)
+        keep = mined_scores > cfg.score_thr
+        stride = nodes['stride']
+        return dict(
+            scores=torch.cat([nodes['scores'], mined_scores[keep]]),
+            labels=torch.cat([nodes['labels'], mined_labels[keep]]),
+            desc=torch.cat([nodes['desc'], mined['descriptors'][keep]]),
+            xy=torch.cat([nodes['xy'], mined['xy'][keep]]),
+            stride=torch.cat([
+                stride,
+                stride.new_full((int(keep.sum()), ), min(self.strides))
+            ]))
 
-        mask_logits = torch.einsum('nd,dhw->nhw', desc, mask_feats)
+    def _node_masks(self, nodes: dict, mask_feats: Tensor,
+                    cfg: ConfigDict) -> Optional[dict]:
+        """Masks of all nodes (Eq. 6), without those smaller than one cell
+        of their level (SOLOv2's filter) or with a non-finite score; the
+        score becomes category confidence x mask quality ("maskness").
+
+        Returns:
+            dict | None: ``scores``, ``labels``, ``desc``, ``xy``,
+            ``mask_logits`` (N, h, w), ``mask_probs``, ``masks`` and
+            ``areas`` of the kept nodes; None if none is kept.
+        """
+        mask_logits = torch.einsum('nd,dhw->nhw', nodes['desc'], mask_feats)
         mask_probs = mask_logits.sigmoid()
         masks = mask_probs > cfg.mask_thr
         areas = masks.sum((1, 2)).float()
-        # Masks smaller than one cell of their level are noise (SOLOv2).
-        keep = (areas > stride) & torch.isfinite(scores)
+        keep = (areas > nodes['stride']) & torch.isfinite(nodes['scores'])
         if not keep.any():
-            return self._empty_results(img_meta, rescale, device)
-        desc, xy, labels = desc[keep], xy[keep], labels[keep]
-        mask_logits, mask_probs = mask_logits[keep], mask_probs[keep]
-        masks, areas = masks[keep], areas[keep]
-        # Category confidence x mask quality ("maskness").
-        scores = scores[keep] * (mask_probs * masks).sum((1, 2)) / areas
-        scores = torch.nan_to_num(scores, nan=0.)
+            return None
+        mask_probs, masks, areas = mask_probs[keep], masks[keep], areas[keep]
+        scores = nodes['scores'][keep] * (mask_probs * masks).sum(
+            (1, 2)) / areas
+        return dict(
+            scores=torch.nan_to_num(scores, nan=0.),
+            labels=nodes['labels'][keep],
+            desc=nodes['desc'][keep],
+            xy=nodes['xy'][keep],
+            mask_logits=mask_logits[keep],
+            mask_probs=mask_probs,
+            masks=masks,
+            areas=areas)
 
-        purify_cfg = cfg.get('purify', {})
-        if self.purifier is not None:
-            leaders, weights = self.purifier.group(
-                desc, xy, scores, labels,
-                group_thr=purify_cfg.get('group_thr', 0.5),
-                class_agnostic=purify_cfg.get('class_agnostic', False))
-            leaders = leaders[:cfg.max_per_img]
-            weights = weights[:cfg.max_per_img]
-            mask_probs = torch.einsum('gn,nhw->ghw', weights,
-                                      mask_logits).sigmoid()
-            scores, labels = scores[leaders], labels[leaders]
-            masks = mask_probs > cfg.mask_thr
-            areas = masks.sum((1, 2)).float()
-            keep = areas > 0
-            mask_probs, masks, areas = mask_probs[keep], masks[keep], areas[keep]
-            scores, labels = scores[keep], labels[keep]
-        if self.purifier is None or purify_cfg.get('matrix_nms', False):
-            # Without a purifier (the Baseline) Matrix NMS removes the
-            # duplicates; after purifying it can decay the scores of groups
-            # that still overlap (``test_cfg.purify.matrix_nms``).
-            scores, labels, _, keep_inds = mask_matrix_nms(
-                masks,
-                labels,
-                scores,
-                mask_area=areas,
-                nms_pre=cfg.nms_pre,
-                max_num=cfg.max_per_img,
-                kernel=cfg.get('kernel', 'gaussian'),
-                sigma=cfg.get('sigma', 2.0),
-                filter_thr=cfg.get('filter_thr', 0.05))
-            mask_probs = mask_probs[keep_inds]
-        if len(scores) == 0:
-            return self._empty_results(img_meta, rescale, device)
+    def _purify(self, nodes: dict, cfg: ConfigDict) -> dict:
+        """Group the nodes with the purifier (§3.4) and merge each group
+        into one instance: its mask from the members' merged logits, its
+        score and label the leader's; groups with an empty merged mask are
+        dropped. At most ``max_per_img`` groups, best first."""
+        leaders, weights = self.purifier.group(
+            nodes['desc'],
+            nodes['xy'],
+            nodes['scores'],
+            nodes['labels'],
+            group_thr=cfg.purify.group_thr,
+            class_agnostic=cfg.purify.class_agnostic)
+        leaders = leaders[:cfg.max_per_img]
+        weights = weights[:cfg.max_per_img]
+        mask_probs = torch.einsum('gn,nhw->ghw', weights,
+                                  nodes['mask_logits']).sigmoid()
+        masks = mask_probs > cfg.mask_thr
+        areas = masks.sum((1, 2)).float()
+        keep = areas > 0
+        return dict(
+            scores=nodes['scores'][leaders][keep],
+            labels=nodes['labels'][leaders][keep],
+            mask_probs=mask_probs[keep],
+            masks=masks[keep],
+            areas=areas[keep])
 
-        # Back to the input frame, crop the padding, then to ori_shape.
-        h, w = mask_feats.shape[-2:]
+    def _matrix_nms(self, nodes: dict, cfg: ConfigDict) -> dict:
+        """mmdet's Matrix NMS: without a purifier (the Baseline) it removes
+        the duplicates; after purifying (``test_cfg.purify.matrix_nms``) it
+        decays the scores of groups that still overlap."""
+        scores, labels, _, keep = mask_matrix_nms(
+            nodes['masks'],
+            nodes['labels'],
+            nodes['scores'],
+            mask_area=nodes['areas'],
+            nms_pre=cfg.nms_pre,
+            max_num=cfg.max_per_img,
+            kernel=cfg.kernel,
+            sigma=cfg.sigma,
+            filter_thr=cfg.filter_thr)
+        return dict(
+            scores=scores, labels=labels, mask_probs=nodes['mask_probs'][keep])
+
+    def _resize_masks(self, mask_probs: Tensor, img_meta: dict,
+                      rescale: bool, mask_thr: float) -> Tensor:
+        """Mask probabilities (N, h, w) at stride 4 -> binary masks at
+        ``ori_shape`` (``rescale``) or ``img_shape``: back to the input
+        frame, crop the padding, then resize, as SOLOv2 does."""
+        h, w = mask_probs.shape[-2:]
         img_h, img_w = img_meta['img_shape'][:2]
         mask_probs = F.interpolate(
             mask_probs[None],
@@ -719,11 +792,4 @@ class PEPHead(BaseMaskHead):
                 size=img_meta['ori_shape'][:2],
                 mode='bilinear',
                 align_corners=False)
-        masks = mask_probs[0] > cfg.mask_thr
-
-        results = InstanceData()
-        results.masks = masks
-        results.labels = labels
-        results.scores = scores
-        results.bboxes = masks_to_boxes(masks)
-        return results
+        return mask_probs[0] > mask_thr

@@ -1,14 +1,15 @@
 """Object excavating of PEP (§3.3, Eq. 3-4, Fig. 3).
 
 Shape shorthand used below:
-    N: original descriptors of one image, K: key pixels, G: GT instances,
-    D: descriptor channels, C: foreground classes, He x We: excavation map.
+    B: images, N: original descriptors of one image, K: key pixels,
+    G: GT instances, D: descriptor channels, C: foreground classes,
+    F: excavation feature channels, He x We: excavation map.
 
 Coordinates are normalised to [-1, 1] over the padded batch input, with
 pixel *centres* at ``(i + 0.5) / size * 2 - 1`` so that grid cells of every
 resolution share one frame.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,40 +21,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
-
-def coord_grid(h: int, w: int, device: torch.device) -> Tensor:
-    """Normalised (x, y) coordinates of the pixel centres of an h x w map.
-
-    Returns:
-        Tensor: Shape (2, h, w); channel 0 is x, channel 1 is y.
-    """
-    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
-    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
-    y, x = torch.meshgrid(ys * 2 - 1, xs * 2 - 1, indexing='ij')
-    return torch.stack([x, y])
-
-
-def zero_loss(module: nn.Module, ref: Tensor) -> Tensor:
-    """A zero that depends on every parameter of ``module``.
-
-    Used when a batch has no targets for a branch: the loss stays exactly 0
-    while every parameter still gets a (zero) gradient, so DDP without
-    ``find_unused_parameters`` does not stall.
-    """
-    return sum((p.sum() for p in module.parameters()), ref.new_zeros(())) * 0
-
-
-def local_peaks(heat: Tensor, kernel: int = 3) -> Tensor:
-    """Keep only values that are the maximum of their ``kernel`` window.
-
-    Args:
-        heat (Tensor): Shape (N, H, W).
-
-    Returns:
-        Tensor: Shape (N, H, W); non-peaks set to 0.
-    """
-    hmax = F.max_pool2d(heat[:, None], kernel, stride=1, padding=kernel // 2)
-    return heat * (hmax[:, 0] == heat)
+from ..utils import coord_grid, local_peaks, zero_loss
 
 
 @MODELS.register_module()
@@ -251,7 +219,6 @@ class PEPExcavator(BaseModule):
             torch.cat([descriptors, key_xy, key_xy - ori_xy], dim=1))
         return mined, self.key_cls(mined)
 
-    @torch.no_grad()
     def get_targets(self, gt_boxes: Tensor, gt_centers: Tensor,
                     ori_gt_inds: Tensor, map_size: Tuple[int, int],
                     pad_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
@@ -265,6 +232,10 @@ class PEPExcavator(BaseModule):
             ori_gt_inds (Tensor): GT instance of each original, shape (N,).
             map_size (tuple[int, int]): (He, We).
             pad_shape (tuple[int, int]): (H, W) of the padded input.
+
+        Built from GT tensors only, so no autograd graph is recorded (and no
+        ``torch.no_grad`` decorator hides this function from mutation
+        testing).
 
         Returns:
             tuple[Tensor, Tensor]:
@@ -307,11 +278,61 @@ class PEPExcavator(BaseModule):
             heat = heat.view(n, h, w)
         return heat, near
 
-    def loss(self, exc_feat: Tensor, descriptors: Tensor, ori_xy: Tensor,
-             ori_gt_inds: Tensor, gt_boxes: Tensor, gt_centers: Tensor,
-             gt_labels: Tensor,
-             pad_shape: Tuple[int, int]) -> Tuple[Dict[str, Tensor], dict]:
-        """Excavating losses of one image and the mined descriptors.
+    def loss(self, exc_feats: Tensor, batch_originals: List[dict],
+             batch_gt: List[dict], pad_shape: Tuple[int, int]
+             ) -> Tuple[Dict[str, Tensor], List[dict]]:
+        """Excavating losses of a batch (Eq. 3-4) and the mined descriptors.
+
+        ``loss_excavate`` (L_E) is the sum of ``loss_excavate`` over all
+        maps of the batch divided by their positives plus one unit per map:
+        focal-style normalisation by the positives, where the extra unit
+        keeps a map without any neighbour (a lone object) from dividing its
+        whole sum by 1. ``loss_excavate_cls`` (L_PE) is the mean of
+        ``loss_cls`` over all key pixels of the batch.
+
+        Args:
+            exc_feats (Tensor): Excavation features, shape (B, F, He, We).
+            batch_originals (list[dict]): Per image, the originals to
+                excavate: ``descriptors`` (N, D), ``xy`` (N, 2) normalised
+                locations and ``gt_inds`` (N,) their GT instances.
+            batch_gt (list[dict]): Per image ``boxes`` (G, 4) and
+                ``centers`` (G, 2, x y) in padded-input pixels, ``labels``
+                (G,).
+            pad_shape (tuple[int, int]): (H, W) of the padded input.
+
+        Returns:
+            tuple[dict, list[dict]]: The finished, weighted losses
+            ``loss_excavate`` and ``loss_excavate_cls``, and per image the
+            positive mined descriptors: ``descriptors`` (K, D), ``xy``
+            (K, 2) and ``gt_inds`` (K,).
+        """
+        sum_exc, sum_cls, num_pos, num_keys = 0., 0., 0., 0
+        mined = []
+        for exc_feat, ori, gt in zip(exc_feats, batch_originals, batch_gt):
+            n = ori['descriptors'].size(0)
+            if n == 0:
+                mined.append(None)
+                continue
+            exc, heat_pos, cls, keys, mined_pos = self._loss_single(
+                exc_feat, ori['descriptors'], ori['xy'], ori['gt_inds'],
+                gt['boxes'], gt['centers'], gt['labels'], pad_shape)
+            sum_exc, sum_cls = sum_exc + exc, sum_cls + cls
+            num_pos = num_pos + float(heat_pos) + n
+            num_keys += keys
+            mined.append(mined_pos)
+        # Terms without targets are exact zeros that still touch every
+        # parameter, so the graph (and DDP) stays whole.
+        zero = zero_loss(self, exc_feats) + exc_feats.sum() * 0
+        losses = dict(
+            loss_excavate=zero + sum_exc / max(num_pos, 1.),
+            loss_excavate_cls=zero + sum_cls / max(num_keys, 1))
+        return losses, mined
+
+    def _loss_single(self, exc_feat: Tensor, descriptors: Tensor,
+                     ori_xy: Tensor, ori_gt_inds: Tensor, gt_boxes: Tensor,
+                     gt_centers: Tensor, gt_labels: Tensor,
+                     pad_shape: Tuple[int, int]) -> tuple:
+        """Summed excavating losses of one image and its mined descriptors.
 
         Args:
             exc_feat (Tensor): Excavation features, shape (F, He, We).
@@ -324,10 +345,10 @@ class PEPExcavator(BaseModule):
             pad_shape (tuple[int, int]): (H, W) of the padded input.
 
         Returns:
-            tuple[dict, dict]: Un-normalised loss sums with their counts
-            (``excavate``, ``num_heat_pos``, ``cls``, ``num_keys``) and the
-            positive mined descriptors: ``descriptors`` (K, D), ``xy``
-            (K, 2) and ``gt_inds`` (K,).
+            tuple: Summed ``loss_excavate`` over the N maps, their number
+            of positive pixels, summed ``loss_cls`` over the key pixels,
+            the number of key pixels, and the positive mined descriptors
+            (see :meth:`loss`).
         """
         h, w = exc_feat.shape[-2:]
         logits = self.excavate_maps(exc_feat, descriptors, ori_xy)
@@ -349,7 +370,7 @@ class PEPExcavator(BaseModule):
         key_labels = gt_labels[gt_idx]
         key_ori = ori_idx
 
-        if self.num_neg_keys > 0 and descriptors.size(0) > 0:
+        if self.num_neg_keys > 0:
             with torch.no_grad():
                 # Peaks far (> r cells) from every GT centre are negatives.
                 near_any = F.max_pool2d(heat[:, None],
@@ -376,16 +397,12 @@ class PEPExcavator(BaseModule):
         loss_cls = self.loss_cls(
             cls_logits, key_labels, reduction_override='sum')
         num_pos_keys = gt_idx.numel()
-        losses = dict(
-            excavate=loss_exc,
-            num_heat_pos=num_heat_pos,
-            cls=loss_cls,
-            num_keys=key_labels.numel())
         mined_pos = dict(
             descriptors=mined[:num_pos_keys],
             xy=key_xy[:num_pos_keys],
             gt_inds=gt_idx)
-        return losses, mined_pos
+        return (loss_exc, num_heat_pos, loss_cls, key_labels.numel(),
+                mined_pos)
 
     def predict(self, exc_feat: Tensor, descriptors: Tensor, ori_xy: Tensor,
                 cfg: ConfigType) -> Optional[dict]:

@@ -1,9 +1,9 @@
 """Instance purifying of PEP (§3.4, Eq. 5, Fig. 4).
 
-Shape shorthand: N descriptors of one image, D descriptor channels,
-G groups (final instances).
+Shape shorthand: B images, N descriptors of one image, D descriptor
+channels, G groups (final instances).
 """
-from typing import Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -14,7 +14,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
-from .pep_excavator import zero_loss
+from ..utils import zero_loss
 
 
 @MODELS.register_module()
@@ -96,21 +96,50 @@ class PEPPurifier(BaseModule):
         emb = F.normalize(self.project(torch.cat([descriptors, xy], 1)), dim=1)
         return emb @ emb.t() * self.logit_scale + self.logit_bias
 
-    def loss(self, descriptors: Tensor, xy: Tensor,
-             gt_inds: Tensor) -> Tuple[Tensor, int]:
-        """Graph loss of one image (Eq. 5), summed over node pairs.
+    def loss(self, batch_descriptors: List[Tensor], batch_xy: List[Tensor],
+             batch_gt_inds: List[Tensor]) -> Dict[str, Tensor]:
+        """Graph loss of a batch (Eq. 5): ``loss_graph`` averaged over all
+        node pairs of the batch.
+
+        At most ``max_descriptors`` nodes of each image, sampled at random,
+        enter its graph (the paper's N_all <= 30).
 
         Args:
-            descriptors (Tensor): Shape (N, D), N <= ``max_descriptors``.
+            batch_descriptors (list[Tensor]): Per image, all descriptors
+                (originals and mined), each (N, D).
+            batch_xy (list[Tensor]): Their normalised locations, (N, 2).
+            batch_gt_inds (list[Tensor]): Their GT instances, (N,).
+
+        Returns:
+            dict[str, Tensor]: The finished, weighted ``loss_graph``.
+        """
+        loss_sum, num_pairs = 0., 0
+        for desc, xy, gt_inds in zip(batch_descriptors, batch_xy,
+                                     batch_gt_inds):
+            keep = self.sample(desc.size(0), desc.device)
+            loss, pairs = self._pair_loss(desc[keep], xy[keep], gt_inds[keep])
+            loss_sum, num_pairs = loss_sum + loss, num_pairs + pairs
+        # Images with fewer than two nodes add an exact zero that still
+        # touches every parameter, so the graph (and DDP) stays whole.
+        zero = zero_loss(self, batch_descriptors[0])
+        return dict(loss_graph=zero + loss_sum / max(num_pairs, 1))
+
+    def _pair_loss(self, descriptors: Tensor, xy: Tensor,
+                   gt_inds: Tensor) -> Tuple[Tensor, int]:
+        """Graph loss of one image summed over its node pairs.
+
+        Args:
+            descriptors (Tensor): Shape (N, D).
             xy (Tensor): Shape (N, 2).
             gt_inds (Tensor): GT instance of each node, shape (N,).
 
         Returns:
-            tuple[Tensor, int]: Summed loss and the number of pairs.
+            tuple[Tensor | float, int]: Summed loss and the number of
+            pairs (0. and 0 for fewer than two nodes).
         """
         n = descriptors.size(0)
         if n < 2:
-            return zero_loss(self, descriptors), 0
+            return 0., 0
         logits = self(descriptors, xy)
         same = gt_inds[:, None] == gt_inds[None, :]
         off_diag = ~torch.eye(n, dtype=torch.bool, device=logits.device)
@@ -126,7 +155,6 @@ class PEPPurifier(BaseModule):
             return torch.arange(num, device=device)
         return torch.randperm(num, device=device)[:self.max_descriptors]
 
-    @torch.no_grad()
     def group(self, descriptors: Tensor, xy: Tensor, scores: Tensor,
               labels: Tensor, group_thr: float,
               class_agnostic: bool = False) -> Tuple[Tensor, Tensor]:
@@ -154,7 +182,8 @@ class PEPPurifier(BaseModule):
         if n == 0:
             return scores.new_zeros(0, dtype=torch.long), scores.new_zeros(0, 0)
         order = scores.argsort(descending=True)
-        linked = self(descriptors, xy).sigmoid() > group_thr
+        with torch.no_grad():
+            linked = self(descriptors, xy).sigmoid() > group_thr
         if not class_agnostic:
             linked &= labels[:, None] == labels[None, :]
         linked = linked[order][:, order].cpu().numpy()

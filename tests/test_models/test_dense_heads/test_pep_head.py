@@ -1,6 +1,5 @@
 import pytest
 import torch
-from mmengine.config import ConfigDict
 
 from mmdet.registry import MODELS
 from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
@@ -108,7 +107,7 @@ def test_degenerate_masks_are_ignored():
 
 def predict(head, feats, shape=(64, 64), **cfg):
     if cfg:
-        head.test_cfg = ConfigDict({**head.test_cfg, **cfg})
+        head.test_cfg = head._check_test_cfg({**head.test_cfg, **cfg})
     with torch.no_grad():
         return head.predict_by_feat(
             *head(feats), batch_img_metas=[img_meta(shape)], rescale=True)
@@ -207,7 +206,8 @@ def test_matrix_nms_after_purifying_only_drops_or_decays():
     with torch.no_grad():
         head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
     plain = predict(head, fpn_feats(), score_thr=0.3)[0]
-    head.test_cfg.purify = dict(group_thr=0.5, matrix_nms=True)
+    head.test_cfg = head._check_test_cfg(
+        {**head.test_cfg, 'purify': dict(group_thr=0.5, matrix_nms=True)})
     decayed = predict(head, fpn_feats(), score_thr=0.3)[0]
     check_result_types(decayed, (64, 64))
     assert 0 < len(decayed) <= len(plain)

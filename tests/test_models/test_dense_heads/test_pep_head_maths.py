@@ -15,7 +15,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
 
 from mmdet.registry import MODELS
 from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
@@ -190,7 +189,7 @@ def test_mask_loss_rows_include_the_mined_descriptors():
     head.loss_by_feat(
         *outs, batch_gt_instances=[gt], batch_img_metas=[img_meta()])
     (preds, targets), = head.loss_mask.calls
-    (losses, mined), = mined_out
+    (losses, (mined, )), = mined_out
     # Positive cells: the squares' centres are (16, 16) and (32, 16) and
     # their half-extents x pos_scale 1.6 px. Level 0 (cell of x: x * 12 / 64): rows int(14.4 * 12 / 64) = 2 .. int(17.6 * 12 / 64) = 3,
     # cols 2..3 (left) and int(30.4 * 12 / 64) = 5 .. int(33.6 * 12 / 64)
@@ -265,6 +264,15 @@ def touching_pair():
     return boxes, centers
 
 
+def excavate_one(exc, desc, ori_xy, ori_gt_inds, labels):
+    """The excavator's batch loss on one 64 x 64 image of touching_pair."""
+    boxes, centers = touching_pair()
+    return exc.loss(
+        torch.zeros(1, 4, 8, 8),
+        [dict(descriptors=desc, xy=ori_xy, gt_inds=ori_gt_inds)],
+        [dict(boxes=boxes, centers=centers, labels=labels)], (64, 64))
+
+
 def expected_heat():
     """Targets of E_ind for originals of GT 0 and GT 1 of touching_pair."""
     heat = torch.zeros(2, 8, 8)
@@ -285,26 +293,24 @@ def test_excavate_targets_by_hand():
 @pytest.mark.parametrize('agree', [True, False])
 def test_loss_excavate_direction(agree):
     exc = excavator(num_neg_keys=0)
-    boxes, centers = touching_pair()
     sign = 1 if agree else -1
     logits = sign * 8 * (2 * expected_heat() - 1)
     exc.excavate_maps = lambda feat, desc, xy: logits
-    losses, _ = exc.loss(
-        torch.zeros(4, 8, 8), torch.randn(2, 8), torch.zeros(2, 2),
-        torch.tensor([0, 1]), boxes, centers, torch.tensor([0, 0]), (64, 64))
+    losses, _ = excavate_one(exc, torch.randn(2, 8), torch.zeros(2, 2),
+                             torch.tensor([0, 1]), torch.tensor([0, 0]))
     # Per pixel: agreeing logits cost at most alpha * (1 - p)^2 * -log(p)
     # with p = sigmoid(8); reversed ones at least 0.25 * p^2 * -log(1 - p).
+    # Normalised by the 18 positives plus one unit per map: 20.
     pos_at_8, neg_at_8 = focal_terms(8.0)
     pos_at_minus_8, neg_at_minus_8 = focal_terms(-8.0)
     if agree:  # +8 on the 18 positives, -8 on the 110 negatives
-        expected = 18 * pos_at_8 + 110 * neg_at_minus_8
-        assert losses['excavate'].item() < 1e-5
+        expected = (18 * pos_at_8 + 110 * neg_at_minus_8) / 20
+        assert losses['loss_excavate'].item() < 1e-6
     else:
-        expected = 18 * pos_at_minus_8 + 110 * neg_at_8
-        assert losses['excavate'].item() > 10
-    assert losses['excavate'].item() == pytest.approx(
-        expected, rel=1e-4, abs=1e-7)
-    assert losses['num_heat_pos'] == 18
+        expected = (18 * pos_at_minus_8 + 110 * neg_at_8) / 20
+        assert losses['loss_excavate'].item() > 10
+    assert losses['loss_excavate'].item() == pytest.approx(
+        expected, rel=1e-4, abs=1e-8)
 
 
 # ---------------------------------------------------------------- Eq. 4
@@ -312,7 +318,6 @@ def test_loss_excavate_direction(agree):
 
 def test_mined_keys_classes_and_negative_keys():
     exc = excavator(num_neg_keys=1, max_keys_train=8)
-    boxes, centers = touching_pair()
     # One peak per map far from every GT centre: row 6, col 6 (a negative
     # key for both originals); everything else low.
     logits = torch.full((2, 8, 8), -6.)
@@ -329,9 +334,8 @@ def test_mined_keys_classes_and_negative_keys():
     exc.mine = spy
     desc = torch.randn(2, 8)
     ori_xy = torch.tensor([[-0.5, -0.5], [0.0, -0.5]])
-    losses, mined = exc.loss(
-        torch.zeros(4, 8, 8), desc, ori_xy, torch.tensor([0, 1]), boxes,
-        centers, torch.tensor([1, 1]), (64, 64))
+    losses, (mined, ) = excavate_one(exc, desc, ori_xy, torch.tensor([0, 1]),
+                                     torch.tensor([1, 1]))
     (key_desc, key_ori_xy, key_xy, cls_logits), = calls
     cell = lambda r, c: [(c + 0.5) / 8 * 2 - 1, (r + 0.5) / 8 * 2 - 1]  # noqa
     # Positive keys first (original 0 -> GT 1's centre cell (2, 4),
@@ -341,9 +345,9 @@ def test_mined_keys_classes_and_negative_keys():
     assert torch.equal(key_desc, desc[[0, 1, 0, 1]])
     assert torch.equal(key_ori_xy, ori_xy[[0, 1, 0, 1]])
     labels = torch.tensor([1, 1, 2, 2])  # class 1 twice, background C = 2
-    expected = F.cross_entropy(cls_logits, labels, reduction='sum')
-    torch.testing.assert_close(losses['cls'], expected)
-    assert losses['num_keys'] == 4
+    # L_PE: the mean over the four key pixels.
+    expected = F.cross_entropy(cls_logits, labels, reduction='sum') / 4
+    torch.testing.assert_close(losses['loss_excavate_cls'], expected)
     # Only the positive keys come back as mined descriptors.
     assert mined['gt_inds'].tolist() == [1, 0]
     assert mined['xy'].tolist() == [cell(2, 4), cell(2, 2)]
@@ -351,7 +355,6 @@ def test_mined_keys_classes_and_negative_keys():
 
 def test_negative_keys_never_sit_on_a_gt_centre():
     exc = excavator(num_neg_keys=1)
-    boxes, centers = touching_pair()
     # The strongest predicted peaks sit on the GT centres; they are
     # positives, so the negative must come from elsewhere.
     logits = torch.full((2, 8, 8), -6.)
@@ -361,9 +364,8 @@ def test_negative_keys_never_sit_on_a_gt_centre():
     calls = []
     mine = exc.mine
     exc.mine = lambda d, o, k: calls.append(k) or mine(d, o, k)
-    exc.loss(
-        torch.zeros(4, 8, 8), torch.randn(2, 8), torch.zeros(2, 2),
-        torch.tensor([0, 1]), boxes, centers, torch.tensor([0, 0]), (64, 64))
+    excavate_one(exc, torch.randn(2, 8), torch.zeros(2, 2),
+                 torch.tensor([0, 1]), torch.tensor([0, 0]))
     negatives = calls[0][2:]
     # Each original's map has both GT centres (sigmoid 5) masked out (the
     # other's block dilated by the radius covers them), so its best
@@ -380,17 +382,59 @@ def test_loss_graph_is_bce_over_off_diagonal_pairs():
     torch.manual_seed(1)
     desc, xy = torch.randn(4, 8), torch.rand(4, 2)
     gt_inds = torch.tensor([3, 3, 5, 7])
-    loss, pairs = purifier.loss(desc, xy, gt_inds)
+    loss = purifier.loss([desc], [xy], [gt_inds])['loss_graph']
+    torch.testing.assert_close(loss, bce_over_pairs(purifier, desc, xy,
+                                                    gt_inds))
+
+
+def bce_over_pairs(purifier, desc, xy, gt_inds):
+    """Brute force Eq. 5: mean BCE of every ordered pair i != j against
+    G_M (1 iff same GT instance)."""
     logits = purifier(desc, xy)
-    expected = 0.
-    for i in range(4):
-        for j in range(4):
+    n = len(gt_inds)
+    total = 0.
+    for i in range(n):
+        for j in range(n):
             if i != j:
                 same = float(gt_inds[i] == gt_inds[j])
                 p = torch.sigmoid(logits[i, j])
-                expected -= same * torch.log(p) + (1 - same) * torch.log(1 - p)
-    assert pairs == 12
+                total -= same * torch.log(p) + (1 - same) * torch.log(1 - p)
+    return total / (n * (n - 1))
+
+
+def test_graph_loss_is_the_mean_over_all_pairs_of_the_batch():
+    purifier = MODELS.build(
+        dict(type='PEPPurifier', in_channels=8, embed_channels=8))
+    torch.manual_seed(2)
+    desc, xy = torch.randn(5, 8), torch.rand(5, 2)
+    gt_inds = torch.tensor([0, 0, 1, 1, 1])
+    # Images of 3, 2, 1 and 0 nodes: 6 + 2 + 0 + 0 pairs.
+    loss = purifier.loss([desc[:3], desc[3:], desc[:1], desc[:0]],
+                         [xy[:3], xy[3:], xy[:1], xy[:0]],
+                         [gt_inds[:3], gt_inds[3:], gt_inds[:1],
+                          gt_inds[:0]])['loss_graph']
+    expected = (bce_over_pairs(purifier, desc[:3], xy[:3], gt_inds[:3]) * 6 +
+                bce_over_pairs(purifier, desc[3:], xy[3:], gt_inds[3:]) *
+                2) / 8
     torch.testing.assert_close(loss, expected)
+    # With no pair at all it is an exact zero that still reaches every
+    # parameter.
+    lone = purifier.loss([desc[:1]], [xy[:1]], [gt_inds[:1]])['loss_graph']
+    assert lone.item() == 0
+    lone.backward()
+    assert all(p.grad is not None for p in purifier.parameters())
+
+
+def test_graph_samples_at_most_max_descriptors_nodes():
+    purifier = MODELS.build(
+        dict(type='PEPPurifier', in_channels=8, embed_channels=8,
+             max_descriptors=3))
+    seen = []
+    purifier._pair_loss = lambda d, xy, g: seen.append(len(d)) or (0., 0)
+    purifier.loss([torch.randn(7, 8), torch.randn(2, 8)],
+                  [torch.rand(7, 2), torch.rand(2, 2)],
+                  [torch.arange(7), torch.arange(2)])
+    assert seen == [3, 2]
 
 
 def test_graph_nodes_are_originals_and_mined_with_identities():
@@ -398,14 +442,15 @@ def test_graph_nodes_are_originals_and_mined_with_identities():
     graph_calls, mined_out = [], []
     purifier_loss, excavator_loss = head.purifier.loss, head.excavator.loss
 
-    def graph_spy(desc, xy, inds):
-        out = purifier_loss(desc, xy, inds)
-        graph_calls.append((desc.detach(), xy, inds, out))
+    def graph_spy(batch_desc, batch_xy, batch_inds):
+        out = purifier_loss(batch_desc, batch_xy, batch_inds)
+        graph_calls.append((batch_desc[0].detach(), batch_xy[0],
+                            batch_inds[0], out))
         return out
 
     def exc_spy(*args, **kwargs):
         out = excavator_loss(*args, **kwargs)
-        mined_out.append(out[1])
+        mined_out.append(out[1][0])
         return out
 
     head.purifier.loss, head.excavator.loss = graph_spy, exc_spy
@@ -413,7 +458,7 @@ def test_graph_nodes_are_originals_and_mined_with_identities():
     losses = head.loss_by_feat(
         *outs, batch_gt_instances=[two_squares()],
         batch_img_metas=[img_meta()])
-    (desc, xy, inds, (loss_sum, pairs)), = graph_calls
+    (desc, xy, inds, graph_losses), = graph_calls
     mined, = mined_out
     # Positive cells in flat order (derived in the mask-loss test above):
     # level 0 rows 2-3, cols 2-3 (GT 0) and 5-6 (GT 1); level 1 (2, 2)
@@ -428,9 +473,13 @@ def test_graph_nodes_are_originals_and_mined_with_identities():
         assert xy[k].tolist() == pytest.approx(
             [(c + 0.5) / s * 2 - 1, (r + 0.5) / s * 2 - 1])
     torch.testing.assert_close(desc[11:], mined['descriptors'].detach())
-    assert pairs == 15 * 14
-    # Eq. 8: the batch's graph loss is the mean over its pairs.
-    torch.testing.assert_close(losses['loss_graph'], loss_sum / pairs)
+    # All 15 nodes enter the graph (<= max_descriptors), and the head
+    # reports the purifier's finished loss.
+    torch.testing.assert_close(
+        losses['loss_graph'],
+        bce_over_pairs(head.purifier, desc, xy, inds).detach())
+    torch.testing.assert_close(losses['loss_graph'],
+                               graph_losses['loss_graph'])
 
 
 # ------------------------------------------------------------- inference
@@ -480,7 +529,7 @@ def single_image_inputs(head, cells):
 
 def predict_single(head, cells, exc_feat=None, **cfg):
     scores, desc, strides = single_image_inputs(head, cells)
-    test_cfg = ConfigDict({**head.test_cfg, **cfg})
+    test_cfg = {**head.test_cfg, **cfg}
     with torch.no_grad():
         return head._predict_by_feat_single(scores, desc, region_feats(),
                                             exc_feat, head._cell_xy(),

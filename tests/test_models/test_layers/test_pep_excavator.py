@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from mmdet_pep.models import PEPExcavator
-from mmdet_pep.models.layers.pep_excavator import coord_grid, local_peaks
 
 
 def excavator(**kwargs):
@@ -15,20 +14,6 @@ def excavator(**kwargs):
         hidden_channels=4,
         norm_cfg=None,
         **kwargs)
-
-
-def test_coord_grid_uses_pixel_centres():
-    grid = coord_grid(2, 4, torch.device('cpu'))
-    assert grid.shape == (2, 2, 4)
-    assert grid[0, 0].tolist() == [-0.75, -0.25, 0.25, 0.75]
-    assert grid[1, :, 0].tolist() == [-0.5, 0.5]
-
-
-def test_local_peaks():
-    heat = torch.zeros(1, 5, 5)
-    heat[0, 1, 1], heat[0, 1, 2], heat[0, 4, 4] = 0.9, 0.5, 0.7
-    peaks = local_peaks(heat)
-    assert peaks.nonzero().tolist() == [[0, 1, 1], [0, 4, 4]]
 
 
 def test_targets_near_rule_and_key_cap():
@@ -59,15 +44,40 @@ def test_loss_gives_mined_descriptors_for_neighbours():
     feat = exc(torch.randn(1, 8, 16, 16))[0]
     boxes = torch.tensor([[0., 0, 16, 16], [16, 0, 32, 16]])
     centers = (boxes[:, :2] + boxes[:, 2:]) / 2
-    losses, mined = exc.loss(feat, torch.randn(2, 8), torch.zeros(2, 2),
-                             torch.tensor([0, 1]), boxes, centers,
-                             torch.tensor([1, 1]), (64, 64))
+    losses, (mined, ) = exc.loss(
+        feat[None],
+        [dict(descriptors=torch.randn(2, 8), xy=torch.zeros(2, 2),
+              gt_inds=torch.tensor([0, 1]))],
+        [dict(boxes=boxes, centers=centers, labels=torch.tensor([1, 1]))],
+        (64, 64))
     assert mined['gt_inds'].tolist() == [1, 0]
     assert mined['descriptors'].shape == (2, 8)
-    assert losses['excavate'] > 0 and losses['cls'] > 0
-    assert losses['num_heat_pos'] == 2 * 9
-    # Two positive keys plus up to num_neg_keys negatives per original.
-    assert 2 <= losses['num_keys'] <= 2 + 2 * exc.num_neg_keys
+    assert set(losses) == {'loss_excavate', 'loss_excavate_cls'}
+    assert losses['loss_excavate'] > 0 and losses['loss_excavate_cls'] > 0
+
+
+def test_loss_of_a_batch_with_an_image_without_originals():
+    exc = excavator()
+    feats = exc(torch.randn(2, 8, 16, 16))
+    boxes = torch.tensor([[0., 0, 16, 16], [16, 0, 32, 16]])
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+    gt = dict(boxes=boxes, centers=centers, labels=torch.tensor([1, 1]))
+    none = dict(descriptors=torch.zeros(0, 8), xy=torch.zeros(0, 2),
+                gt_inds=torch.zeros(0, dtype=torch.long))
+    some = dict(descriptors=torch.randn(2, 8), xy=torch.zeros(2, 2),
+                gt_inds=torch.tensor([0, 1]))
+    losses, mined = exc.loss(feats, [none, some], [gt, gt], (64, 64))
+    assert mined[0] is None and mined[1]['gt_inds'].tolist() == [1, 0]
+    alone, _ = exc.loss(feats[1:], [some], [gt], (64, 64))
+    # The image without originals adds nothing to sums or counts.
+    for key in losses:
+        torch.testing.assert_close(losses[key], alone[key])
+    # Without any original both losses are exact zeros that still reach
+    # every parameter (DDP).
+    empty, _ = exc.loss(feats[:1], [none], [gt], (64, 64))
+    assert all(v.item() == 0 for v in empty.values())
+    sum(empty.values()).backward()
+    assert all(p.grad is not None for p in exc.parameters())
 
 
 def test_predict_caps_keys():
