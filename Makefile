@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SETUP_HASH := $(shell cat requirements.txt pyproject.toml tools/setup_env.sh | sha1sum | cut -c1-12)
+SETUP_HASH := $(shell cat requirements.txt requirements/*.txt pyproject.toml tools/setup_env.sh | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.setup-$(SETUP_HASH)
 PYTEST_ARGS ?=
 
@@ -34,9 +34,8 @@ demo: $(STAMP)
 # docs/mutation/README.md; fails if a surviving mutant is neither killed nor
 # argued equivalent in docs/mutation/equivalent.txt, or the kill rate is
 # below 85%.
-MUTMUT_SPEC ?= mutmut==3.8.1
 mutation: $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check "$(MUTMUT_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/mutation.txt
 	$(VENV)/bin/mutmut run --max-children $$(nproc)
 	$(MAKE) mutation-summary
 
