@@ -48,8 +48,21 @@ def test_registered():
 
 
 def test_matching_num_classes_pass(detector):
-    check_num_classes(detector, _Data(THREE), 'train_dataloader.dataset')
-    check_num_classes(detector, _Data(None), 'x')  # no classes: no check
+    # The detector has two modules with num_classes (the head and the
+    # excavator), both 3: the check must have them to compare ...
+    counted = {name for name, m in detector.named_modules()
+               if isinstance(getattr(m, 'num_classes', None), int)}
+    assert counted == {'mask_head', 'mask_head.excavator'}
+    assert detector.mask_head.num_classes == 3
+    # ... and it passes (returns, raises nothing) for three classes,
+    assert check_num_classes(detector, _Data(THREE),
+                             'train_dataloader.dataset') is None
+    # and for a data set without classes, which it cannot check,
+    assert check_num_classes(detector, _Data(None), 'x') is None
+    # while the same call with one class fewer does raise: the passes
+    # above are a real comparison, not a check that never fires.
+    with pytest.raises(ValueError, match='has 2 classes'):
+        check_num_classes(detector, _Data(THREE[:2]), 'x')
 
 
 @pytest.mark.parametrize('classes', [('a', 'b'), THREE + ('d', )])
@@ -120,7 +133,18 @@ def test_mmdet_hook_misses_the_val_set_at_the_start(detector):
         model=detector,
         train_dataloader=SimpleNamespace(dataset=_Data(THREE)),
         val_dataloader=SimpleNamespace(dataset=_Data(('a', ))))
-    NumClassCheckHook().before_train_epoch(runner)  # no error
+    hook = NumClassCheckHook()
+    # The wrong val set passes the check at the start of training ...
+    assert hook.before_train_epoch(runner) is None
+    # ... and is only caught when the first validation begins (after a
+    # whole training epoch), with a bare AssertionError.
+    with pytest.raises(AssertionError):
+        hook.before_val_epoch(runner)
+    # PEP's hook catches it before the first iteration.
+    with pytest.raises(ValueError, match='val_dataloader.dataset'):
+        PEPNumClassCheckHook().before_train(
+            _Runner(detector, ('train', 'val'), train=_Data(THREE),
+                    val=_Data(('a', ))))
 
 
 def test_standalone_val_and_test(detector):
@@ -146,12 +170,22 @@ def outputs(**values):
 
 def test_finite_losses_pass():
     hook = PEPCheckInvalidLossHook()
-    hook.after_train_iter(fake_runner(0), 0, None,
-                          outputs(loss_mask=0.5, loss_perceive=1.0))
-    hook.after_train_iter(fake_runner(0), 0, None, None)
-    # Logged non-loss values are not checked.
-    hook.after_train_iter(fake_runner(0), 0, None,
-                          dict(loss=torch.tensor(1.), acc=math.nan))
+    errors = []
+    runner = SimpleNamespace(iter=0, epoch=0,
+                             logger=SimpleNamespace(error=errors.append))
+    # Each call returns without raising and logs no error.
+    assert hook.after_train_iter(
+        runner, 0, None, outputs(loss_mask=0.5, loss_perceive=1.0)) is None
+    assert hook.after_train_iter(runner, 0, None, None) is None
+    # Logged non-loss values are not checked ...
+    assert hook.after_train_iter(
+        runner, 0, None, dict(loss=torch.tensor(1.), acc=math.nan)) is None
+    assert errors == []
+    # ... but the same NaN under a loss key is (the calls above did check).
+    with pytest.raises(FloatingPointError, match='loss_acc'):
+        hook.after_train_iter(runner, 0, None,
+                              dict(loss=torch.tensor(1.), loss_acc=math.nan))
+    assert len(errors) == 1 and 'loss_acc' in errors[0]
 
 
 @pytest.mark.parametrize('bad', [math.nan, math.inf, -math.inf])

@@ -46,7 +46,21 @@ def test_misspelt_key_in_a_loss_of_the_excavator(synthetic_model):
 
 
 def test_the_unchanged_config_builds(synthetic_model):
-    MODELS.build(copy.deepcopy(synthetic_model))
+    """The control for the tests above and below: without the fault the
+    same config builds, so their errors come from the fault alone."""
+    model = MODELS.build(copy.deepcopy(synthetic_model))
+    assert type(model).__name__ == 'PEP'
+    head = model.mask_head
+    assert type(head).__name__ == 'PEPHead'
+    assert type(head.excavator).__name__ == 'PEPExcavator'
+    assert type(head.purifier).__name__ == 'PEPPurifier'
+    # The values of the config, not defaults, reached the modules.
+    assert head.num_classes == synthetic_model.mask_head.num_classes == 3
+    assert head.num_grids == tuple(synthetic_model.mask_head.num_grids)
+    assert (head.excavator.near_ratio ==
+            synthetic_model.mask_head.excavator.near_ratio)
+    assert (head.purifier.max_descriptors ==
+            synthetic_model.mask_head.purifier.max_descriptors)
 
 
 def head_with(part=None, **values):

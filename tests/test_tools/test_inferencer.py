@@ -2,9 +2,12 @@
 import json
 import os.path as osp
 
+import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+from pycocotools import mask as mask_utils
 
 from mmdet.apis import DetInferencer
 from mmdet.registry import MODELS
@@ -56,5 +59,23 @@ def test_det_inferencer_predicts_and_draws(tmp_path):
     assert all(len(box) == 4 for box in pred['bboxes'])
     # Masks come RLE-encoded at the original image size.
     assert all(mask['size'] == [64, 64] for mask in pred['masks'])
+    # Content, not only types: the image has objects and the tiny config
+    # keeps every candidate, so at least one mask has pixels, and every
+    # box is the tight pixel-edge box of its mask (PEP derives its boxes
+    # from the masks); an empty mask has the zero box.
+    masks = mask_utils.decode(
+        [dict(m, counts=m['counts'].encode()) for m in pred['masks']])
+    masks = masks.transpose(2, 0, 1).astype(bool)
+    assert masks.any((1, 2)).sum() >= 1
+    for mask, box in zip(masks, pred['bboxes']):
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            assert box == [0., 0., 0., 0.]
+            continue
+        x1, y1, x2, y2 = box
+        assert x1 <= xs.min() and y1 <= ys.min()
+        assert x2 >= xs.max() + 1 and y2 >= ys.max() + 1
+        assert box == pytest.approx(
+            [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
     with open(out_dir / 'preds' / '000001.json') as f:
         assert json.load(f)['labels'] == pred['labels']

@@ -18,9 +18,11 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 from modelindex.load_model_index import load as load_model_index
+from pycocotools import mask as mask_utils
 
 from mmdet_pep.datasets.synthetic import generate_coco_split
 from mmdet_pep.utils import load_checkpoint_weights_only
@@ -97,9 +99,25 @@ def assert_coco_metrics(text):
 
 
 def free_port():
+    """A port the OS has just handed out (bind to port 0); never a fixed
+    one, which another run or service on the machine may hold."""
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def run_on_free_port(cmd, attempts=3):
+    """``run(cmd)`` with ``PORT`` (tools/dist_*.sh's master port) set to a
+    free port. The port is free when asked for but not reserved until
+    torchrun binds it, so a run that lost it to another process in between
+    ("address already in use") is retried on a new one."""
+    for attempt in range(attempts):
+        try:
+            return run(cmd, PORT=str(free_port()))
+        except AssertionError as error:
+            if (attempt + 1 == attempts
+                    or 'address already in use' not in str(error).lower()):
+                raise
 
 
 @pytest.fixture(scope='module')
@@ -165,9 +183,27 @@ def test_test_py_evaluates_and_dumps(trained, data_root, tmp_path):
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 4  # one per val image
+    nonempty = 0
     for pred in preds:
-        assert {'scores', 'labels', 'bboxes', 'masks'} <= set(
-            pred['pred_instances'])
+        inst = pred['pred_instances']
+        assert {'scores', 'labels', 'bboxes', 'masks'} <= set(inst)
+        # Masks are dumped RLE-encoded at the original image size.
+        masks = (mask_utils.decode(inst['masks']).transpose(2, 0, 1)
+                 if len(inst['masks']) else np.zeros((0, 64, 64), bool))
+        assert masks.shape == (len(inst['labels']), 64, 64)
+        for mask, box in zip(masks, inst['bboxes'].tolist()):
+            ys, xs = np.nonzero(mask)
+            if len(xs) == 0:
+                assert box == [0., 0., 0., 0.]
+                continue
+            nonempty += 1
+            x1, y1, x2, y2 = box
+            assert x1 <= xs.min() and y1 <= ys.min()
+            assert x2 >= xs.max() + 1 and y2 >= ys.max() + 1
+    # The val images have objects and the tiny config keeps every
+    # candidate (score_thr=0): some masks must have pixels, else the
+    # metrics above were computed on nothing.
+    assert nonempty > 0
 
 
 def test_mim_train_and_test(data_root, tmp_path):
@@ -256,13 +292,11 @@ def test_dist_train_and_test_on_cpu_with_targetless_batches(tmp_path):
     assert all(per_image[i] > 1 for i in image_ids[0::2])
 
     work_dir = str(tmp_path / 'dist')
-    output = run(
-        [
-            'bash', 'tools/dist_train.sh', TINY_CFG, '2', '--work-dir',
-            work_dir, '--cfg-options', *data_options(data_root),
-            'train_dataloader.sampler.shuffle=False'
-        ],
-        PORT=str(free_port()))
+    output = run_on_free_port([
+        'bash', 'tools/dist_train.sh', TINY_CFG, '2', '--work-dir', work_dir,
+        '--cfg-options', *data_options(data_root),
+        'train_dataloader.sampler.shuffle=False'
+    ])
     assert DDP_REDUCTION_ERROR not in output
     assert 'using the gloo backend instead of nccl' in output
     assert 'Distributed training: True' in output
@@ -272,13 +306,10 @@ def test_dist_train_and_test_on_cpu_with_targetless_batches(tmp_path):
     ckpt = osp.join(work_dir, 'iter_4.pth')
     assert osp.isfile(ckpt)
 
-    output = run(
-        [
-            'bash', 'tools/dist_test.sh', TINY_CFG, ckpt, '2', '--work-dir',
-            str(tmp_path / 'dist_test'), '--cfg-options',
-            *data_options(data_root)
-        ],
-        PORT=str(free_port()))
+    output = run_on_free_port([
+        'bash', 'tools/dist_test.sh', TINY_CFG, ckpt, '2', '--work-dir',
+        str(tmp_path / 'dist_test'), '--cfg-options', *data_options(data_root)
+    ])
     assert 'GPU number: 2' in output
     assert_coco_metrics(output)
 

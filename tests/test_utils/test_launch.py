@@ -1,8 +1,19 @@
+import socket
+
 import pytest
 import torch
 from mmengine.config import Config
 
 from mmdet_pep.utils import fit_dist_backend, join_cpu_process_group
+
+
+def free_port():
+    """A port the OS has just handed out (bind to port 0), not a fixed one
+    that another test run or service on this machine may hold."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
 
 cpu_only = pytest.mark.skipif(
     torch.cuda.is_available(), reason='the CPU fallback only acts without CUDA')
@@ -29,7 +40,7 @@ def test_explicit_backend_and_single_process_are_left_alone():
 @cpu_only
 def test_join_cpu_process_group_single_rank(monkeypatch, tmp_path):
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', '29731')
+    monkeypatch.setenv('MASTER_PORT', str(free_port()))
     monkeypatch.setenv('RANK', '0')
     monkeypatch.setenv('WORLD_SIZE', '1')
     cfg = Config(dict(launcher='pytorch',
