@@ -42,8 +42,9 @@ def test_heartbeat_while_a_command_runs_then_stops():
                 'sleep 2.5; echo after')
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    # 1 s interval, 3.5 s command: about three beats, all before it ended.
-    assert 2 <= len(beats(proc.stdout)) <= 4, proc.stdout
+    # 1 s interval, 3.5 s command: at most three or four beats, all before
+    # it ended (a loaded machine may delay some, never add any).
+    assert 1 <= len(beats(proc.stdout)) <= 4, proc.stdout
     assert lines.index('status 0 pid [] traps []') == len(lines) - 2
     assert lines[-1] == 'after'  # and no beat in the 2.5 s after the end
 
