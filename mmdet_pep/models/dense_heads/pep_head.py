@@ -232,7 +232,8 @@ class PEPHead(BaseMaskHead):
         return cfg
 
     def _init_layers(self) -> None:
-        """Initialize the perceiving and descriptor towers."""
+        """Initialize the perceiving and descriptor towers (their convs have
+        a bias only without a norm: ConvModule's ``bias='auto'``)."""
         self.cls_convs = nn.ModuleList()
         self.desc_convs = nn.ModuleList()
         for i in range(self.stacked_convs):
@@ -243,8 +244,7 @@ class PEPHead(BaseMaskHead):
                     self.feat_channels,
                     3,
                     padding=1,
-                    norm_cfg=self.norm_cfg,
-                    bias=self.norm_cfg is None))
+                    norm_cfg=self.norm_cfg))
             chn = self.in_channels + 2 if i == 0 else self.feat_channels
             self.desc_convs.append(
                 ConvModule(
@@ -252,8 +252,7 @@ class PEPHead(BaseMaskHead):
                     self.feat_channels,
                     3,
                     padding=1,
-                    norm_cfg=self.norm_cfg,
-                    bias=self.norm_cfg is None))
+                    norm_cfg=self.norm_cfg))
         self.conv_cls = nn.Conv2d(
             self.feat_channels, self.num_classes + 1, 3, padding=1)
         self.conv_desc = nn.Conv2d(
