@@ -24,7 +24,6 @@ class PEP(SingleStageInstanceSegmentor):
         super().__init__(
             backbone=backbone,
             neck=neck,
-            bbox_head=None,
             mask_head=mask_head,
             train_cfg=train_cfg,
             test_cfg=test_cfg,

@@ -109,7 +109,7 @@ class LovaszHingeLoss(nn.Module):
                              f'{tuple(pred.shape)} and {tuple(target.shape)}')
         reduction = reduction_override or self.reduction
         if pred.size(0) == 0:
-            return pred.sum() * 0
+            return pred.sum()  # no elements: an exact zero on the graph
         logits = pred * 2 - 1 if self.input_type == 'probs' else pred
         loss = lovasz_hinge(logits, target)
         loss = weight_reduce_loss(loss, weight, reduction, avg_factor)

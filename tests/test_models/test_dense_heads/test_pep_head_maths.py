@@ -666,3 +666,121 @@ def test_key_thr_one_adds_no_detection():
         exc_feat=torch.zeros(8, 8, 8),
         excavate=dict(max_originals=10, key_thr=1.0, max_keys=4))
     assert res.labels.tolist() == [0]
+
+
+def test_empty_results_follow_rescale():
+    head = build_head()
+    meta = dict(img_meta(), img_shape=(60, 50, 3), ori_shape=(120, 100, 3))
+    for rescale, shape in ((True, (120, 100)), (False, (60, 50))):
+        res = head._empty_results(meta, rescale, torch.device('cpu'))
+        assert res.masks.shape == (0, *shape)
+        assert res.masks.dtype == torch.bool and res.labels.dtype == torch.long
+        assert res.scores.shape == (0, ) and res.bboxes.shape == (0, 4)
+
+
+def spy_excavator_predict(head, scores=None):
+    """Record the originals the excavator receives; optionally return one
+    mined descriptor (region C) with the given class scores."""
+    calls = []
+
+    def predict(exc_feat, desc, ori_xy, cfg):
+        calls.append(desc)
+        n = 0 if scores is None else 1
+        return dict(
+            descriptors=onehot('C')[None].expand(n, 16),
+            xy=torch.zeros(n, 2),
+            scores=torch.tensor([scores] if n else []).reshape(n, 3))
+
+    head.excavator.predict = predict
+    return calls
+
+
+@pytest.mark.parametrize('max_originals,received', [(1, 1), (30, 20)])
+def test_excavator_receives_the_best_max_originals(max_originals, received):
+    head = build_head(purifier=None)
+    calls = spy_excavator_predict(head)
+    # 20 originals (more than D = 16 channels), best first.
+    cells = [(flat(0, r, c), 0, 0.9 - 0.01 * (4 * r + c), 'A')
+             for r in range(5) for c in range(4)]
+    predict_single(head, cells, exc_feat=torch.zeros(8, 8, 8),
+                   excavate=dict(max_originals=max_originals, key_thr=0.5,
+                                 max_keys=4))
+    assert len(calls[0]) == received
+    torch.testing.assert_close(calls[0][0], onehot('A'))
+
+
+def test_mined_descriptor_needs_a_score_above_score_thr():
+    for score, kept in ((0.25, False), (0.2500001, True)):
+        head = build_head(purifier=None)
+        spy_excavator_predict(head, scores=[score, 0., 0.])
+        res = predict_single(
+            head, [(flat(0, 1, 1), 1, 0.9, 'A')],
+            exc_feat=torch.zeros(8, 8, 8), score_thr=0.25)
+        assert (0 in res.labels.tolist()) == kept
+
+
+def test_key_pixel_needs_a_peak_above_key_thr():
+    # sigmoid(0) = 0.5 exactly: not above key_thr = 0.5.
+    head = build_head(purifier=None)
+    keys = mock_excavation(head, peak_logit=0.)
+    res = predict_single(
+        head, [(flat(0, 1, 1), 0, 0.9, 'A')],
+        exc_feat=torch.zeros(8, 8, 8),
+        excavate=dict(max_originals=10, key_thr=0.5, max_keys=4))
+    assert keys[0].numel() == 0 and res.labels.tolist() == [0]
+
+
+def test_class_agnostic_grouping_reaches_the_purifier():
+    head = build_head(excavator=None)
+    cells = [(flat(0, 1, 1), 0, 0.9, 'A'), (flat(0, 1, 2), 1, 0.8, 'A_shift')]
+    fixed_similarity(head, torch.full((2, 2), 9.))
+    apart = predict_single(head, cells, purify=dict(group_thr=0.5))
+    merged = predict_single(
+        head, cells, purify=dict(group_thr=0.5, class_agnostic=True))
+    assert sorted(apart.labels.tolist()) == [0, 1]
+    assert merged.labels.tolist() == [0]
+
+
+def test_group_with_an_empty_merged_mask_is_dropped():
+    head = build_head(excavator=None)
+    # Two equal-score members with opposite logits everywhere (region A and
+    # its complement): the merged logit is 0, probability 0.5 exactly, not
+    # above mask_thr, so the merged mask is empty and the group dropped.
+    # Logits +-20 make both maskness factors exactly 1.0 in float32, so the
+    # merge weights are exactly 1/2 each.
+    feats = region_feats() * 20 / 6
+    feats[15] = -feats[0]
+    head_feats = feats
+    scores = torch.zeros(NUM_CELLS, NUM_CLASSES)
+    desc = torch.zeros(NUM_CELLS, 16)
+    scores[flat(0, 1, 1), 0] = scores[flat(0, 1, 2), 0] = 0.8
+    desc[flat(0, 1, 1)] = onehot('A')
+    desc[flat(0, 1, 2), 15] = 1.
+    fixed_similarity(head, torch.full((2, 2), 9.))
+    strides = single_image_inputs(head, [])[2]
+    with torch.no_grad():
+        res = head._predict_by_feat_single(scores, desc, head_feats, None,
+                                           head._cell_xy(), strides,
+                                           img_meta(), True)
+    assert len(res) == 0
+
+
+def test_group_with_a_one_cell_merged_mask_is_kept():
+    head = build_head(excavator=None)
+    # Regions rows/cols 2-5 and 5-8 share the single cell (5, 5): the
+    # equal-weight merge is +6 there, 0 on the rest of either, so the
+    # merged mask has an area of one cell and the group stays.
+    feats = torch.full((16, 16, 16), -6.)
+    feats[0, 2:6, 2:6] = 6.
+    feats[1, 5:9, 5:9] = 6.
+    scores = torch.zeros(NUM_CELLS, NUM_CLASSES)
+    desc = torch.zeros(NUM_CELLS, 16)
+    scores[flat(0, 1, 1), 0] = scores[flat(0, 1, 2), 0] = 0.8
+    desc[flat(0, 1, 1), 0] = desc[flat(0, 1, 2), 1] = 1.
+    fixed_similarity(head, torch.full((2, 2), 9.))
+    strides = single_image_inputs(head, [])[2]
+    with torch.no_grad():
+        res = head._predict_by_feat_single(scores, desc, feats, None,
+                                           head._cell_xy(), strides,
+                                           img_meta(), True)
+    assert len(res) == 1 and res.masks.any()

@@ -53,3 +53,15 @@ def test_baseline_has_no_excavate_or_graph_loss():
     assert set(losses) == {'loss_perceive', 'loss_mask'}
     assert model.mask_head.excavator is None
     assert model.mask_head.purifier is None
+
+
+def test_detector_hands_its_cfgs_to_the_head():
+    cfg = tiny_detector_cfg()
+    cfg['test_cfg'] = dict(cfg['test_cfg'], score_thr=0.37)
+    cfg['train_cfg'] = dict(note='train')
+    cfg['init_cfg'] = dict(type='Normal', layer='Conv2d', std=0.02)
+    model = MODELS.build(cfg)
+    assert model.mask_head.test_cfg.score_thr == 0.37
+    assert model.mask_head.train_cfg == dict(note='train')
+    assert model.init_cfg == dict(type='Normal', layer='Conv2d', std=0.02)
+    assert not model.with_bbox and model.with_mask

@@ -100,3 +100,19 @@ def test_gradient_matches_the_extension_numerically():
         diff = (lovasz_extension(gt, errs(shifted.tolist())) -
                 lovasz_extension(gt, errs(x.tolist()))) / eps
         assert x.grad[i].item() == pytest.approx(diff, abs=1e-4)
+
+
+def test_no_instances_and_bool_or_integer_labels():
+    assert lovasz_hinge(torch.zeros(0, 5), torch.zeros(0, 5)).shape == (0, )
+    logits = torch.randn(2, 6)
+    labels = torch.rand(2, 6) > 0.5
+    expected = lovasz_hinge(logits, labels.float())
+    torch.testing.assert_close(lovasz_hinge(logits, labels), expected)
+    torch.testing.assert_close(lovasz_hinge(logits, labels.long()), expected)
+
+
+@pytest.mark.parametrize('reduction', ['none', 'mean', 'sum'])
+def test_every_reduction_is_accepted(reduction):
+    loss = MODELS.build(dict(type='LovaszHingeLoss', reduction=reduction))
+    out = loss(torch.randn(3, 4), torch.ones(3, 4))
+    assert out.shape == ((3, ) if reduction == 'none' else ())
