@@ -43,9 +43,18 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=int, default=800)
     parser.add_argument('--num-val', type=int, default=100)
     parser.add_argument('--image-size', type=int, default=128)
-    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--max-iters', type=int, help='override the schedule length')
+        '--seed', type=int, default=0, help='seed of the generated data set')
+    parser.add_argument(
+        '--train-seed',
+        type=int,
+        help='seed of training (randomness.seed; default: mmengine draws '
+        'one and logs it)')
+    parser.add_argument(
+        '--max-iters',
+        type=int,
+        help='override the schedule length; the LR schedule, validation and '
+        'checkpoint are scaled to it (iteration-based configs)')
     parser.add_argument('--batch-size', type=int)
     parser.add_argument('--num-vis', type=int, default=4)
     return parser.parse_args(argv)
@@ -79,38 +88,28 @@ def ensure_data(args):
 
 def build_cfg(args):
     from mmengine.config import Config
+
+    from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
     cfg = Config.fromfile(args.config)
     cfg.work_dir = args.work_dir
-    for split, ann, img in (('train', args.train_ann, args.train_img),
-                            ('val', args.val_ann, args.val_img),
-                            ('test', args.val_ann, args.val_img)):
-        ds = cfg[f'{split}_dataloader'].dataset
-        ds.data_root = args.data_root
-        ds.ann_file = ann
-        ds.data_prefix = dict(img=img)
-        if args.classes:
-            ds.metainfo = dict(classes=tuple(args.classes))
+    set_data_root(
+        cfg,
+        args.data_root,
+        ann_files=dict(train=args.train_ann, val=args.val_ann,
+                       test=args.val_ann),
+        img_prefixes=dict(train=args.train_img, val=args.val_img,
+                          test=args.val_img))
     if args.classes:
+        for split in ('train', 'val', 'test'):
+            cfg[f'{split}_dataloader'].dataset.metainfo = dict(
+                classes=tuple(args.classes))
         cfg.model.mask_head.num_classes = len(args.classes)
-    for split in ('val', 'test'):
-        cfg[f'{split}_evaluator'].ann_file = osp.join(args.data_root,
-                                                      args.val_ann)
     if args.batch_size:
         cfg.train_dataloader.batch_size = args.batch_size
     if args.max_iters:
-        iters = args.max_iters
-        cfg.train_cfg.max_iters = iters
-        cfg.train_cfg.val_interval = iters
-        for sched in cfg.param_scheduler:
-            if sched.type == 'MultiStepLR':
-                sched.end = iters
-                sched.milestones = [max(1, int(iters * 0.8))]
-            else:
-                sched.end = min(sched.end, max(1, iters // 10))
-        cfg.default_hooks.checkpoint.interval = iters
-        # Short runs still log (and plot) at least once.
-        cfg.default_hooks.logger.interval = min(
-            cfg.default_hooks.logger.interval, iters)
+        set_max_iters(cfg, args.max_iters)
+    if args.train_seed is not None:
+        set_seed(cfg, args.train_seed)
     return cfg
 
 

@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/models/pep_r50_fpn.py',
     '../_base_/datasets/synthetic_instance.py',
     '../_base_/schedules/schedule_synthetic.py',
-    'mmdet::_base_/default_runtime.py'
+    '../_base_/synthetic_runtime.py'
 ]
 
 model = dict(
@@ -31,9 +31,3 @@ model = dict(
         # from scratch on tiny objects CE is swamped by background pixels.
         loss_mask=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0)),
     test_cfg=dict(nms_pre=200, score_thr=0.1, max_per_img=50))
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval={{_base_.max_iters}}, max_keep_ckpts=2))
-log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)

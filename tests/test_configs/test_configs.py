@@ -1,12 +1,18 @@
 """Every config loads, builds (with a tiny backbone) and runs a step."""
+import ast
 import copy
 import glob
 import os.path as osp
+from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import ParamSchedulerHook
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import PARAM_SCHEDULERS
 
+import mmdet
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 
@@ -46,8 +52,14 @@ def test_there_are_configs():
                      'configs/pep/pep_r101_fpn_3x_coco.py',
                      'configs/pep/pep-baseline_r101_fpn_3x_coco.py',
                      'configs/pep/pep-excavate_r101_fpn_3x_coco.py',
-                     'configs/pep/pep-purify_r101_fpn_3x_coco.py'):
+                     'configs/pep/pep-purify_r101_fpn_3x_coco.py',
+                     'configs/solov2/solov2_r18_fpn_1200it_synthetic.py',
+                     'configs/solov2/solov2_r101_fpn_3x_coco.py',
+                     'configs/condinst/condinst_r18_fpn_1200it_synthetic.py',
+                     'configs/condinst/condinst_r101_fpn_3x_coco.py'):
         assert required in names
+    # One folder per method: nothing is left in the old comparison folder.
+    assert not osp.exists(osp.join(ROOT, 'configs', 'comparison'))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=rel)
@@ -80,13 +92,11 @@ def test_paper_schedule_values():
     cfg = load('configs/pep/pep_r101_fpn_3x_coco.py')
     assert cfg.model.backbone.depth == 101
     assert cfg.train_cfg.max_epochs == 36
-    opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.01,
-                                                                  0.9, 1e-4)
-    warmup, step = cfg.param_scheduler
-    assert warmup.type == 'LinearLR' and not warmup.by_epoch
-    assert step.type == 'MultiStepLR' and step.milestones == [27, 33]
-    assert step.gamma == 0.1
+    # The whole schedule, scheduler by scheduler, is checked (and stepped)
+    # by test_3x_schedule_* below for every 3x config.
+    assert cfg.param_scheduler == SCHEDULE_3X['param_scheduler']
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
     assert cfg.auto_scale_lr.base_batch_size == 16
     resize = [t for t in cfg.train_pipeline if t.type == 'Resize'][0]
     assert resize.scale == (1333, 800) and resize.keep_ratio
@@ -99,6 +109,203 @@ def test_paper_schedule_values():
     assert head.purifier.loss_graph.loss_weight == 1.0
     assert head.loss_mask.loss_weight == 1.0
     assert head.purifier.max_descriptors == 30
+
+
+# Training schedules ---------------------------------------------------------
+#
+# The expected values are the papers' and mmdet's words, not a run: the
+# paper (§4.1) trains 36 epochs with SGD lr 0.01, momentum 0.9, weight decay
+# 1e-4 and lr x0.1 at epochs 27 and 33 (16 images per batch), after mmdet's
+# usual 500-iteration linear warm-up from lr x0.001. The 1x config takes
+# mmdet's schedule_1x unchanged (12 epochs, lr x0.1 at 8 and 11; mmdet's
+# lr 0.02 for 16 images) and only adds gradient clipping. The synthetic
+# recipe is 1200 iterations of AdamW lr 1e-3, a 100-iteration warm-up from
+# lr x0.01 and lr x0.1 at 80 % of training.
+SCHEDULE_3X = dict(
+    train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=36, val_interval=1),
+    param_scheduler=[
+        dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+             end=500),
+        dict(type='MultiStepLR', begin=0, end=36, by_epoch=True,
+             milestones=[27, 33], gamma=0.1),
+    ],
+    optim_wrapper=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
+                       weight_decay=1e-4),
+        clip_grad=dict(max_norm=35, norm_type=2)),
+    auto_scale_lr=dict(enable=False, base_batch_size=16))
+
+SCHEDULE_1X = dict(
+    train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1),
+    param_scheduler=[
+        dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+             end=500),
+        dict(type='MultiStepLR', begin=0, end=12, by_epoch=True,
+             milestones=[8, 11], gamma=0.1),
+    ],
+    optim_wrapper=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.02, momentum=0.9,
+                       weight_decay=1e-4),
+        clip_grad=dict(max_norm=35, norm_type=2)),
+    auto_scale_lr=dict(enable=False, base_batch_size=16))
+
+SCHEDULE_SYNTHETIC = dict(
+    train_cfg=dict(type='IterBasedTrainLoop', max_iters=1200,
+                   val_interval=1200),
+    param_scheduler=[
+        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+             end=100),
+        dict(type='MultiStepLR', begin=0, end=1200, by_epoch=False,
+             milestones=[960], gamma=0.1),
+    ],
+    optim_wrapper=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+        clip_grad=dict(max_norm=35, norm_type=2)),
+    auto_scale_lr=dict(enable=False, base_batch_size=8))
+
+CONFIGS_3X = [p for p in CONFIGS if p.endswith('_3x_coco.py')]
+CONFIGS_SYNTHETIC = [p for p in CONFIGS if p.endswith('_1200it_synthetic.py')]
+# Iterations per epoch for stepping the epoch-based schedules: fewer than
+# the 500 of the warm-up, so the warm-up spans epochs as it does on COCO
+# (7330 iterations per epoch at 16 images) and an epoch-based warm-up or a
+# warm-up reset per epoch would show.
+EPOCH_LENGTH = 200
+
+
+def _unscoped(value):
+    """``value`` without the ``_scope_`` keys that ``mmdet::`` bases add."""
+    if isinstance(value, dict):
+        return {k: _unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unscoped(v) for v in value)
+    return value
+
+
+def schedule_of(cfg):
+    """The whole training schedule of ``cfg``: loop, schedulers, optimizer
+    and lr scaling, as plain data."""
+    return {key: _unscoped(cfg.to_dict()[key]) for key in SCHEDULE_3X}
+
+
+def lr_trace(cfg, epoch_length=EPOCH_LENGTH):
+    """The learning rate of every training iteration under ``cfg``.
+
+    Built and stepped as mmengine's Runner does it: the optimizer wrapper
+    from ``optim_wrapper``, the schedulers from ``param_scheduler`` through
+    the registry (with the Runner's ``epoch_length`` default argument), and
+    ``ParamSchedulerHook`` stepping the iteration-based ones after every
+    iteration and the epoch-based ones after every epoch.
+    """
+    model = torch.nn.Linear(1, 1)
+    optim_wrapper = build_optim_wrapper(model,
+                                        copy.deepcopy(cfg.optim_wrapper))
+    schedulers = [
+        PARAM_SCHEDULERS.build(
+            copy.deepcopy(s),
+            default_args=dict(optimizer=optim_wrapper,
+                              epoch_length=epoch_length))
+        for s in cfg.param_scheduler
+    ]
+    runner = SimpleNamespace(param_schedulers=schedulers)
+    hook = ParamSchedulerHook()
+    if cfg.train_cfg.type == 'EpochBasedTrainLoop':
+        epochs, iters = cfg.train_cfg.max_epochs, epoch_length
+    else:
+        epochs, iters = 1, cfg.train_cfg.max_iters
+    lrs = []
+    for _ in range(epochs):
+        for i in range(iters):
+            lrs.append(optim_wrapper.get_lr()['lr'][0])
+            optim_wrapper.optimizer.step()  # no gradient: a no-op
+            hook.after_train_iter(runner, i)
+        hook.after_train_epoch(runner)
+    return lrs
+
+
+def expected_lr(t, base_lr, start_factor, warmup_iters, milestones,
+                epoch_length=None):
+    """By hand: mmengine's LinearLR multiplies by ``start_factor`` at
+    iteration 0 and rises linearly to x1 at iteration ``end - 1`` (its
+    ``total_iters = end - begin - 1``); MultiStepLR multiplies by 0.1 once
+    per milestone passed, counting epochs when ``epoch_length`` is given."""
+    warm = start_factor + (1 - start_factor) * min(t, warmup_iters - 1) / (
+        warmup_iters - 1)
+    step = t // epoch_length if epoch_length else t
+    return base_lr * warm * 0.1**sum(step >= m for m in milestones)
+
+
+@pytest.mark.parametrize('path', CONFIGS_3X, ids=rel)
+def test_3x_schedule_is_the_papers(path):
+    cfg = Config.fromfile(path)
+    assert schedule_of(cfg) == SCHEDULE_3X
+
+
+@pytest.mark.parametrize('path', [
+    'configs/pep/pep_r50_fpn_3x_coco.py',
+    'configs/_base_/schedules/schedule_3x.py',
+])
+def test_3x_schedule_learning_rate_by_iteration(path):
+    lrs = lr_trace(load(path))
+    L = EPOCH_LENGTH
+    assert len(lrs) == 36 * L
+    # Warm-up: lr x0.001 at the first iteration, full lr at iteration 499.
+    assert lrs[0] == pytest.approx(0.01 * 0.001)
+    assert lrs[250] == pytest.approx(0.01 * (0.001 + 0.999 * 250 / 499))
+    assert lrs[499] == pytest.approx(0.01)
+    assert lrs[500] == pytest.approx(0.01)
+    assert all(a < b for a, b in zip(lrs[:499], lrs[1:500]))
+    # x0.1 when epoch 27 (0-based: after 27 epochs) and epoch 33 begin.
+    assert lrs[27 * L - 1] == pytest.approx(0.01)
+    assert lrs[27 * L] == pytest.approx(0.001)
+    assert lrs[33 * L - 1] == pytest.approx(0.001)
+    assert lrs[33 * L] == pytest.approx(0.0001)
+    assert lrs[-1] == pytest.approx(0.0001)
+    assert lrs == pytest.approx([
+        expected_lr(t, 0.01, 0.001, 500, [27, 33], L)
+        for t in range(36 * L)
+    ], rel=1e-6)
+
+
+def test_1x_schedule():
+    cfg = load('configs/pep/pep_r50_fpn_1x_coco.py')
+    assert schedule_of(cfg) == SCHEDULE_1X
+    lrs = lr_trace(cfg)
+    L = EPOCH_LENGTH
+    assert len(lrs) == 12 * L
+    assert lrs[0] == pytest.approx(0.02 * 0.001)
+    assert lrs[499] == pytest.approx(0.02)
+    assert lrs[8 * L - 1] == pytest.approx(0.02)
+    assert lrs[8 * L] == pytest.approx(0.002)
+    assert lrs[11 * L - 1] == pytest.approx(0.002)
+    assert lrs[11 * L] == pytest.approx(0.0002)
+    assert lrs == pytest.approx([
+        expected_lr(t, 0.02, 0.001, 500, [8, 11], L) for t in range(12 * L)
+    ], rel=1e-6)
+
+
+@pytest.mark.parametrize('path', CONFIGS_SYNTHETIC, ids=rel)
+def test_synthetic_schedule_is_the_recipe(path):
+    cfg = Config.fromfile(path)
+    assert schedule_of(cfg) == SCHEDULE_SYNTHETIC
+
+
+def test_synthetic_schedule_learning_rate_by_iteration():
+    lrs = lr_trace(load('configs/_base_/schedules/schedule_synthetic.py'))
+    assert len(lrs) == 1200
+    assert lrs[0] == pytest.approx(1e-3 * 0.01)
+    assert lrs[50] == pytest.approx(1e-3 * (0.01 + 0.99 * 50 / 99))
+    assert lrs[99] == pytest.approx(1e-3)
+    assert all(a < b for a, b in zip(lrs[:99], lrs[1:100]))
+    # x0.1 at 80 % of the 1200 iterations: iteration 960.
+    assert lrs[959] == pytest.approx(1e-3)
+    assert lrs[960] == pytest.approx(1e-4)
+    assert lrs[-1] == pytest.approx(1e-4)
+    assert lrs == pytest.approx(
+        [expected_lr(t, 1e-3, 0.01, 100, [960]) for t in range(1200)],
+        rel=1e-6)
 
 
 def _flatten(d, prefix=''):
@@ -135,3 +342,170 @@ def test_ce_mask_config_differs_only_in_the_mask_loss():
     assert ce['model']['mask_head'].pop('loss_mask') == dict(
         type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
     assert _flatten(dice) == _flatten(ce)
+
+
+# One house for all methods ---------------------------------------------------
+#
+# Every config combines a model base with one data base, one schedule base
+# and the project's runtime base (configs/_base_/default_runtime.py, or
+# synthetic_runtime.py on top of it). SOLOv2 and CondInst take mmdet's own
+# model through configs/_base_/models/<method>_r50_fpn.py, which keeps only
+# `model` of mmdet's config, and change only what the shared recipe needs:
+# depth, widths, levels, grids and classes, never a head, loss or NMS.
+
+MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+MMDET_MODELS = {
+    'solov2': 'solov2/solov2_r50_fpn_1x_coco.py',
+    'condinst': 'condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py',
+}
+HEAD_TYPES = {
+    'solov2': dict(type='SOLOv2', mask_head='SOLOV2Head'),
+    'condinst': dict(type='CondInst', bbox_head='CondInstBboxHead',
+                     mask_head='CondInstMaskHead'),
+}
+OTHER_CONFIGS = [
+    p for p in CONFIGS if rel(p).split(osp.sep)[1] in MMDET_MODELS
+]
+# What the synthetic recipe (128 px, ResNet-18 from scratch, 128-channel
+# FPN and heads, 3 classes) and the R-101 setting may change of mmdet's
+# model: dotted key prefixes.
+SIZES_SYNTHETIC = (
+    'backbone.depth', 'backbone.frozen_stages', 'backbone.norm_eval',
+    'backbone.init_cfg', 'neck.in_channels', 'neck.out_channels',
+    'mask_head.num_classes', 'mask_head.in_channels',
+    'mask_head.feat_channels', 'mask_head.stacked_convs',
+    'mask_head.scale_ranges', 'mask_head.num_grids', 'mask_head.norm_cfg',
+    'mask_head.mask_feature_head.in_channels',
+    'mask_head.mask_feature_head.feat_channels',
+    'mask_head.mask_feature_head.out_channels',
+    'mask_head.mask_feature_head.norm_cfg', 'bbox_head.num_classes',
+    'bbox_head.in_channels', 'bbox_head.feat_channels',
+    'bbox_head.stacked_convs', 'bbox_head.regress_ranges',
+    'test_cfg.nms_pre', 'test_cfg.max_per_img')
+SIZES_R101 = ('backbone.depth', 'backbone.init_cfg')
+
+
+def method_of(path):
+    return rel(path).split(osp.sep)[1]
+
+
+def mmdet_model(method):
+    return _unscoped(
+        Config.fromfile(osp.join(MMDET_CONFIGS,
+                                 MMDET_MODELS[method])).to_dict()['model'])
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=rel)
+def test_every_config_has_the_projects_runtime(path):
+    cfg = Config.fromfile(path)
+    # What `mim train mmdet CONFIG` (mmdet's own train.py) needs to find
+    # the PEP model, data set, transforms and hooks.
+    assert cfg.custom_imports == dict(
+        imports=['mmdet_pep'], allow_failed_imports=False)
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'PEPNumClassCheckHook', 'PEPCheckInvalidLossHook', 'RNGStateHook'
+    ]
+
+
+def test_model_bases_hold_only_the_model():
+    pep = load('configs/_base_/models/pep_r50_fpn.py')
+    assert set(pep.keys()) == {'model'} and pep.model.type == 'PEP'
+    for method in MMDET_MODELS:
+        cfg = load(f'configs/_base_/models/{method}_r50_fpn.py')
+        assert set(cfg.keys()) == {'model'}
+        # mmdet's model, unchanged.
+        assert _unscoped(cfg.to_dict()['model']) == mmdet_model(method)
+
+
+def test_synthetic_checkpoint_comes_at_the_end_of_the_schedule():
+    runtime = load('configs/_base_/synthetic_runtime.py')
+    schedule = load('configs/_base_/schedules/schedule_synthetic.py')
+    checkpoint = runtime.default_hooks.checkpoint
+    assert not checkpoint.by_epoch
+    assert checkpoint.interval == schedule.max_iters
+    assert not runtime.log_processor.by_epoch
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        if cfg.train_cfg.type == 'IterBasedTrainLoop':
+            assert (cfg.default_hooks.checkpoint.interval ==
+                    cfg.train_cfg.max_iters), rel(path)
+
+
+@pytest.mark.parametrize('path', OTHER_CONFIGS, ids=rel)
+def test_other_methods_copy_no_head(path):
+    method = method_of(path)
+    with open(path) as f:
+        text = f.read()
+    # mmdet's head, losses and NMS come from mmdet's config, not a copy.
+    for name in ('SOLOV2Head', 'CondInstBboxHead', 'CondInstMaskHead',
+                 'loss_', '_delete_', 'nms=', 'kernel='):
+        assert name not in text, name
+    # The model base of the method, and no PEP config (whose model, data
+    # and hooks would leak in).
+    bases = next(
+        ast.literal_eval(node.value) for node in ast.parse(text).body
+        if isinstance(node, ast.Assign) and node.targets[0].id == '_base_')
+    assert bases[0] == f'../_base_/models/{method}_r50_fpn.py'
+    assert not any('pep' in base for base in bases)
+    cfg = Config.fromfile(path)
+    for key, head_type in HEAD_TYPES[method].items():
+        assert (cfg.model.type if key == 'type' else
+                cfg.model[key].type) == head_type
+    assert 'excavator' not in cfg.model.mask_head
+
+
+@pytest.mark.parametrize('path', OTHER_CONFIGS, ids=rel)
+def test_other_methods_change_only_sizes(path):
+    model = _flatten(_unscoped(Config.fromfile(path).to_dict()['model']))
+    base = _flatten(mmdet_model(method_of(path)))
+    changed = {
+        k
+        for k in set(model) | set(base)
+        if model.get(k, '<absent>') != base.get(k, '<absent>')
+    }
+    allowed = SIZES_R101 if path.endswith('_3x_coco.py') else SIZES_SYNTHETIC
+    assert {k for k in changed if not k.startswith(allowed)} == set()
+    assert changed  # the R-50 COCO model is not used as it is
+
+
+@pytest.mark.parametrize('setting',
+                         ['r18_fpn_1200it_synthetic', 'r101_fpn_3x_coco'])
+@pytest.mark.parametrize('method', sorted(MMDET_MODELS))
+def test_other_methods_share_peps_recipe_and_sizes(method, setting):
+    pep = load(f'configs/pep/pep_{setting}.py').to_dict()
+    other = load(f'configs/{method}/{method}_{setting}.py').to_dict()
+    pep_model, model = pep.pop('model'), other.pop('model')
+    # Data, schedule, runtime and hooks: the same, key by key.
+    assert _flatten(_unscoped(other)) == _flatten(_unscoped(pep))
+    for key in ('depth', 'num_stages', 'out_indices', 'frozen_stages',
+                'style', 'init_cfg'):
+        assert model['backbone'][key] == pep_model['backbone'][key], key
+    # mmdet's ResNet default, written out in PEP's model base.
+    assert model['backbone'].get('norm_eval', True) == \
+        pep_model['backbone']['norm_eval']
+    assert model['neck']['in_channels'] == pep_model['neck']['in_channels']
+    assert model['neck']['out_channels'] == pep_model['neck']['out_channels']
+    if method == 'solov2':
+        assert model['neck'] == _unscoped(pep_model['neck'])
+    if not setting.endswith('_synthetic'):
+        return  # on COCO each head keeps mmdet's own widths and test_cfg
+    # The synthetic recipe's head widths, levels and grids, as PEP's.
+    pep_head = pep_model['mask_head']
+    if method == 'solov2':
+        head = model['mask_head']
+        for key in ('num_classes', 'in_channels', 'feat_channels',
+                    'stacked_convs', 'strides', 'scale_ranges', 'pos_scale',
+                    'num_grids', 'mask_feature_head', 'norm_cfg'):
+            assert head[key] == pep_head[key], key
+    else:
+        head = model['bbox_head']
+        for key in ('num_classes', 'in_channels', 'feat_channels',
+                    'stacked_convs'):
+            assert head[key] == pep_head[key], key
+        mask_features = model['mask_head']['mask_feature_head']
+        assert mask_features['in_channels'] == pep_head['in_channels']
+        assert mask_features['feat_channels'] == \
+            pep_head['mask_feature_head']['feat_channels']
+    # Candidates and detections for 128 px images, as PEP's.
+    for key in ('nms_pre', 'max_per_img'):
+        assert model['test_cfg'][key] == pep_model['test_cfg'][key], key

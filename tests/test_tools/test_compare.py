@@ -7,15 +7,14 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from mmdet.registry import MODELS
 from mmdet_pep.datasets.synthetic import generate_coco_split
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
-SOLOV2_CONFIG = osp.join(
-    ROOT, 'configs/comparison/solov2_r18_fpn_1200it_synthetic.py')
+SOLOV2_CONFIG = osp.join(ROOT,
+                         'configs/solov2/solov2_r18_fpn_1200it_synthetic.py')
 MAX_ITERS = 3
 STEP_WARMUP = 1
 NUM_IMAGES = 6  # more than the 4 val images: the loader starts over
@@ -68,7 +67,7 @@ PEP_EXTRA = dict(
     test_extra=', excavate=dict(max_originals=10)')
 
 MODEL_KEYS = {
-    'name', 'config', 'overrides', 'checkpoint', 'trained_iters', 'metrics',
+    'name', 'config', 'checkpoint', 'trained_iters', 'metrics',
     'bbox_mAP', 'segm_mAP', 'params', 'flops', 'flops_input_shape', 'latency',
     'floor_latency', 'head_overhead_ms', 'train_step', 'train_batch_size',
     'train_device', 'peak_memory', 'notes'
@@ -243,23 +242,40 @@ def test_eval_only_reproduces_the_metrics(run, compare, tiny):
 
 
 def test_default_models_and_ablations(compare, tiny):
-    names = [s.name for s in compare.build_specs(compare.parse_args([]))]
-    assert names == [
-        'PEP', 'PEP-baseline', 'PEP-excavate', 'PEP-purify', 'SOLOv2',
-        'CondInst'
+    specs = compare.build_specs(compare.parse_args([]))
+    assert [s.name for s in specs] == [
+        'PEP', 'PEP-CE', 'PEP-baseline', 'PEP-excavate', 'PEP-purify',
+        'SOLOv2', 'CondInst'
     ]
+    # Every model, ablations included, is a config file of its method's
+    # folder.
+    assert [osp.relpath(osp.dirname(s.config), ROOT) for s in specs] == [
+        osp.join('configs', folder)
+        for folder in ['pep'] * 5 + ['solov2', 'condinst']
+    ]
+    assert all(osp.isfile(s.config) for s in specs)
 
+    # --ablations adds the Tab. 2 configs next to a PEP config, and none to
+    # other models.
     args = compare.parse_args([
-        f'P={tiny["configs"]["PEP"]}', tiny['configs']['SOLOv2'],
-        '--ablations', '--data-root', tiny['data_root']
+        f'P={PEP_CONFIG}', SOLOV2_CONFIG, '--ablations', '--data-root',
+        tiny['data_root']
     ])
     specs = compare.build_specs(args)
-    assert [s.name for s in specs
-            ] == ['P', 'P-baseline', 'P-excavate', 'P-purify', 'solov2_tiny']
+    assert [s.name for s in specs] == [
+        'P', 'P-baseline', 'P-excavate', 'P-purify',
+        'solov2_r18_fpn_1200it_synthetic'
+    ]
+    assert [s.config for s in specs[1:4]] == [
+        osp.join(ROOT, 'configs', 'pep',
+                 f'pep-{row}_r18_fpn_1200it_synthetic.py')
+        for row in ('baseline', 'excavate', 'purify')
+    ]
     switched_on = {}
     for spec in specs[:4]:
         cfg = compare.load_cfg(spec, args)
         assert cfg.work_dir == osp.join(args.work_dir, spec.name)
+        assert cfg.experiment_name == spec.name
         assert cfg.test_dataloader.dataset.data_root == tiny['data_root']
         assert cfg.test_evaluator.ann_file == osp.join(
             tiny['data_root'], 'annotations/instances_val.json')
@@ -272,6 +288,10 @@ def test_default_models_and_ablations(compare, tiny):
         'P-excavate': (True, False),
         'P-purify': (False, True)
     }
+    # A PEP config without ablation configs next to it.
+    with pytest.raises(ValueError, match='ablation config'):
+        compare.build_specs(
+            compare.parse_args([tiny['configs']['PEP'], '--ablations']))
 
 
 def test_checkpoint_assignment(compare, tiny):
@@ -292,14 +312,27 @@ def test_checkpoint_assignment(compare, tiny):
             specs(*bad)
 
 
-def test_set_max_iters_scales_the_schedule(compare):
-    cfg = Config.fromfile(PEP_CONFIG)
-    compare.set_max_iters(cfg, 120)
+def test_load_cfg_applies_the_shared_rewrites(compare, tiny):
+    """--data-root, --max-iters and --seed through mmdet_pep.utils (their
+    own tests are in tests/test_utils/test_config_rewrites.py)."""
+    args = compare.parse_args([
+        PEP_CONFIG, '--data-root', tiny['data_root'], '--max-iters', '120',
+        '--seed', '3'
+    ])
+    (spec, ) = compare.build_specs(args)
+    cfg = compare.load_cfg(spec, args)
+    for split in ('train', 'val', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.data_root == \
+            tiny['data_root']
     assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval == 120
     warmup, steps = cfg.param_scheduler
-    assert (warmup.begin, warmup.end) == (0, 10)
-    assert (steps.end, steps.milestones) == (120, [96])
+    assert (warmup.end, steps.end, steps.milestones) == (10, 120, [96])
     assert cfg.default_hooks.checkpoint.interval == 120
+    assert cfg.randomness.seed == 3
+    # Without --seed, mmengine draws one per run.
+    (spec, ) = compare.build_specs(compare.parse_args([PEP_CONFIG]))
+    assert 'randomness' not in compare.load_cfg(spec,
+                                                compare.parse_args([PEP_CONFIG]))
 
 
 def test_time_models_round_robin(compare, monkeypatch):

@@ -30,13 +30,18 @@ are measured there.
 
 Examples::
 
-    # PEP, its three ablations, SOLOv2 and CondInst, each for its schedule
+    # PEP, its Dice-vs-CE and three Tab. 2 ablation configs, SOLOv2 and
+    # CondInst, each for its schedule
     python tools/analysis_tools/compare.py --work-dir work_dirs/comparison
+
+    # A PEP config and its Tab. 2 ablation configs (found by file name)
+    python tools/analysis_tools/compare.py \\
+        configs/pep/pep_r18_fpn_1200it_synthetic.py --ablations
 
     # Two given checkpoints, no training at all
     python tools/analysis_tools/compare.py \\
         PEP=configs/pep/pep_r18_fpn_1200it_synthetic.py \\
-        SOLOv2=configs/comparison/solov2_r18_fpn_1200it_synthetic.py \\
+        SOLOv2=configs/solov2/solov2_r18_fpn_1200it_synthetic.py \\
         --checkpoints PEP=pep.pth SOLOv2=solov2.pth --eval-only
 """
 import argparse
@@ -57,39 +62,34 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.utils import mkdir_or_exist
 
 import mmdet
+from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
 from mmdet_pep.utils.benchmark import (PARTS, PeakMemory, StepTimerHook, cycle,
                                        device_name, inference_step,
                                        measure_latency)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+# Every model is a config file; the ablations are the config files of
+# configs/pep/ (Tab. 2 rows and the paper's CE mask loss).
 DEFAULT_CONFIGS = (
     ('PEP', 'configs/pep/pep_r18_fpn_1200it_synthetic.py'),
-    ('SOLOv2', 'configs/comparison/solov2_r18_fpn_1200it_synthetic.py'),
-    ('CondInst', 'configs/comparison/condinst_r18_fpn_1200it_synthetic.py'),
+    ('PEP-CE', 'configs/pep/pep_r18_fpn_ce-mask_1200it_synthetic.py'),
+    ('PEP-baseline', 'configs/pep/pep-baseline_r18_fpn_1200it_synthetic.py'),
+    ('PEP-excavate', 'configs/pep/pep-excavate_r18_fpn_1200it_synthetic.py'),
+    ('PEP-purify', 'configs/pep/pep-purify_r18_fpn_1200it_synthetic.py'),
+    ('SOLOv2', 'configs/solov2/solov2_r18_fpn_1200it_synthetic.py'),
+    ('CondInst', 'configs/condinst/condinst_r18_fpn_1200it_synthetic.py'),
 )
 
-# The rows of the paper's Tab. 2, named as the r101 ablation configs: what
-# each one switches off in PEPHead.
-ABLATIONS = (
-    ('baseline', {
-        'model.mask_head.excavator': None,
-        'model.mask_head.purifier': None
-    }),
-    ('excavate', {
-        'model.mask_head.purifier': None
-    }),
-    ('purify', {
-        'model.mask_head.excavator': None
-    }),
-)
+# The rows of the paper's Tab. 2: for a PEP config ``pep_<setting>.py``,
+# ``pep-<row>_<setting>.py`` in the same folder (configs/pep/).
+ABLATIONS = ('baseline', 'excavate', 'purify')
 
 
 class ModelSpec(NamedTuple):
     """One row of the comparison."""
     name: str
     config: str
-    overrides: Optional[dict] = None
     checkpoint: Optional[str] = None
 
 
@@ -101,13 +101,16 @@ def parse_args(argv=None):
         'configs',
         nargs='*',
         help='config files, each as PATH or NAME=PATH (NAME labels the row '
-        'and names its work dir; default: the file name). Default: PEP, its '
-        'three ablations, SOLOv2 and CondInst on the synthetic set')
+        'and names its work dir; default: the file name). Default: PEP, '
+        'PEP with the CE mask loss, its three Tab. 2 ablations, SOLOv2 and '
+        'CondInst on the synthetic set')
     parser.add_argument(
         '--ablations',
         action='store_true',
-        help='add the baseline, excavate and purify ablations of every PEP '
-        'config given (always on for the default configs)')
+        help='add the Tab. 2 ablation configs of every PEP config given: '
+        'pep-baseline_, pep-excavate_ and pep-purify_<setting>.py next to '
+        'pep_<setting>.py, as rows NAME-baseline &c. (the default configs '
+        'include them already)')
     parser.add_argument(
         '--checkpoints',
         nargs='+',
@@ -129,6 +132,11 @@ def parse_args(argv=None):
         type=int,
         help='train this many iterations instead of the schedule\'s; the LR '
         'schedule is compressed in proportion (iteration-based configs)')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        help='seed of every training run (randomness.seed; default: '
+        'mmengine draws one per run and logs it)')
     parser.add_argument(
         '--device',
         choices=['cpu', 'cuda'],
@@ -185,6 +193,33 @@ def parse_args(argv=None):
     return args
 
 
+def ablation_configs(config: str) -> List[tuple]:
+    """The Tab. 2 ablation configs of the PEP config ``config``.
+
+    Found by file name: ``pep-<row>_<setting>.py`` next to
+    ``pep_<setting>.py``, as in configs/pep/.
+
+    Returns:
+        list[tuple]: ``(row, path)`` for every row of :data:`ABLATIONS`.
+
+    Raises:
+        ValueError: If the file is not named ``pep_<setting>.py`` or an
+            ablation config is missing.
+    """
+    folder, name = osp.split(config)
+    if not name.startswith('pep_'):
+        raise ValueError(f'--ablations: {config} is not named '
+                         'pep_<setting>.py, so its ablation configs '
+                         'pep-<row>_<setting>.py cannot be found')
+    paths = [(row, osp.join(folder, f'pep-{row}_{name[len("pep_"):]}'))
+             for row in ABLATIONS]
+    missing = [path for _, path in paths if not osp.isfile(path)]
+    if missing:
+        raise ValueError(f'--ablations: no ablation config {missing} for '
+                         f'{config}')
+    return paths
+
+
 def build_specs(args) -> List[ModelSpec]:
     """The models to compare, in table order, with their checkpoints."""
     if args.configs:
@@ -201,11 +236,11 @@ def build_specs(args) -> List[ModelSpec]:
     specs = []
     for spec in bases:
         specs.append(spec)
-        if (args.ablations or not args.configs) and Config.fromfile(
-                spec.config).model.type == 'PEP':
+        if (args.ablations and args.configs
+                and Config.fromfile(spec.config).model.type == 'PEP'):
             specs += [
-                ModelSpec(f'{spec.name}-{suffix}', spec.config, overrides)
-                for suffix, overrides in ABLATIONS
+                ModelSpec(f'{spec.name}-{row}', path)
+                for row, path in ablation_configs(spec.config)
             ]
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
@@ -237,55 +272,17 @@ def build_specs(args) -> List[ModelSpec]:
     return specs
 
 
-def set_data_root(cfg: Config, data_root: str) -> None:
-    """Point every data loader and evaluator of ``cfg`` at ``data_root``."""
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        if loader:
-            loader.dataset.data_root = data_root
-            evaluator = cfg.get(f'{split}_evaluator')
-            if evaluator and 'ann_file' in evaluator:
-                evaluator.ann_file = osp.join(data_root,
-                                              loader.dataset.ann_file)
-
-
-def set_max_iters(cfg: Config, max_iters: int) -> None:
-    """Shorten or lengthen an iteration-based schedule to ``max_iters``.
-
-    The LR schedule keeps its shape: every scheduler's begin, end and
-    milestones are scaled by the same factor as the length.
-    """
-    if cfg.train_cfg.get('type') != 'IterBasedTrainLoop':
-        raise ValueError('--max-iters needs an IterBasedTrainLoop, got '
-                         f'{cfg.train_cfg.get("type")}')
-    scale = max_iters / cfg.train_cfg.max_iters
-    cfg.train_cfg.max_iters = max_iters
-    cfg.train_cfg.val_interval = max_iters
-    for sched in cfg.get('param_scheduler') or []:
-        begin = round(sched.get('begin', 0) * scale)
-        sched.begin = begin
-        if 'end' in sched:
-            sched.end = min(
-                max(begin + 1, round(sched.end * scale)), max_iters)
-        if 'milestones' in sched:
-            sched.milestones = [
-                max(1, round(m * scale)) for m in sched.milestones
-            ]
-    if cfg.get('default_hooks', {}).get('checkpoint'):
-        cfg.default_hooks.checkpoint.interval = max_iters
-
-
 def load_cfg(spec: ModelSpec, args) -> Config:
     """The config of one model with every command-line change applied."""
     cfg = Config.fromfile(spec.config)
-    if spec.overrides:
-        cfg.merge_from_dict(spec.overrides)
     if args.data_root:
         set_data_root(cfg, args.data_root)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.max_iters:
         set_max_iters(cfg, args.max_iters)
+    if args.seed is not None:
+        set_seed(cfg, args.seed)
     cfg.work_dir = osp.join(args.work_dir, spec.name)
     # Runners of one process share loggers and visualisers by experiment
     # name, which defaults to the config's file name: the ablations would
@@ -483,7 +480,6 @@ def compare_model(spec: ModelSpec, args, device: torch.device) -> tuple:
     entry = dict(
         name=spec.name,
         config=spec.config,
-        overrides=spec.overrides,
         checkpoint=checkpoint,
         trained_iters=trained_iters,
         metrics=metrics,

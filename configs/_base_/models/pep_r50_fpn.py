@@ -1,17 +1,7 @@
 # PEP with ResNet-50 + FPN (paper §3.1, §4.1): five pyramid levels, towers of
 # four 3x3 convs with 256 channels, 256-d descriptors and general feature B.
-custom_imports = dict(imports=['mmdet_pep'], allow_failed_imports=False)
-
-# Start-up and per-iteration checks (mmdet_pep.engine.hooks): num_classes vs.
-# every data set before the first iteration; a non-finite loss stops training
-# naming the iteration; the RNG state travels with checkpoints so that
-# --resume continues exactly.
-custom_hooks = [
-    dict(type='PEPNumClassCheckHook'),
-    dict(type='PEPCheckInvalidLossHook', interval=1),
-    dict(type='RNGStateHook'),
-]
-
+# Model only: `custom_imports` (which registers PEP) and the runtime hooks
+# come with configs/_base_/default_runtime.py.
 model = dict(
     type='PEP',
     data_preprocessor=dict(

@@ -1,0 +1,20 @@
+# The project's runtime, shared by every config of every method: mmdet's
+# default runtime plus this package (which registers PEP and the modules
+# below in mmdet's registries) and its runtime hooks.
+_base_ = 'mmdet::_base_/default_runtime.py'
+
+# `mim train mmdet CONFIG` runs mmdet's own tools/train.py: this import is
+# what makes the PEP model, the PEP data set and transforms and the hooks
+# below known there. It lives here, in the one base every config inherits,
+# because mmengine refuses a key defined by two bases of one config.
+custom_imports = dict(imports=['mmdet_pep'], allow_failed_imports=False)
+
+# Start-up and per-iteration checks (mmdet_pep.engine.hooks): num_classes vs.
+# every data set before the first iteration; a non-finite loss stops training
+# naming the iteration; the RNG state travels with checkpoints so that
+# --resume continues exactly.
+custom_hooks = [
+    dict(type='PEPNumClassCheckHook'),
+    dict(type='PEPCheckInvalidLossHook', interval=1),
+    dict(type='RNGStateHook'),
+]
