@@ -70,6 +70,20 @@ def tiny_head_cfg(**overrides):
     return cfg
 
 
+def tiny_excavator(**kwargs):
+    """A PEPExcavator for C = 2 classes on 8-channel descriptors, no norm."""
+    from mmdet_pep.models import PEPExcavator
+    torch.manual_seed(0)
+    return PEPExcavator(
+        num_classes=2,
+        in_channels=8,
+        desc_channels=8,
+        feat_channels=4,
+        hidden_channels=4,
+        norm_cfg=None,
+        **kwargs)
+
+
 def fpn_feats(batch=1, shape=(64, 64), channels=16, fill=None):
     """Five FPN levels (strides 4..64) for an input of ``shape``."""
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from mmdet.registry import MODELS
 from mmdet_pep.models import PEPExcavator, PEPHead, PEPPurifier
-from pep_testing import tiny_head_cfg
+from pep_testing import tiny_excavator, tiny_head_cfg
 
 
 def conv_std(module):
@@ -212,17 +212,6 @@ def test_unknown_test_cfg_keys_name_key_and_place(test_cfg, where, key):
         PEPHead._check_test_cfg(test_cfg)
 
 
-def excavator(**kwargs):
-    return PEPExcavator(
-        num_classes=2,
-        in_channels=8,
-        desc_channels=8,
-        feat_channels=4,
-        hidden_channels=4,
-        norm_cfg=None,
-        **kwargs)
-
-
 @pytest.mark.parametrize('kwargs', [
     dict(near_ratio=1.0),
     dict(center_radius=0),
@@ -230,7 +219,7 @@ def excavator(**kwargs):
     dict(max_keys_train=1, num_convs=1),
 ])
 def test_excavator_accepts_boundary_values(kwargs):
-    excavator(**kwargs)
+    tiny_excavator(**kwargs)
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -242,7 +231,7 @@ def test_excavator_accepts_boundary_values(kwargs):
 ])
 def test_excavator_rejects_invalid_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        excavator(**kwargs)
+        tiny_excavator(**kwargs)
 
 
 @pytest.mark.parametrize('name', ['in_channels', 'desc_channels',

@@ -17,7 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdet.registry import MODELS
-from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
+from pep_testing import (fpn_feats, img_meta, make_gt, tiny_excavator,
+                         tiny_head_cfg)
 
 NUM_CLASSES = 3
 GRIDS = (12, 10, 8, 6, 4)
@@ -244,20 +245,6 @@ def test_loss_excavate_value_and_normalisation():
     assert losses['loss_excavate'].item() == pytest.approx(expected, rel=1e-5)
 
 
-def excavator(**kwargs):
-    torch.manual_seed(0)
-    return MODELS.build(
-        dict(
-            type='PEPExcavator',
-            num_classes=2,
-            in_channels=8,
-            desc_channels=8,
-            feat_channels=4,
-            hidden_channels=4,
-            norm_cfg=None,
-            **kwargs))
-
-
 def touching_pair():
     boxes = torch.tensor([[8., 8, 24, 24], [24, 8, 40, 24]])
     centers = torch.tensor([[16., 16.], [32., 16.]])
@@ -282,7 +269,7 @@ def expected_heat():
 
 
 def test_excavate_targets_by_hand():
-    exc = excavator()
+    exc = tiny_excavator()
     boxes, centers = touching_pair()
     heat, near = exc.get_targets(boxes, centers, torch.tensor([0, 1]),
                                  (8, 8), (64, 64))
@@ -292,7 +279,7 @@ def test_excavate_targets_by_hand():
 
 @pytest.mark.parametrize('agree', [True, False])
 def test_loss_excavate_direction(agree):
-    exc = excavator(num_neg_keys=0)
+    exc = tiny_excavator(num_neg_keys=0)
     sign = 1 if agree else -1
     logits = sign * 8 * (2 * expected_heat() - 1)
     exc.excavate_maps = lambda feat, desc, xy: logits
@@ -317,7 +304,7 @@ def test_loss_excavate_direction(agree):
 
 
 def test_mined_keys_classes_and_negative_keys():
-    exc = excavator(num_neg_keys=1, max_keys_train=8)
+    exc = tiny_excavator(num_neg_keys=1, max_keys_train=8)
     # One peak per map far from every GT centre: row 6, col 6 (a negative
     # key for both originals); everything else low.
     logits = torch.full((2, 8, 8), -6.)
@@ -354,7 +341,7 @@ def test_mined_keys_classes_and_negative_keys():
 
 
 def test_negative_keys_never_sit_on_a_gt_centre():
-    exc = excavator(num_neg_keys=1)
+    exc = tiny_excavator(num_neg_keys=1)
     # The strongest predicted peaks sit on the GT centres; they are
     # positives, so the negative must come from elsewhere.
     logits = torch.full((2, 8, 8), -6.)

@@ -1,19 +1,7 @@
 import pytest
 import torch
 
-from mmdet_pep.models import PEPExcavator
-
-
-def excavator(**kwargs):
-    torch.manual_seed(0)
-    return PEPExcavator(
-        num_classes=2,
-        in_channels=8,
-        desc_channels=8,
-        feat_channels=4,
-        hidden_channels=4,
-        norm_cfg=None,
-        **kwargs)
+from pep_testing import tiny_excavator as excavator
 
 
 def test_targets_near_rule_and_key_cap():
