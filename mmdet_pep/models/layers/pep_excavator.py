@@ -265,8 +265,10 @@ class PEPExcavator(BaseModule):
             near &= rank < k
 
         heat = gt_centers.new_zeros((n, h, w))
-        cell_x = (gt_centers[:, 0] / pad_shape[1] * w).long().clamp(0, w - 1)
-        cell_y = (gt_centers[:, 1] / pad_shape[0] * h).long().clamp(0, h - 1)
+        # Centres of mass lie inside the padded input (0 < c < size), so
+        # their cells are always on the map.
+        cell_x = (gt_centers[:, 0] / pad_shape[1] * w).long()
+        cell_y = (gt_centers[:, 1] / pad_shape[0] * h).long()
         r = self.center_radius
         ys = torch.arange(h, device=heat.device)
         xs = torch.arange(w, device=heat.device)
@@ -364,33 +366,32 @@ class PEPExcavator(BaseModule):
 
         ori_idx, gt_idx = near.nonzero(as_tuple=True)
         grid = coord_grid(h, w, exc_feat.device)
-        cx = (gt_centers[gt_idx, 0] / pad_shape[1] * w).long().clamp(0, w - 1)
-        cy = (gt_centers[gt_idx, 1] / pad_shape[0] * h).long().clamp(0, h - 1)
+        cx = (gt_centers[gt_idx, 0] / pad_shape[1] * w).long()
+        cy = (gt_centers[gt_idx, 1] / pad_shape[0] * h).long()
         key_xy = grid[:, cy, cx].t()  # snap to cells, as at inference
         key_labels = gt_labels[gt_idx]
         key_ori = ori_idx
 
-        if self.num_neg_keys > 0:
-            with torch.no_grad():
-                # Peaks far (> r cells) from every GT centre are negatives.
-                near_any = F.max_pool2d(heat[:, None],
-                                        2 * self.center_radius + 1, 1,
-                                        self.center_radius)[:, 0]
-                peaks = local_peaks(logits.detach().sigmoid())
-                peaks = peaks.masked_fill(near_any > 0, 0).flatten(1)
-                k = min(self.num_neg_keys, peaks.size(1))
-                val, pos = peaks.topk(k, dim=1)
-                keep = val > 0
-                neg_ori = torch.arange(
-                    descriptors.size(0),
-                    device=pos.device)[:, None].expand_as(pos)[keep]
-                neg_pos = pos[keep]
-            neg_xy = grid.flatten(1)[:, neg_pos].t()
-            key_xy = torch.cat([key_xy, neg_xy])
-            key_ori = torch.cat([key_ori, neg_ori])
-            key_labels = torch.cat(
-                [key_labels,
-                 key_labels.new_full((neg_pos.numel(), ), self.num_classes)])
+        with torch.no_grad():
+            # Peaks far (> r cells) from every GT centre are negatives.
+            near_any = F.max_pool2d(heat[:, None],
+                                    2 * self.center_radius + 1, 1,
+                                    self.center_radius)[:, 0]
+            peaks = local_peaks(logits.detach().sigmoid())
+            peaks = peaks.masked_fill(near_any > 0, 0).flatten(1)
+            k = min(self.num_neg_keys, peaks.size(1))
+            val, pos = peaks.topk(k)
+            keep = val > 0
+            neg_ori = torch.arange(
+                descriptors.size(0),
+                device=pos.device)[:, None].expand_as(pos)[keep]
+            neg_pos = pos[keep]
+        neg_xy = grid.flatten(1)[:, neg_pos].t()
+        key_xy = torch.cat([key_xy, neg_xy])
+        key_ori = torch.cat([key_ori, neg_ori])
+        key_labels = torch.cat(
+            [key_labels,
+             key_labels.new_full((neg_pos.numel(), ), self.num_classes)])
 
         mined, cls_logits = self.mine(descriptors[key_ori], ori_xy[key_ori],
                                       key_xy)
@@ -423,7 +424,7 @@ class PEPExcavator(BaseModule):
         heat = self.excavate_maps(exc_feat, descriptors, ori_xy).sigmoid()
         peaks = local_peaks(heat).flatten(1)
         k = min(cfg['max_keys'], peaks.size(1))
-        val, pos = peaks.topk(k, dim=1)
+        val, pos = peaks.topk(k)
         keep = val > cfg['key_thr']
         ori_idx = torch.arange(
             descriptors.size(0), device=pos.device)[:, None].expand_as(pos)

@@ -771,3 +771,72 @@ def test_group_with_a_one_cell_merged_mask_is_kept():
                                            head._cell_xy(), strides,
                                            img_meta(), True)
     assert len(res) == 1 and res.masks.any()
+
+
+# Matrix NMS on two same-class masks A and A' (A shifted one cell): mask IoU
+# 12 / 20 = 0.6 on the 16 x 16 feature; the lower one is decayed by
+# exp(-sigma * 0.6^2) (gaussian) or (1 - 0.6) (linear), the top one not.
+TWO_OVERLAPPING = [(flat(0, 1, 1), 0, 0.9, 'A'), (flat(0, 1, 2), 0, 0.8,
+                                                  'A_shift')]
+
+
+@pytest.mark.parametrize('cfg,decay', [
+    (dict(kernel='gaussian', sigma=2.0), math.exp(-2.0 * 0.36)),
+    (dict(kernel='gaussian', sigma=1.0), math.exp(-1.0 * 0.36)),
+    (dict(kernel='linear'), 0.4),
+])
+def test_matrix_nms_follows_test_cfg(cfg, decay):
+    head = build_head(excavator=None, purifier=None)
+    res = predict_single(head, TWO_OVERLAPPING, **cfg)
+    maskness = torch.sigmoid(torch.tensor(6.)).item()
+    assert res.scores.tolist() == pytest.approx(
+        [0.9 * maskness, 0.8 * maskness * decay], rel=1e-4)
+
+
+def test_matrix_nms_filter_thr_and_nms_pre():
+    head = build_head(excavator=None, purifier=None)
+    maskness = torch.sigmoid(torch.tensor(6.)).item()
+    # 0.8 * 0.997 * exp(-0.72) = 0.388: kept above filter_thr 0.38, dropped
+    # above 0.39.
+    assert len(predict_single(head, TWO_OVERLAPPING, filter_thr=0.38)) == 2
+    assert len(predict_single(head, TWO_OVERLAPPING, filter_thr=0.39)) == 1
+    # nms_pre=1: only the best candidate reaches Matrix NMS at all.
+    res = predict_single(head, TWO_OVERLAPPING, nms_pre=1)
+    assert res.scores.tolist() == pytest.approx([0.9 * maskness])
+
+
+def test_resize_handles_three_element_shapes_and_rescale():
+    head = build_head(excavator=None, purifier=None)
+    scores, desc, strides = single_image_inputs(head, TWO_OVERLAPPING[:1])
+    # A 48 x 40 image padded to 64 x 64, originally 96 x 80 (x2).
+    meta = dict(img_meta(), img_shape=(48, 40, 3), ori_shape=(96, 80, 3))
+    with torch.no_grad():
+        small, big = (head._predict_by_feat_single(
+            scores, desc, region_feats(), None, head._cell_xy(), strides,
+            meta, rescale) for rescale in (False, True))
+    assert small.masks.shape == (1, 48, 40)
+    assert big.masks.shape == (1, 96, 80)
+    # Region A: 8..24 px in the input frame, x2 in the original.
+    assert small.bboxes.tolist() == [region_box('A')]
+    assert big.bboxes.tolist() == [[16., 16., 48., 48.]]
+
+
+def test_final_masks_need_a_probability_above_mask_thr():
+    # The one-cell group above: around its cell the merged probability is
+    # exactly 0.5 over whole cells, e.g. at pixel (10, 10) (cell (2, 2),
+    # only in the first member): not above mask_thr = 0.5.
+    head = build_head(excavator=None)
+    feats = torch.full((16, 16, 16), -6.)
+    feats[0, 2:6, 2:6] = 6.
+    feats[1, 5:9, 5:9] = 6.
+    scores = torch.zeros(NUM_CELLS, NUM_CLASSES)
+    desc = torch.zeros(NUM_CELLS, 16)
+    scores[flat(0, 1, 1), 0] = scores[flat(0, 1, 2), 0] = 0.8
+    desc[flat(0, 1, 1), 0] = desc[flat(0, 1, 2), 1] = 1.
+    fixed_similarity(head, torch.full((2, 2), 9.))
+    strides = single_image_inputs(head, [])[2]
+    with torch.no_grad():
+        res = head._predict_by_feat_single(scores, desc, feats, None,
+                                           head._cell_xy(), strides,
+                                           img_meta(), True)
+    assert not res.masks[0, 10, 10] and res.masks[0, 22, 22]

@@ -5,16 +5,53 @@ from pep_testing import tiny_excavator as excavator
 
 
 def test_targets_near_rule_and_key_cap():
-    exc = excavator(near_ratio=1.5, max_keys_train=1, center_radius=0)
-    boxes = torch.tensor([[0., 0, 16, 16], [16, 0, 32, 16], [20, 0, 36, 16],
+    # Box 0 grown x1.5 about its centre is [-4, -4, 20, 20]: it overlaps
+    # boxes 1 (x from 16) and 2 (x from 18); box 3 is far away.
+    boxes = torch.tensor([[0., 0, 16, 16], [16, 0, 32, 16], [18, 0, 34, 16],
                           [48, 48, 64, 64]])
     centers = (boxes[:, :2] + boxes[:, 2:]) / 2
-    heat, near = exc.get_targets(boxes, centers, torch.tensor([0, 3]),
-                                 (8, 8), (64, 64))
-    # Box 0 grown x1.5 reaches boxes 1 and 2; only the closest is kept.
-    assert near[0].tolist() == [False, True, False, False]
-    assert not near[1].any()
-    assert heat[0].sum() == 1 and heat[0, 1, 3] == 1 and heat[1].sum() == 0
+    for cap, expected in ((1, [False, True, False, False]),
+                          (2, [False, True, True, False])):
+        exc = excavator(near_ratio=1.5, max_keys_train=cap, center_radius=0)
+        heat, near = exc.get_targets(boxes, centers, torch.tensor([0, 3]),
+                                     (8, 8), (64, 64))
+        # Closest first: box 1 (centre 16 px away) before box 2 (18 px).
+        assert near[0].tolist() == expected
+        assert not near[1].any() and heat[1].sum() == 0
+    # Centre cells: box 1 (24, 8) -> (row 1, col 3); box 2 (26, 8) -> (1, 3).
+    assert heat[0].sum() == 1 and heat[0, 1, 3] == 1
+
+
+@pytest.mark.parametrize('axis', ['x', 'y'])
+def test_near_needs_a_positive_overlap(axis):
+    # The original's box [0, 0, 16, 8] (wide, so x and y extents differ)
+    # grown x1.5 is [-4, -2, 20, 10]. A neighbour starting exactly at its
+    # edge (20 in x, 10 in y) touches with zero overlap: not near; one
+    # pixel further in overlaps by 1: near.
+    exc = excavator(near_ratio=1.5, center_radius=0)
+    ori = [0., 0, 16, 8]
+    if axis == 'x':
+        touching, overlapping = [20., 0, 36, 8], [19., 0, 35, 8]
+    else:
+        touching, overlapping = [0., 10, 16, 18], [0., 9, 16, 17]
+    boxes = torch.tensor([ori, touching, overlapping])
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+    _, near = exc.get_targets(boxes, centers, torch.tensor([0]), (8, 8),
+                              (64, 64))
+    assert near[0].tolist() == [False, False, True]
+
+
+def test_near_uses_each_axis_of_the_grown_box():
+    # Original [0, 20, 8, 60] (tall): grown x1.5 -> [-2, 10, 10, 70]. A box
+    # at x 9..20, y 0..12 overlaps it (1 x 2 px); with the axes mixed up
+    # (x1 from y, or the centre from y2) it would not. The relation is not
+    # symmetric: box 1 grown is [6.25, -3, 22.75, 15], which misses box 0.
+    exc = excavator(near_ratio=1.5, center_radius=0)
+    boxes = torch.tensor([[0., 20, 8, 60], [9., 0, 20, 12]])
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+    _, near = exc.get_targets(boxes, centers, torch.tensor([0, 1]), (8, 8),
+                              (64, 64))
+    assert near.tolist() == [[False, True], [False, False]]
 
 
 def test_maps_depend_on_the_descriptor():

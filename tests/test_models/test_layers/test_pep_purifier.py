@@ -84,6 +84,7 @@ def test_empty_and_single_node():
         torch.zeros(0, 8), torch.zeros(0, 2), torch.zeros(0),
         torch.zeros(0), group_thr=0.5)
     assert leaders.numel() == 0 and weights.shape == (0, 0)
+    assert leaders.dtype == torch.long
     loss = graph_loss(purifier, torch.randn(1, 8), torch.zeros(1, 2),
                       torch.zeros(1, dtype=torch.long))
     assert loss.item() == 0
@@ -102,3 +103,37 @@ def test_sample_caps_nodes():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PEPPurifier(**kwargs)
+
+
+def fixed(purifier, logits):
+    purifier.forward = lambda desc, xy: logits
+    return purifier
+
+
+def test_link_needs_a_probability_above_group_thr():
+    # sigmoid(0) = 0.5 exactly: not above group_thr 0.5.
+    purifier = fixed(PEPPurifier(in_channels=4),
+                     torch.tensor([[9., 0.], [0., 9.]]))
+    leaders, _ = purifier.group(torch.zeros(2, 4), torch.zeros(2, 2),
+                                torch.tensor([0.9, 0.8]), torch.zeros(2),
+                                group_thr=0.5)
+    assert leaders.tolist() == [0, 1]
+
+
+def test_a_grouped_descriptor_stays_with_its_first_leader():
+    # Scores put node 0 first, then 2, then 1. Node 0 links node 1; node 2
+    # (not linked to 0) opens its own group and also links node 1, which
+    # must stay with node 0.
+    logits = torch.tensor([[9., 9., -9.], [9., 9., 9.], [-9., 9., 9.]])
+    purifier = fixed(PEPPurifier(in_channels=4, merge='best'), logits)
+    leaders, weights = purifier.group(torch.zeros(3, 4), torch.zeros(3, 2),
+                                      torch.tensor([0.9, 0.5, 0.8]),
+                                      torch.zeros(3), group_thr=0.5)
+    assert leaders.tolist() == [0, 2]
+    assert weights.tolist() == [[1., 0., 0.], [0., 0., 1.]]
+    mean = fixed(PEPPurifier(in_channels=4), logits)
+    _, weights = mean.group(torch.zeros(3, 4), torch.zeros(3, 2),
+                            torch.tensor([0.9, 0.5, 0.8]), torch.zeros(3),
+                            group_thr=0.5)
+    torch.testing.assert_close(
+        weights, torch.tensor([[0.9 / 1.4, 0.5 / 1.4, 0.], [0., 0., 1.]]))
