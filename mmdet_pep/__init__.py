@@ -11,6 +11,7 @@ from .version import __version__
 
 register_checkpoint_safe_globals()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registration)
+# Registration of the package's modules into mmdet's registries.
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__', 'register_checkpoint_safe_globals']
