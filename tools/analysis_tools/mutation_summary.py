@@ -17,6 +17,7 @@ import os.path as osp
 import subprocess
 import sys
 
+KILLED = ('killed', 'timeout', 'caught by type check', 'segfault')
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DOCS = osp.join(ROOT, 'docs', 'mutation')
 
@@ -82,8 +83,12 @@ def main(argv=None) -> int:
     for name, status in sorted(results.items()):
         counts = per_file[source_file(name)]
         counts['mutants'] += 1
-        if status in ('killed', 'timeout', 'caught by type check'):
+        # A mutant whose test process times out or dies (mutmut's
+        # "segfault" includes SIGKILL) was detected by the tests.
+        if status in KILLED:
             counts['killed'] += 1
+        elif status == 'not checked':
+            counts['not checked'] += 1
         elif name in reasons:
             counts['equivalent'] += 1
             survivors.append((name, status, reasons[name]))
@@ -91,7 +96,7 @@ def main(argv=None) -> int:
             counts['survived'] += 1
             survivors.append((name, status, None))
     total = sum(per_file.values(), collections.Counter())
-    live = total['mutants'] - total['equivalent']
+    live = total['mutants'] - total['equivalent'] - total['not checked']
     rate = total['killed'] / max(live, 1)
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
                             cwd=ROOT, capture_output=True,
@@ -105,16 +110,17 @@ def main(argv=None) -> int:
         'equivalent mutants in `equivalent.txt` and run '
         '`make mutation-summary`.', '',
         f'Commit `{commit}`, {datetime.date.today()}.', '',
-        '| file | mutants | killed | survived | equivalent | kill rate |',
-        '|---|---|---|---|---|---|'
+        '| file | mutants | killed | survived | equivalent | not run | '
+        'kill rate |', '|---|---|---|---|---|---|---|'
     ]
     for path, c in sorted(per_file.items()) + [('**all**', total)]:
-        n = c['mutants'] - c['equivalent']
+        n = c['mutants'] - c['equivalent'] - c['not checked']
         lines.append(f"| {path} | {c['mutants']} | {c['killed']} | "
                      f"{c['survived']} | {c['equivalent']} | "
-                     f"{c['killed'] / max(n, 1):.1%} |")
+                     f"{c['not checked']} | {c['killed'] / max(n, 1):.1%} |")
     lines += [
-        '', f'Kill rate over non-equivalent mutants: **{rate:.1%}** '
+        '', f'Kill rate over the non-equivalent mutants that ran: '
+        f'**{rate:.1%}** '
         f'(target {args.target:.0%}).', ''
     ]
     if survivors:
@@ -133,7 +139,11 @@ def main(argv=None) -> int:
     if unargued:
         print(f'{len(unargued)} surviving mutants are neither killed nor '
               'argued equivalent (see docs/mutation/README.md)')
-    return int(bool(unargued) or rate < args.target)
+    if total['not checked']:
+        print(f"{total['not checked']} mutants were not run: finish "
+              '`make mutation` first')
+    return int(bool(unargued) or bool(total['not checked'])
+               or rate < args.target)
 
 
 if __name__ == '__main__':
