@@ -38,7 +38,7 @@ def beats(stdout):
 
 def test_heartbeat_while_a_command_runs_then_stops():
     proc = bash('with_heartbeat "fake build" sleep 3.5\n'
-                'echo "status $? pid [$HEARTBEAT_PID] traps [$(trap -p)]"\n'
+                'echo "status $? pid [$HEARTBEAT_PID] traps [$(trap -p EXIT INT)]"\n'
                 'sleep 2.5; echo after')
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
