@@ -259,9 +259,9 @@ class PEPHead(BaseMaskHead):
             self.feat_channels, self.desc_channels, 3, padding=1)
 
     def init_weights(self) -> None:
-        """Bias the background logit like a focal prior (p_fg ~ 0.01)."""
+        """Bias the background logit like a focal prior (p_fg ~ 0.01); the
+        Normal init leaves the foreground biases at 0."""
         super().init_weights()
-        nn.init.constant_(self.conv_cls.bias[:-1], 0.0)
         nn.init.constant_(self.conv_cls.bias[-1:], 4.6)
 
     def resize_feats(self, x: Sequence[Tensor]) -> List[Tensor]:
@@ -658,8 +658,9 @@ class PEPHead(BaseMaskHead):
             dict | None: ``scores``, ``labels``, ``desc``, ``xy`` and
             ``stride`` of the N originals, (N,), (N,), (N, D), (N, 2), (N,).
         """
-        # Non-finite features must give no detections, never a crash.
-        cls_scores = torch.nan_to_num(cls_scores, nan=0., posinf=0., neginf=0.)
+        # Non-finite features must give no detections, never a crash: their
+        # softmax probabilities are NaN (never +-inf), and NaN becomes 0.
+        cls_scores = torch.nan_to_num(cls_scores)
         candidates = (cls_scores > cfg.score_thr).nonzero()
         if candidates.size(0) == 0:
             return None
@@ -721,7 +722,7 @@ class PEPHead(BaseMaskHead):
         scores = nodes['scores'][keep] * (mask_probs * masks).sum(
             (1, 2)) / areas
         return dict(
-            scores=torch.nan_to_num(scores, nan=0.),
+            scores=torch.nan_to_num(scores),
             labels=nodes['labels'][keep],
             desc=nodes['desc'][keep],
             xy=nodes['xy'][keep],

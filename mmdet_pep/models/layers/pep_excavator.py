@@ -264,21 +264,18 @@ class PEPExcavator(BaseModule):
             rank = dist.argsort(dim=1).argsort(dim=1)
             near &= rank < k
 
-        heat = gt_centers.new_zeros((n, h, w))
         # Centres of mass lie inside the padded input (0 < c < size), so
         # their cells are always on the map.
         cell_x = (gt_centers[:, 0] / pad_shape[1] * w).long()
         cell_y = (gt_centers[:, 1] / pad_shape[0] * h).long()
         r = self.center_radius
-        ys = torch.arange(h, device=heat.device)
-        xs = torch.arange(w, device=heat.device)
+        ys = torch.arange(h, device=gt_centers.device)
+        xs = torch.arange(w, device=gt_centers.device)
         # (G, He, We): the square of radius r around each GT centre cell.
         disk = (((ys[None, :, None] - cell_y[:, None, None]).abs() <= r) &
                 ((xs[None, None, :] - cell_x[:, None, None]).abs() <= r))
-        if n > 0 and gt_centers.numel() > 0:
-            heat = (near.float() @ disk.flatten(1).float()).clamp(max=1)
-            heat = heat.view(n, h, w)
-        return heat, near
+        heat = (near.float() @ disk.flatten(1).float()).clamp(max=1)
+        return heat.view(n, h, w), near
 
     def loss(self, exc_feats: Tensor, batch_originals: List[dict],
              batch_gt: List[dict], pad_shape: Tuple[int, int]

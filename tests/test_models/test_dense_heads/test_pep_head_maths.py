@@ -840,3 +840,242 @@ def test_final_masks_need_a_probability_above_mask_thr():
                                            head._cell_xy(), strides,
                                            img_meta(), True)
     assert not res.masks[0, 10, 10] and res.masks[0, 22, 22]
+
+
+# ------------------------------------------- targets at edges and bounds
+
+
+def test_single_pixel_instance_centre_and_validity():
+    head = build_head()
+    gt = make_gt([[10, 20, 11, 21]], [1])
+    _, pos_gt_inds, center_cells, _, _, centers = head._get_targets_single(
+        gt, img_meta(), (16, 16))
+    assert centers.tolist() == [[10.5, 20.5]]
+    # sqrt(area) = 1 is in level 0's (1, 24): centre cell (int(20.5 * 12 /
+    # 64), int(10.5 * 12 / 64)) = (3, 1).
+    assert center_cells[0].tolist() == [flat(0, 3, 1), -1, -1, -1, -1]
+    assert (pos_gt_inds >= 0).sum() == 1
+
+
+def test_empty_mask_is_never_a_positive_even_with_a_zero_range():
+    head = build_head(scale_ranges=((0, 512), ) * 5)
+    gt = make_gt([[10, 10, 10, 30]], [0])
+    targets = head._get_targets_single(gt, img_meta(), (16, 16))
+    assert not (targets[1] >= 0).any() and (targets[2] < 0).all()
+
+
+def test_size_equal_to_a_range_end_belongs_to_that_level():
+    head = build_head()
+    # 24 x 24: sqrt(area) = 24 closes (1, 24), lies in (12, 48) and opens
+    # (24, 96): levels 0, 1 and 2.
+    targets = head._get_targets_single(
+        make_gt([[20, 20, 44, 44]], [0]), img_meta(), (16, 16))
+    assert (targets[2][0, :3] >= 0).all() and (targets[2][0, 3:] < 0).all()
+
+
+def test_corner_instances_keep_their_corner_centre_cells():
+    head = build_head()
+    # 4 x 4 px objects in the top-left and bottom-right corners: level 0
+    # centre cells (0, 0) (flat index 0) and (11, 11).
+    gt = make_gt([[0, 0, 4, 4], [60, 60, 64, 64]], [0, 1])
+    _, pos_gt_inds, center_cells = head._get_targets_single(
+        gt, img_meta(), (16, 16))[:3]
+    assert center_cells[:, 0].tolist() == [0, flat(0, 11, 11)]
+    assert pos_gt_inds[0] == 0 and pos_gt_inds[flat(0, 11, 11)] == 1
+
+
+def test_positive_block_is_at_most_one_cell_from_the_centre():
+    head = build_head(pos_scale=1.0)
+    # pos_scale 1: the centre region is the whole 40 x 40 box, but only the
+    # 3 x 3 cells around the centre cell are positive. Level 1 (S = 10):
+    # centre (32, 32) -> cell (5, 5); rows/cols 4..6.
+    targets = head._get_targets_single(
+        make_gt([[12, 12, 52, 52]], [0]), img_meta(), (16, 16))
+    level1 = (targets[1][OFFSETS[1]:OFFSETS[2]] >= 0).view(10, 10)
+    expected = torch.zeros(10, 10, dtype=torch.bool)
+    expected[4:7, 4:7] = True
+    assert torch.equal(level1, expected)
+
+
+def test_gt_masks_smaller_than_the_padded_input_are_padded():
+    head = build_head()
+    meta = img_meta()
+    padded = make_gt([[8, 16, 24, 40]], [2])
+    small = make_gt([[8, 16, 24, 40]], [2], shape=(48, 40))
+    ref = head._get_targets_single(padded, meta, (16, 16))
+    out = head._get_targets_single(small, meta, (16, 16))
+    for a, b in zip(ref, out):
+        torch.testing.assert_close(a, b)
+
+
+def test_originals_include_the_corner_cell():
+    head = build_head(purifier=None)
+    seen = []
+    loss = head.excavator.loss
+
+    def spy(exc_feats, batch_originals, *args):
+        seen.append(batch_originals)
+        return loss(exc_feats, batch_originals, *args)
+
+    head.excavator.loss = spy
+    gt = make_gt([[0, 0, 6, 6], [6, 0, 12, 6]], [0, 0])
+    head.loss_by_feat(*head(fpn_feats()), batch_gt_instances=[gt],
+                      batch_img_metas=[img_meta()])
+    # Cell (0, 0) of level 0 (flat index 0) is the first object's centre.
+    corner = torch.tensor([(0 + 0.5) / 12 * 2 - 1] * 2)
+    assert (seen[0][0]['xy'] == corner).all(1).any()
+
+
+# ------------------------------------------------ inference odds and ends
+
+
+def test_resize_feats_is_solos_resampling():
+    head = build_head()
+    torch.manual_seed(3)
+    x = [torch.randn(1, 2, 32, 32), torch.randn(1, 2, 16, 16),
+         torch.randn(1, 2, 8, 8), torch.randn(1, 2, 4, 4),
+         torch.randn(1, 2, 2, 2)]
+    out = head.resize_feats(x)
+    torch.testing.assert_close(
+        out[0], F.interpolate(x[0], scale_factor=0.5, mode='bilinear'))
+    torch.testing.assert_close(
+        out[4], F.interpolate(x[4], size=(4, 4), mode='bilinear'))
+    assert all(out[i] is x[i] for i in (1, 2, 3))
+
+
+def test_resize_masks_matches_bilinear_without_corner_alignment():
+    head = build_head()
+    torch.manual_seed(4)
+    probs = torch.rand(2, 16, 16)
+    meta = dict(img_meta(), img_shape=(50, 60), ori_shape=(100, 120))
+    ref = F.interpolate(probs[None], size=(64, 64), mode='bilinear',
+                        align_corners=False)[:, :, :50, :60]
+    ref = F.interpolate(ref, size=(100, 120), mode='bilinear',
+                        align_corners=False)[0] > 0.5
+    assert torch.equal(head._resize_masks(probs, meta, True, 0.5), ref)
+
+
+def test_rescale_defaults_to_ori_shape():
+    head = build_head(excavator=None, purifier=None)
+    meta = dict(img_meta(), ori_shape=(128, 128))
+    scores, desc, strides = single_image_inputs(head, TWO_OVERLAPPING)
+    with torch.no_grad():
+        res = head._predict_by_feat_single(scores, desc, region_feats(), None,
+                                           head._cell_xy(), strides, meta)
+        empty = head._predict_by_feat_single(scores * 0, desc, region_feats(),
+                                             None, head._cell_xy(), strides,
+                                             meta)
+        cls = [torch.zeros(1, 4, s, s) for s in GRIDS]
+        by_feat, = head.predict_by_feat(
+            [torch.zeros(1, 16, s, s) for s in GRIDS], cls,
+            region_feats()[None], None, batch_img_metas=[meta])
+    assert res.masks.shape[1:] == empty.masks.shape[1:] == (128, 128)
+    assert by_feat.masks.shape[1:] == (128, 128)
+
+
+def test_original_needs_a_score_above_score_thr():
+    head = build_head(excavator=None, purifier=None)
+    cells = [(flat(0, 1, 1), 0, 0.25, 'A')]
+    assert len(predict_single(head, cells, score_thr=0.25)) == 0
+    assert len(predict_single(head, cells, score_thr=0.2499)) == 1
+
+
+def test_node_mask_and_maskness_need_probabilities_above_mask_thr():
+    head = build_head(excavator=None, purifier=None)
+    # Channel 0 is +6 on region A and 0 (probability exactly 0.5) elsewhere:
+    # the mask is A alone and the maskness sigmoid(6).
+    feats = torch.zeros(16, 16, 16)
+    feats[0, 2:6, 2:6] = 6.
+    scores, desc, strides = single_image_inputs(head, [(flat(0, 1, 1), 0,
+                                                        0.9, 'A')])
+    with torch.no_grad():
+        res = head._predict_by_feat_single(scores, desc, feats, None,
+                                           head._cell_xy(), strides,
+                                           img_meta())
+    assert res.scores.item() == pytest.approx(
+        0.9 * torch.sigmoid(torch.tensor(6.)).item(), rel=1e-5)
+
+
+def test_point_nms_keeps_every_class():
+    head = build_head(excavator=None, purifier=None)
+    cls = [torch.zeros(1, NUM_CLASSES + 1, s, s) for s in GRIDS]
+    for c in cls:
+        c[:, -1] = 10.
+    cls[0][0, 2, 3, 3], cls[0][0, -1, 3, 3] = 10., 0.  # the last class
+    desc = [torch.zeros(1, 16, s, s) for s in GRIDS]
+    desc[0][0, :, 3, 3] = onehot('A')
+    with torch.no_grad():
+        res, = head.predict_by_feat(desc, cls, region_feats()[None], None,
+                                    batch_img_metas=[img_meta()])
+    assert res.labels.tolist() == [2]
+
+
+def test_matrix_nms_sees_at_most_nms_pre_nodes_with_mined_ones():
+    head = build_head(purifier=None)
+    spy_excavator_predict(head, scores=[0.95, 0., 0.])
+    # One original (A) and one mined node (C); nms_pre = 1 lets only the
+    # best (the mined one, 0.95) through Matrix NMS.
+    res = predict_single(head, [(flat(0, 1, 1), 1, 0.9, 'A')],
+                         exc_feat=torch.zeros(8, 8, 8), nms_pre=1)
+    assert res.labels.tolist() == [0]
+    assert res.bboxes.tolist() == [region_box('C')]
+
+
+def test_init_layers_first_tower_conv_takes_the_fpn_channels():
+    head = build_head(feat_channels=8, norm_cfg=None)
+    assert [c.conv.in_channels for c in head.cls_convs] == [16, 8]
+    assert [c.conv.in_channels for c in head.desc_convs] == [18, 8]
+
+
+def test_excavate_losses_of_a_lone_object_and_a_single_key():
+    # One original whose instance has no neighbour: its map has no
+    # positive, so L_E is the map's sum over 0 positives + 1 map.
+    exc = tiny_excavator(num_neg_keys=0)
+    c = -2.
+    exc.excavate_maps = lambda feat, desc, xy: torch.full((1, 8, 8), c)
+    boxes = torch.tensor([[8., 8, 24, 24]])
+    losses, _ = exc.loss(
+        torch.zeros(1, 4, 8, 8),
+        [dict(descriptors=torch.randn(1, 8), xy=torch.zeros(1, 2),
+              gt_inds=torch.tensor([0]))],
+        [dict(boxes=boxes, centers=torch.tensor([[16., 16.]]),
+              labels=torch.tensor([0]))], (64, 64))
+    assert losses['loss_excavate'].item() == pytest.approx(
+        64 * focal_terms(c)[1], rel=1e-5)
+    # One original with one neighbour and no negative key: L_PE is the
+    # single key's CE, not halved.
+    exc = tiny_excavator(num_neg_keys=0)
+    calls = []
+    mine = exc.mine
+    exc.mine = lambda d, o, k: calls.append(mine(d, o, k)) or calls[-1]
+    losses, _ = excavate_one(exc, torch.randn(1, 8), torch.zeros(1, 2),
+                             torch.tensor([0]), torch.tensor([1, 1]))
+    expected = F.cross_entropy(calls[0][1], torch.tensor([1]))
+    torch.testing.assert_close(losses['loss_excavate_cls'], expected)
+
+
+def test_excavate_losses_sum_over_the_images_of_a_batch():
+    exc = tiny_excavator(num_neg_keys=0)
+    boxes, centers = touching_pair()
+    ori = dict(descriptors=torch.randn(2, 8), xy=torch.zeros(2, 2),
+               gt_inds=torch.tensor([0, 1]))
+    gt = dict(boxes=boxes, centers=centers, labels=torch.tensor([0, 0]))
+    feats = torch.randn(2, 4, 8, 8)
+    one, _ = exc.loss(feats[:1], [ori], [gt], (64, 64))
+    two, _ = exc.loss(feats[:1].expand(2, -1, -1, -1), [ori, ori], [gt, gt],
+                      (64, 64))
+    # The same image twice: sums and counts double, the means stay.
+    for key in one:
+        torch.testing.assert_close(one[key], two[key])
+
+
+def test_targets_on_a_non_square_input():
+    exc = tiny_excavator(center_radius=0)
+    # 64 x 128 (h x w) input, 8 x 16 map: the centre (48, 40) is in cell
+    # (row int(40 / 64 * 8), col int(48 / 128 * 16)) = (5, 6).
+    boxes = torch.tensor([[24., 32, 40, 48], [40., 32, 56, 48]])
+    centers = torch.tensor([[32., 40.], [48., 40.]])
+    heat, near = exc.get_targets(boxes, centers, torch.tensor([0]), (8, 16),
+                                 (64, 128))
+    assert near.tolist() == [[False, True]]
+    assert heat[0].nonzero().tolist() == [[5, 6]]

@@ -137,3 +137,17 @@ def test_a_grouped_descriptor_stays_with_its_first_leader():
                             group_thr=0.5)
     torch.testing.assert_close(
         weights, torch.tensor([[0.9 / 1.4, 0.5 / 1.4, 0.], [0., 0., 1.]]))
+
+
+def test_sample_keeps_all_nodes_in_order_up_to_the_cap():
+    purifier = PEPPurifier(in_channels=8, max_descriptors=30)
+    assert purifier.sample(30, torch.device('cpu')).tolist() == list(
+        range(30))
+
+
+def test_init_cfg_reaches_the_module():
+    purifier = PEPPurifier(
+        in_channels=4, init_cfg=dict(type='Constant', layer='Linear',
+                                     val=0.5, bias=0.))
+    purifier.init_weights()
+    assert (purifier.project[0].weight == 0.5).all()
