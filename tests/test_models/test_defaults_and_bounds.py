@@ -224,8 +224,8 @@ def test_excavator_accepts_boundary_values(kwargs):
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(near_ratio=0.99), 'near_ratio'),
-    (dict(center_radius=-1), 'center_radius'),
-    (dict(num_neg_keys=-1), 'num_neg_keys'),
+    (dict(center_radius=-1), '^center_radius must'),
+    (dict(num_neg_keys=-1), '^num_neg_keys must'),
     (dict(max_keys_train=0), 'max_keys_train'),
     (dict(num_convs=0), 'num_convs'),
 ])

@@ -1079,3 +1079,17 @@ def test_targets_on_a_non_square_input():
                                  (64, 128))
     assert near.tolist() == [[False, True]]
     assert heat[0].nonzero().tolist() == [[5, 6]]
+
+
+def test_mined_keys_on_a_non_square_input():
+    exc = tiny_excavator(center_radius=0, num_neg_keys=0)
+    boxes = torch.tensor([[24., 32, 40, 48], [40., 32, 56, 48]])
+    centers = torch.tensor([[32., 40.], [48., 40.]])
+    _, (mined, ) = exc.loss(
+        torch.zeros(1, 4, 8, 16),
+        [dict(descriptors=torch.randn(1, 8), xy=torch.zeros(1, 2),
+              gt_inds=torch.tensor([0]))],
+        [dict(boxes=boxes, centers=centers, labels=torch.tensor([0, 0]))],
+        (64, 128))
+    # GT 1's centre cell on the 8 x 16 map: (row 5, col 6).
+    assert mined['xy'].tolist() == [[6.5 / 16 * 2 - 1, 5.5 / 8 * 2 - 1]]

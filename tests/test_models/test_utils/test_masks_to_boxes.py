@@ -48,3 +48,11 @@ def test_all_masks_empty():
 def test_a_full_mask_spans_the_image():
     boxes = masks_to_boxes(torch.ones((1, 5, 6), dtype=torch.bool))
     assert boxes.tolist() == [[0., 0., 6., 5.]]
+
+
+def test_masks_in_the_first_row_and_column():
+    masks = torch.zeros((2, 5, 6), dtype=torch.bool)
+    masks[0, 0, 3] = True  # first row only
+    masks[1, 2, 0] = True  # first column only
+    assert masks_to_boxes(masks).tolist() == [[3., 0., 4., 1.],
+                                              [0., 2., 1., 3.]]
