@@ -752,11 +752,11 @@ def test_group_with_an_empty_merged_mask_is_dropped():
     assert len(res) == 0
 
 
-def test_group_with_a_one_cell_merged_mask_is_kept():
+def one_cell_group():
+    """Two equal-score members, regions rows/cols 2-5 and 5-8, merged into
+    one group: the equal-weight merge is +6 on their one shared cell (5, 5)
+    and 0 (probability 0.5) on the rest of either."""
     head = build_head(excavator=None)
-    # Regions rows/cols 2-5 and 5-8 share the single cell (5, 5): the
-    # equal-weight merge is +6 there, 0 on the rest of either, so the
-    # merged mask has an area of one cell and the group stays.
     feats = torch.full((16, 16, 16), -6.)
     feats[0, 2:6, 2:6] = 6.
     feats[1, 5:9, 5:9] = 6.
@@ -767,9 +767,14 @@ def test_group_with_a_one_cell_merged_mask_is_kept():
     fixed_similarity(head, torch.full((2, 2), 9.))
     strides = single_image_inputs(head, [])[2]
     with torch.no_grad():
-        res = head._predict_by_feat_single(scores, desc, feats, None,
-                                           head._cell_xy(), strides,
-                                           img_meta(), True)
+        return head._predict_by_feat_single(scores, desc, feats, None,
+                                            head._cell_xy(), strides,
+                                            img_meta(), True)
+
+
+def test_group_with_a_one_cell_merged_mask_is_kept():
+    # The merged mask has an area of one cell: the group stays.
+    res = one_cell_group()
     assert len(res) == 1 and res.masks.any()
 
 
@@ -822,23 +827,10 @@ def test_resize_handles_three_element_shapes_and_rescale():
 
 
 def test_final_masks_need_a_probability_above_mask_thr():
-    # The one-cell group above: around its cell the merged probability is
-    # exactly 0.5 over whole cells, e.g. at pixel (10, 10) (cell (2, 2),
-    # only in the first member): not above mask_thr = 0.5.
-    head = build_head(excavator=None)
-    feats = torch.full((16, 16, 16), -6.)
-    feats[0, 2:6, 2:6] = 6.
-    feats[1, 5:9, 5:9] = 6.
-    scores = torch.zeros(NUM_CELLS, NUM_CLASSES)
-    desc = torch.zeros(NUM_CELLS, 16)
-    scores[flat(0, 1, 1), 0] = scores[flat(0, 1, 2), 0] = 0.8
-    desc[flat(0, 1, 1), 0] = desc[flat(0, 1, 2), 1] = 1.
-    fixed_similarity(head, torch.full((2, 2), 9.))
-    strides = single_image_inputs(head, [])[2]
-    with torch.no_grad():
-        res = head._predict_by_feat_single(scores, desc, feats, None,
-                                           head._cell_xy(), strides,
-                                           img_meta(), True)
+    # Around the one-cell group's cell the merged probability is exactly 0.5
+    # over whole cells, e.g. at pixel (10, 10) (cell (2, 2), only in the
+    # first member): not above mask_thr = 0.5.
+    res = one_cell_group()
     assert not res.masks[0, 10, 10] and res.masks[0, 22, 22]
 
 
