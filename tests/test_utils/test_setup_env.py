@@ -37,15 +37,20 @@ def beats(stdout):
 
 
 def test_heartbeat_while_a_command_runs_then_stops():
-    proc = bash('with_heartbeat "fake build" sleep 3.5\n'
-                'echo "status $? pid [$HEARTBEAT_PID] traps [$(trap -p EXIT INT)]"\n'
+    # The traps must be back to what they were before (a caller may run
+    # this with signals ignored, e.g. SIGINT in a background job).
+    proc = bash('before="$(trap -p EXIT INT)"\n'
+                'with_heartbeat "fake build" sleep 3.5\n'
+                'echo "status $? pid [$HEARTBEAT_PID] traps restored '
+                '[$([ "$(trap -p EXIT INT)" = "$before" ] && echo yes)]"\n'
                 'sleep 2.5; echo after')
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     # 1 s interval, 3.5 s command: at most three or four beats, all before
     # it ended (a loaded machine may delay some, never add any).
     assert 1 <= len(beats(proc.stdout)) <= 4, proc.stdout
-    assert lines.index('status 0 pid [] traps []') == len(lines) - 2
+    assert lines.index('status 0 pid [] traps restored [yes]') == \
+        len(lines) - 2
     assert lines[-1] == 'after'  # and no beat in the 2.5 s after the end
 
 
