@@ -24,6 +24,26 @@ def make_gt(boxes, labels, shape=(64, 64), shape_kind='rect'):
     return gt
 
 
+def check_masks_in_boxes(masks, boxes, tight=False):
+    """Every non-empty mask lies inside its (x1, y1, x2, y2) box in the
+    pixel-edge convention (x2 = last column + 1), exactly on it if
+    ``tight``; an empty mask has the zero box. Returns the number of
+    non-empty masks. ``masks``: (N, H, W) bool, numpy or torch."""
+    nonempty = 0
+    for mask, box in zip(np.asarray(masks), [list(b) for b in boxes]):
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            assert box == [0., 0., 0., 0.]
+            continue
+        nonempty += 1
+        x1, y1, x2, y2 = box
+        assert x1 <= xs.min() and y1 <= ys.min()
+        assert x2 >= xs.max() + 1 and y2 >= ys.max() + 1
+        if tight:
+            assert box == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    return nonempty
+
+
 def img_meta(shape=(64, 64)):
     return dict(
         img_shape=shape,

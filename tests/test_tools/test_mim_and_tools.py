@@ -26,6 +26,7 @@ from pycocotools import mask as mask_utils
 
 from mmdet_pep.datasets.synthetic import generate_coco_split
 from mmdet_pep.utils import load_checkpoint_weights_only
+from pep_testing import check_masks_in_boxes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CFG = 'configs/pep/pep_r18_fpn_tiny_synthetic.py'
@@ -191,15 +192,7 @@ def test_test_py_evaluates_and_dumps(trained, data_root, tmp_path):
         masks = (mask_utils.decode(inst['masks']).transpose(2, 0, 1)
                  if len(inst['masks']) else np.zeros((0, 64, 64), bool))
         assert masks.shape == (len(inst['labels']), 64, 64)
-        for mask, box in zip(masks, inst['bboxes'].tolist()):
-            ys, xs = np.nonzero(mask)
-            if len(xs) == 0:
-                assert box == [0., 0., 0., 0.]
-                continue
-            nonempty += 1
-            x1, y1, x2, y2 = box
-            assert x1 <= xs.min() and y1 <= ys.min()
-            assert x2 >= xs.max() + 1 and y2 >= ys.max() + 1
+        nonempty += check_masks_in_boxes(masks, inst['bboxes'].tolist())
     # The val images have objects and the tiny config keeps every
     # candidate (score_thr=0): some masks must have pixels, else the
     # metrics above were computed on nothing.
