@@ -1,6 +1,9 @@
-from .dense_heads import PEPHead
-from .detectors import PEP
+from .dense_heads import EmbedMaskHead, PEPHead
+from .detectors import PEP, EmbedMask
 from .layers import PEPExcavator, PEPPurifier
 from .losses import LovaszHingeLoss
 
-__all__ = ['PEP', 'PEPHead', 'PEPExcavator', 'PEPPurifier', 'LovaszHingeLoss']
+__all__ = [
+    'PEP', 'PEPHead', 'PEPExcavator', 'PEPPurifier', 'EmbedMask',
+    'EmbedMaskHead', 'LovaszHingeLoss'
+]

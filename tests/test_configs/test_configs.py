@@ -56,7 +56,12 @@ def test_there_are_configs():
                      'configs/solov2/solov2_r18_fpn_1200it_synthetic.py',
                      'configs/solov2/solov2_r101_fpn_3x_coco.py',
                      'configs/condinst/condinst_r18_fpn_1200it_synthetic.py',
-                     'configs/condinst/condinst_r101_fpn_3x_coco.py'):
+                     'configs/condinst/condinst_r101_fpn_3x_coco.py',
+                     'configs/embedmask/embedmask_r18_fpn_1200it_synthetic.py',
+                     'configs/embedmask/'
+                     'embedmask_r50-caffe_fpn_gn-head_1x_coco.py',
+                     'configs/embedmask/'
+                     'embedmask_r101-caffe_fpn_gn-head_ms-3x_coco.py'):
         assert required in names
     # One folder per method: nothing is left in the old comparison folder.
     assert not osp.exists(osp.join(ROOT, 'configs', 'comparison'))
@@ -507,5 +512,94 @@ def test_other_methods_share_peps_recipe_and_sizes(method, setting):
         assert mask_features['feat_channels'] == \
             pep_head['mask_feature_head']['feat_channels']
     # Candidates and detections for 128 px images, as PEP's.
+    for key in ('nms_pre', 'max_per_img'):
+        assert model['test_cfg'][key] == pep_model['test_cfg'][key], key
+
+
+# EmbedMask -------------------------------------------------------------------
+#
+# The official recipes (yinghdb/EmbedMask, `embed_mask_R50_1x` and
+# `embed_mask_R101_ms_3x`): SGD lr 0.01 for 16 images, weight decay 1e-4,
+# bias lr x2 without weight decay, a constant warm-up at lr / 3 for 500
+# iterations, no gradient clipping; 90k iterations (12 epochs) with steps at
+# 60k and 80k (epochs 8 and 11), or 270k (36 epochs) with steps at 210k and
+# 250k (epochs 28 and 33) and a shorter side of 640 or 800.
+EMBEDMASK = 'configs/embedmask/embedmask_{}.py'
+
+
+@pytest.mark.parametrize('setting,epochs,milestones', [
+    ('r50-caffe_fpn_gn-head_1x_coco', 12, [8, 11]),
+    ('r101-caffe_fpn_gn-head_ms-3x_coco', 36, [28, 33]),
+])
+def test_embedmask_coco_schedules_are_the_official(setting, epochs,
+                                                    milestones):
+    cfg = load(EMBEDMASK.format(setting))
+    assert cfg.train_cfg.max_epochs == epochs
+    assert _unscoped(cfg.optim_wrapper.to_dict()) == dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
+        paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
+        clip_grad=None)
+    assert cfg.auto_scale_lr.base_batch_size == 16
+    lrs = lr_trace(cfg)
+    L = EPOCH_LENGTH
+    assert len(lrs) == epochs * L
+    assert lrs[0] == pytest.approx(0.01 / 3)
+    assert lrs[499] == pytest.approx(0.01 / 3)  # 500 iterations
+    assert lrs[500] == pytest.approx(0.01)
+    for k, m in enumerate(milestones):
+        assert lrs[m * L - 1] == pytest.approx(0.01 * 0.1**k)
+        assert lrs[m * L] == pytest.approx(0.01 * 0.1**(k + 1))
+    head = cfg.model.bbox_head
+    assert head.type == 'EmbedMaskHead' and head.embed_dim == 16
+    assert head.position_divisor == 100 and head.prior_margin == 2
+    assert cfg.model.test_cfg.mask_thr == 0.53
+    assert cfg.model.test_cfg.nms.iou_threshold == 0.6
+    depth = 50 if setting.startswith('r50') else 101
+    assert cfg.model.backbone.depth == depth
+    assert cfg.model.backbone.init_cfg.checkpoint == (
+        f'open-mmlab://detectron/resnet{depth}_caffe')
+
+
+def test_embedmask_multi_scale_is_a_choice_of_two_sizes():
+    cfg = load(EMBEDMASK.format('r101-caffe_fpn_gn-head_ms-3x_coco'))
+    types = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+    assert 'Resize' not in types
+    resize, = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t.type == 'RandomChoiceResize'
+    ]
+    assert resize.scales == [(1333, 640), (1333, 800)] and resize.keep_ratio
+    # Otherwise the pipeline of the single-scale configs (mmdet's COCO).
+    single = load(EMBEDMASK.format('r50-caffe_fpn_gn-head_1x_coco'))
+    assert [t.type for t in single.train_dataloader.dataset.pipeline] == [
+        'Resize' if t == 'RandomChoiceResize' else t for t in types
+    ]
+
+
+def test_embedmask_synthetic_shares_peps_recipe_and_sizes():
+    pep = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
+    other = load(EMBEDMASK.format('r18_fpn_1200it_synthetic')).to_dict()
+    pep_model, model = pep.pop('model'), other.pop('model')
+    assert _flatten(_unscoped(other)) == _flatten(_unscoped(pep))
+    for key in ('depth', 'num_stages', 'out_indices', 'frozen_stages',
+                'style', 'init_cfg', 'norm_cfg', 'norm_eval'):
+        assert model['backbone'][key] == pep_model['backbone'].get(
+            key, dict(type='BN', requires_grad=True)), key
+    pre = dict(model['data_preprocessor'])
+    assert pre == pep_model['data_preprocessor']
+    for key in ('in_channels', 'out_channels'):
+        assert model['neck'][key] == pep_model['neck'][key]
+    head, pep_head = model['bbox_head'], pep_model['mask_head']
+    for key in ('num_classes', 'in_channels', 'feat_channels',
+                'stacked_convs'):
+        assert head[key] == pep_head[key], key
+    assert head['num_mask_convs'] == pep_head['stacked_convs']
+    # CondInst's FCOS ranges for 128 px images.
+    condinst = load('configs/condinst/condinst_r18_fpn_1200it_synthetic.py')
+    assert head['regress_ranges'] == condinst.model.bbox_head.regress_ranges
+    # 2 units of 100 px at start on ~800 px COCO images; the same share of
+    # a 128 px image.
+    assert head['position_divisor'] == 100 * 128 / 800
     for key in ('nms_pre', 'max_per_img'):
         assert model['test_cfg'][key] == pep_model['test_cfg'][key], key

@@ -1,3 +1,4 @@
+from .embedmask_head import EmbedMaskHead
 from .pep_head import PEPHead
 
-__all__ = ['PEPHead']
+__all__ = ['EmbedMaskHead', 'PEPHead']

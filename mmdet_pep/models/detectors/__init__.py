@@ -1,3 +1,4 @@
+from .embedmask import EmbedMask
 from .pep import PEP
 
-__all__ = ['PEP']
+__all__ = ['EmbedMask', 'PEP']

@@ -1,0 +1,660 @@
+"""EmbedMask head: FCOS boxes plus pixel and proposal embeddings.
+
+Shape shorthand: B images, P points over all pyramid levels, G GT instances
+of an image, N proposals (positives in training, detections in testing),
+D embedding dimensions, h x w a level's map, H x W the pixel-embedding map
+(stride ``mask_stride``, 4 by default).
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, Scale
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmdet.models.dense_heads import CondInstBboxHead, FCOSHead
+from mmdet.models.utils import filter_scores_and_topk, multi_apply
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_overlaps, scale_boxes
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from ..utils import zero_loss
+
+INF = 1e8
+# Log-probability written outside a detection's padded box before the map is
+# upsampled: the official CUDA kernel's constant (p = e^-10).
+OUTSIDE_LOG_PROB = -10.
+# The official loss clamps p to [1e-9, 1 - 1e-9] before taking its logit.
+MAX_MASK_LOGIT = math.log((1 - 1e-9) / 1e-9)
+
+
+def embedding_log_probs(pixel_embed: Tensor, embeds: Tensor,
+                        margins: Tensor) -> Tensor:
+    """``log p(x) = -sum_d m_d (e_x,d - q_d)^2`` of every pixel and proposal.
+
+    The square is expanded into three matmuls over (N, D) x (D, H W), so
+    memory is N H W instead of the N D H W of a broadcast difference (the
+    official code needs a CUDA kernel for the same reason).
+
+    Args:
+        pixel_embed (Tensor): Pixel embeddings e, (D, H, W).
+        embeds (Tensor): Proposal embeddings q, (N, D).
+        margins (Tensor): Proposal margins m > 0, (N, D).
+
+    Returns:
+        Tensor: (N, H, W), <= 0. Clamped at 0 because the expansion can
+        round a zero distance to a tiny negative one.
+    """
+    d, h, w = pixel_embed.shape
+    e = pixel_embed.reshape(d, h * w)
+    dist = (margins @ e.square() - 2 * (margins * embeds) @ e +
+            (margins * embeds.square()).sum(1, keepdim=True))
+    return -dist.clamp(min=0).reshape(-1, h, w)
+
+
+def pixel_centres(size: int, stride: int, device: torch.device) -> Tensor:
+    """Image coordinates of the centres of ``size`` cells of ``stride``
+    pixels, the convention of mmdet's ``MlvlPointGenerator`` (offset 0.5).
+    """
+    return (torch.arange(size, device=device, dtype=torch.float32) +
+            0.5) * stride
+
+
+@MODELS.register_module()
+class EmbedMaskHead(FCOSHead):
+    """EmbedMask head (Ying et al., "EmbedMask: Embedding Coupling for
+    Instance Segmentation", IJCAI 2021, https://arxiv.org/abs/1912.01954).
+
+    FCOS finds the objects; each location also predicts a proposal embedding
+    q and a per-dimension margin m on the box tower, and a pixel-embedding
+    branch on P3 gives every pixel an embedding e at stride 4. A pixel
+    belongs to a proposal with probability ``exp(-sum_d m_d (e_d - q_d)^2)``.
+
+    The "new version" of the official code (the IJCAI paper's method) is
+    followed where the paper is silent:
+
+    - FCOS "imprv": centre sampling (radius 1.5 around the box centre),
+      normalised box targets, centerness on the box tower, GIoU; a location
+      is positive only if its pixel lies inside the GT mask
+      (``sample_in_mask``; the author's later AdelaiDet code turns it off
+      because it hurts box AP, so it is a switch).
+    - D = 16 dimensions; the first two are spatial aware
+      (``spatial_aware``): the prediction plus the pixel's image coordinates
+      ``/ position_divisor``, times one learned scale shared by pixels and
+      proposals. Their margins pass a per-level scale; all margins are the
+      exp of a 3x3 conv on ``box_tower / margin_reduce_factor``, with the
+      bias set so that p = 0.5 at a distance of ``prior_margin`` units.
+      ``position_divisor`` 100 and ``prior_margin`` 2 put that at 200 px
+      for COCO images; smaller images want a smaller divisor.
+    - Mask loss on one proposal per GT: the positive whose predicted box
+      (detached) has the largest IoU with the GT box (official issue #17:
+      as good as or slightly better than all positives with IoU > 0.5). The
+      Lovasz hinge of logit(p) over the whole stride-4 map against the GT
+      mask resized there with bilinear sampling and ``> 0``; mean over an
+      image's instances, then over images (empty images count), weight 0.5.
+    - The pixel branch: ``num_mask_convs`` conv-GN-ReLU on P3, a 3x3 conv
+      to D channels, bilinear x2 to stride 4. The coordinates are added at
+      stride 4 after the upsampling (the official code adds them at stride
+      8 before it): the same inside the map, exact at its border.
+    - Inference: scores cls x centerness (no square root), class-wise NMS
+      0.6, masks from log p inside the box padded by ``box_padding``
+      stride-4 cells (cells whose centre is that close to the box) and
+      ``OUTSIDE_LOG_PROB`` elsewhere, bilinearly upsampled as
+      log-probabilities, thresholded at ln(``mask_thr``); 0.53 was chosen
+      on the evaluation split in the original (its ``multi_test``).
+
+    Args:
+        num_classes (int): Number of foreground classes.
+        in_channels (int): Channels of the pyramid levels.
+        embed_dim (int): D, dimensions of the embeddings.
+        spatial_aware (bool): The first two dimensions get the image
+            coordinates; False makes every dimension spatial free.
+        position_divisor (float): Pixels per embedding unit.
+        prior_margin (float): Distance in embedding units at which p = 0.5
+            at initialisation.
+        margin_reduce_factor (float): Divisor of the box-tower features
+            that feed the margin conv.
+        num_mask_convs (int): Convs of the pixel branch on P3.
+        mask_stride (int): Stride of the pixel embedding; a divisor of the
+            first level's stride.
+        sample_in_mask (bool): Positives must lie inside their GT mask.
+        loss_mask (dict): Loss on mask logits, per instance.
+        strides (Sequence[int]): Strides of the levels, P3-P7's (mmdet's
+            anchor-free default, 4-64, is not FCOS's).
+        **kwargs: :class:`FCOSHead` arguments; the official "imprv" FCOS
+            settings are the defaults here.
+
+    Label convention: foreground ``[0, num_classes - 1]``, background
+    ``num_classes``.
+    """
+
+    TEST_CFG_DEFAULTS = dict(
+        nms_pre=1000,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.6),
+        max_per_img=100,
+        mask_thr=0.53,
+        box_padding=2)
+
+    # The FCOS targets batched over images and levels, with each image's
+    # positive indices and GT indices (mmdet's CondInst needs them too);
+    # _get_targets_single below is EmbedMask's own.
+    _batched_targets = CondInstBboxHead.get_targets
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 embed_dim: int = 16,
+                 spatial_aware: bool = True,
+                 position_divisor: float = 100.,
+                 prior_margin: float = 2.,
+                 margin_reduce_factor: float = 32.,
+                 num_mask_convs: int = 4,
+                 mask_stride: int = 4,
+                 sample_in_mask: bool = True,
+                 loss_mask: ConfigType = dict(
+                     type='LovaszHingeLoss', loss_weight=0.5),
+                 strides: Sequence[int] = (8, 16, 32, 64, 128),
+                 center_sampling: bool = True,
+                 norm_on_bbox: bool = True,
+                 centerness_on_reg: bool = True,
+                 conv_bias: bool = True,
+                 loss_bbox: ConfigType = dict(type='GIoULoss',
+                                              loss_weight=1.0),
+                 **kwargs) -> None:
+        if spatial_aware and embed_dim < 2:
+            raise ValueError('spatial_aware needs embed_dim >= 2, got '
+                             f'{embed_dim}')
+        if position_divisor <= 0 or prior_margin <= 0:
+            raise ValueError('position_divisor and prior_margin must be > 0, '
+                             f'got {position_divisor} and {prior_margin}')
+        self.embed_dim = embed_dim
+        self.spatial_aware = spatial_aware
+        self.position_divisor = position_divisor
+        self.prior_margin = prior_margin
+        self.margin_reduce_factor = margin_reduce_factor
+        self.num_mask_convs = num_mask_convs
+        self.mask_stride = mask_stride
+        self.sample_in_mask = sample_in_mask
+        super().__init__(
+            num_classes,
+            in_channels,
+            strides=strides,
+            center_sampling=center_sampling,
+            norm_on_bbox=norm_on_bbox,
+            centerness_on_reg=centerness_on_reg,
+            conv_bias=conv_bias,
+            loss_bbox=loss_bbox,
+            **kwargs)
+        if self.strides[0] % mask_stride:
+            raise ValueError(f'mask_stride {mask_stride} must divide the '
+                             f'first level stride {self.strides[0]}')
+        self.loss_mask = MODELS.build(loss_mask)
+        self.test_cfg = ConfigDict({
+            **self.TEST_CFG_DEFAULTS,
+            **(self.test_cfg or {})
+        })
+        if not 0 < self.test_cfg.mask_thr < 1:
+            raise ValueError('test_cfg.mask_thr is a probability in (0, 1), '
+                             f'got {self.test_cfg.mask_thr}')
+
+    def _init_layers(self) -> None:
+        """Add the embedding and margin convs and the pixel branch to the
+        FCOS layers."""
+        super()._init_layers()
+        d, c = self.embed_dim, self.feat_channels
+        self.conv_embed = nn.Conv2d(c, d, 3, padding=1)
+        self.conv_margin = nn.Conv2d(c, d, 3, padding=1)
+        self.margin_scales = nn.ModuleList([Scale(1.0) for _ in self.strides])
+        self.position_scale = Scale(1.0)
+        self.mask_convs = nn.Sequential(*[
+            ConvModule(
+                self.in_channels if i == 0 else c,
+                c,
+                3,
+                padding=1,
+                conv_cfg=self.conv_cfg,
+                norm_cfg=self.norm_cfg,
+                bias=self.conv_bias) for i in range(self.num_mask_convs)
+        ])
+        self.conv_pixel_embed = nn.Conv2d(c, d, 3, padding=1)
+
+    def init_weights(self) -> None:
+        """FCOS's initialisation, then the margin bias of the prior margin:
+        ``exp(bias) * prior_margin^2 = ln 2`` gives p = 0.5 at that
+        distance along one dimension."""
+        super().init_weights()
+        nn.init.constant_(self.conv_margin.bias,
+                          math.log(math.log(2) / self.prior_margin**2))
+
+    def _add_positions(self, embed: Tensor, stride: int) -> Tensor:
+        """Add the scaled (x, y) image coordinates of each cell to the two
+        spatial dimensions of ``embed`` (B, D, h, w)."""
+        if not self.spatial_aware:
+            return embed
+        h, w = embed.shape[-2:]
+        ys = pixel_centres(h, stride, embed.device)
+        xs = pixel_centres(w, stride, embed.device)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing='xy'))
+        positions = self.position_scale(grid / self.position_divisor)
+        return torch.cat([embed[:, :2] + positions, embed[:, 2:]], dim=1)
+
+    def forward(self, x: Tuple[Tensor]) -> Tuple[List[Tensor], ...]:
+        """Forward all levels and the pixel branch.
+
+        Args:
+            x (tuple[Tensor]): Pyramid levels, each (B, C, h, w).
+
+        Returns:
+            tuple: Per level lists ``cls_scores`` (B, num_classes, h, w),
+            ``bbox_preds`` (B, 4, h, w), ``centernesses`` (B, 1, h, w),
+            ``embeds`` (B, D, h, w) and ``margins`` (B, D, h, w); and
+            ``pixel_embeds`` (B, D, H, W) from the first level.
+        """
+        outs = multi_apply(self.forward_single, x, self.scales, self.strides,
+                           self.margin_scales)
+        return (*outs, self.forward_pixel(x[0]))
+
+    def forward_single(self, x: Tensor, scale: Scale, stride: int,
+                       margin_scale: Scale) -> Tuple[Tensor, ...]:
+        """FCOS outputs of one level plus its proposal embeddings (B, D, h,
+        w) and margins (B, D, h, w)."""
+        cls_score, bbox_pred, cls_feat, reg_feat = super(
+            FCOSHead, self).forward_single(x)
+        centerness = self.conv_centerness(
+            reg_feat if self.centerness_on_reg else cls_feat)
+        bbox_pred = scale(bbox_pred).float()
+        if self.norm_on_bbox:
+            bbox_pred = bbox_pred.clamp(min=0)
+            if not self.training:
+                bbox_pred = bbox_pred * stride
+        else:
+            bbox_pred = bbox_pred.exp()
+        embed = self._add_positions(self.conv_embed(reg_feat), stride)
+        margin = self.conv_margin(reg_feat / self.margin_reduce_factor)
+        s = 2 if self.spatial_aware else 0
+        margin = torch.cat([margin_scale(margin[:, :s]), margin[:, s:]],
+                           dim=1).exp()
+        return cls_score, bbox_pred, centerness, embed, margin
+
+    def forward_pixel(self, x: Tensor) -> Tensor:
+        """Pixel embeddings (B, D, H, W) at ``mask_stride`` from the first
+        level (B, C, h, w)."""
+        embed = self.conv_pixel_embed(self.mask_convs(x))
+        factor = self.strides[0] // self.mask_stride
+        if factor > 1:
+            embed = F.interpolate(
+                embed,
+                scale_factor=factor,
+                mode='bilinear',
+                align_corners=False)
+        return self._add_positions(embed, self.mask_stride)
+
+    def get_targets(self, points: List[Tensor],
+                    batch_gt_instances: InstanceList
+                    ) -> Tuple[List[Tensor], List[Tensor]]:
+        """FCOS labels and box targets of each level, as
+        :meth:`FCOSHead.loss_by_feat` takes them; the positives of each
+        image and their GT indices are kept in ``self._assignment`` for the
+        mask loss, which :meth:`loss_by_feat` reads right after."""
+        labels, bbox_targets, pos_inds, pos_gt_inds = self._batched_targets(
+            points, batch_gt_instances)
+        self._assignment = (pos_inds, pos_gt_inds)
+        return labels, bbox_targets
+
+    def _get_targets_single(
+            self, gt_instances: InstanceData, points: Tensor,
+            regress_ranges: Tensor,
+            num_points_per_lvl: List[int]) -> Tuple[Tensor, ...]:
+        """FCOS targets of one image, with centre sampling around the box
+        centre and, with ``sample_in_mask``, only points inside the mask.
+
+        Args:
+            gt_instances (InstanceData): ``bboxes`` (G, 4), ``labels`` (G,)
+                and ``masks`` (G, H_pad, W_pad).
+            points (Tensor): (P, 2) point coordinates of all levels.
+            regress_ranges (Tensor): (P, 2) range of each point.
+            num_points_per_lvl (list[int]): Points of each level.
+
+        Returns:
+            tuple: ``labels`` (P,), ``bbox_targets`` (P, 4) in pixels,
+            ``pos_inds`` (num_pos,) and ``pos_gt_inds`` (num_pos,).
+        """
+        num_points = points.size(0)
+        gt_bboxes, gt_labels = gt_instances.bboxes, gt_instances.labels
+        if len(gt_instances) == 0:
+            return (gt_labels.new_full((num_points, ), self.num_classes),
+                    gt_bboxes.new_zeros((num_points, 4)),
+                    gt_labels.new_zeros((0, ), dtype=torch.long),
+                    gt_labels.new_zeros((0, ), dtype=torch.long))
+        xs, ys = points[:, 0, None], points[:, 1, None]  # (P, 1)
+        x1, y1, x2, y2 = gt_bboxes.T  # each (G,)
+        bbox_targets = torch.stack((xs - x1, ys - y1, x2 - xs, y2 - ys), -1)
+        if self.center_sampling:
+            strides = torch.cat([
+                points.new_full((n, 1), stride)
+                for n, stride in zip(num_points_per_lvl, self.strides)
+            ])
+            radius = strides * self.center_sample_radius  # (P, 1)
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            inside = ((xs > torch.maximum(cx - radius, x1))
+                      & (xs < torch.minimum(cx + radius, x2))
+                      & (ys > torch.maximum(cy - radius, y1))
+                      & (ys < torch.minimum(cy + radius, y2)))
+        else:
+            inside = bbox_targets.min(-1).values > 0
+        max_dist = bbox_targets.max(-1).values
+        inside &= ((max_dist >= regress_ranges[:, :1])
+                   & (max_dist <= regress_ranges[:, 1:]))
+        if self.sample_in_mask:
+            inside &= self._points_in_masks(gt_instances, points)
+        areas = ((x2 - x1) * (y2 - y1)).expand(num_points, -1)
+        min_area, gt_inds = torch.where(inside, areas, INF).min(dim=1)
+        labels = torch.where(min_area == INF, self.num_classes,
+                             gt_labels[gt_inds])
+        pos_inds = (labels < self.num_classes).nonzero().reshape(-1)
+        return (labels, bbox_targets[torch.arange(num_points), gt_inds],
+                pos_inds, gt_inds[pos_inds])
+
+    @staticmethod
+    def _points_in_masks(gt_instances: InstanceData,
+                         points: Tensor) -> Tensor:
+        """(P, G) whether the pixel under each point is in each GT mask;
+        points beyond the mask canvas are outside."""
+        if 'masks' not in gt_instances:
+            raise ValueError('EmbedMaskHead needs gt_instances.masks '
+                             '(LoadAnnotations(with_mask=True))')
+        masks = gt_instances.masks.to_tensor(
+            dtype=torch.bool, device=points.device)
+        h, w = masks.shape[-2:]
+        px, py = points.long().T
+        valid = (px < w) & (py < h)
+        return masks[:, py.clamp(max=h - 1), px.clamp(max=w - 1)].T & \
+            valid[:, None]
+
+    def loss_by_feat(
+        self,
+        cls_scores: List[Tensor],
+        bbox_preds: List[Tensor],
+        centernesses: List[Tensor],
+        embeds: List[Tensor],
+        margins: List[Tensor],
+        pixel_embeds: Tensor,
+        batch_gt_instances: InstanceList,
+        batch_img_metas: List[dict],
+        batch_gt_instances_ignore: OptInstanceList = None
+    ) -> Dict[str, Tensor]:
+        """FCOS's losses (mmdet's, unchanged) and the mask loss.
+
+        Args:
+            cls_scores, bbox_preds, centernesses, embeds, margins
+                (list[Tensor]): Per level, as :meth:`forward` returns them.
+            pixel_embeds (Tensor): (B, D, H, W).
+            batch_gt_instances (list[InstanceData]): ``bboxes``, ``labels``
+                and ``masks`` of each image.
+            batch_img_metas (list[dict]): Meta information of each image.
+            batch_gt_instances_ignore: Unused, as in FCOS.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls``, ``loss_bbox``,
+            ``loss_centerness`` and ``loss_mask``.
+        """
+        losses = super().loss_by_feat(cls_scores, bbox_preds, centernesses,
+                                      batch_gt_instances, batch_img_metas,
+                                      batch_gt_instances_ignore)
+        pos_inds_list, pos_gt_inds_list = self._assignment
+        del self._assignment
+        featmap_sizes = [featmap.shape[-2:] for featmap in cls_scores]
+        points = torch.cat(
+            self.prior_generator.grid_priors(
+                featmap_sizes,
+                dtype=bbox_preds[0].dtype,
+                device=bbox_preds[0].device))
+        if self.norm_on_bbox:
+            bbox_preds = [b * s for b, s in zip(bbox_preds, self.strides)]
+        losses['loss_mask'] = self.loss_mask_by_feat(
+            levels_to_points(bbox_preds), levels_to_points(embeds),
+            levels_to_points(margins), pixel_embeds, points, pos_inds_list,
+            pos_gt_inds_list, batch_gt_instances)
+        return losses
+
+    def loss_mask_by_feat(self, bbox_preds: Tensor, embeds: Tensor,
+                          margins: Tensor, pixel_embeds: Tensor,
+                          points: Tensor, pos_inds_list: List[Tensor],
+                          pos_gt_inds_list: List[Tensor],
+                          batch_gt_instances: InstanceList) -> Tensor:
+        """Mask loss of the best proposal of each GT.
+
+        Args:
+            bbox_preds (Tensor): (B, P, 4) distances in pixels.
+            embeds (Tensor): (B, P, D).
+            margins (Tensor): (B, P, D).
+            pixel_embeds (Tensor): (B, D, H, W).
+            points (Tensor): (P, 2).
+            pos_inds_list, pos_gt_inds_list (list[Tensor]): Positives of
+                each image and their GT indices, each (num_pos,).
+            batch_gt_instances (list[InstanceData]): GT of each image.
+
+        Returns:
+            Tensor: The weighted loss; a zero connected to every parameter
+            when no GT has a positive.
+        """
+        num_imgs = len(batch_gt_instances)
+        logits, targets, weights = [], [], []
+        for i, gt_instances in enumerate(batch_gt_instances):
+            pos_inds, gt_inds = pos_inds_list[i], pos_gt_inds_list[i]
+            if pos_inds.numel() == 0:
+                continue
+            boxes = self.bbox_coder.decode(points[pos_inds],
+                                           bbox_preds[i, pos_inds].detach())
+            ious = bbox_overlaps(
+                boxes, gt_instances.bboxes[gt_inds], is_aligned=True)
+            best, gts = best_proposal_per_gt(ious, gt_inds,
+                                             len(gt_instances))
+            log_probs = embedding_log_probs(pixel_embeds[i],
+                                            embeds[i, pos_inds[best]],
+                                            margins[i, pos_inds[best]])
+            logits.append(log_probs_to_logits(log_probs))
+            targets.append(
+                self._mask_targets(gt_instances, gts, log_probs.shape[-2:]))
+            weights.append(log_probs.new_full((len(gts), ),
+                                              1 / (len(gts) * num_imgs)))
+        if not logits:
+            return zero_loss(self, pixel_embeds)
+        # Mean over each image's instances, then over all images.
+        return self.loss_mask(
+            torch.cat(logits),
+            torch.cat(targets),
+            weight=torch.cat(weights),
+            reduction_override='sum')
+
+    def _mask_targets(self, gt_instances: InstanceData, gt_inds: Tensor,
+                      size: Tuple[int, int]) -> Tensor:
+        """GT masks ``gt_inds`` on the (H, W) pixel-embedding grid: put on
+        a canvas of the map's extent in pixels, bilinearly resized and
+        ``> 0`` as the official code (which slightly dilates them).
+
+        Returns:
+            Tensor: (len(gt_inds), H, W), float 0/1.
+        """
+        masks = gt_instances.masks[gt_inds.cpu().numpy()].to_tensor(
+            dtype=torch.float32, device=gt_inds.device)
+        h, w = size
+        canvas = masks.new_zeros(
+            (len(masks), h * self.mask_stride, w * self.mask_stride))
+        mh = min(masks.shape[-2], canvas.shape[-2])
+        mw = min(masks.shape[-1], canvas.shape[-1])
+        canvas[:, :mh, :mw] = masks[:, :mh, :mw]
+        resized = F.interpolate(
+            canvas[None], size=size, mode='bilinear', align_corners=False)[0]
+        return (resized > 0).float()
+
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        centernesses: List[Tensor],
+                        embeds: List[Tensor],
+                        margins: List[Tensor],
+                        pixel_embeds: Tensor,
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True) -> InstanceList:
+        """Detections with masks of each image.
+
+        Args:
+            cls_scores, bbox_preds, centernesses, embeds, margins
+                (list[Tensor]): Per level, as :meth:`forward` returns them.
+            pixel_embeds (Tensor): (B, D, H, W).
+            batch_img_metas (list[dict]): ``img_shape``, ``ori_shape``,
+                ``scale_factor`` of each image.
+            cfg (ConfigDict, optional): Test config; ``self.test_cfg`` if
+                None (missing keys from ``TEST_CFG_DEFAULTS``).
+            rescale (bool): Boxes and masks at ``ori_shape`` instead of
+                ``img_shape``.
+            with_nms (bool): Must be True: the masks belong to the
+                detections that survive NMS.
+
+        Returns:
+            list[InstanceData]: ``scores`` (N,), ``labels`` (N,),
+            ``bboxes`` (N, 4) and bool ``masks`` (N, h, w) of each image.
+        """
+        if not with_nms:
+            raise ValueError('EmbedMaskHead predicts masks only with NMS')
+        if cfg is None:
+            cfg = self.test_cfg
+        else:
+            cfg = ConfigDict({**self.TEST_CFG_DEFAULTS, **cfg})
+        featmap_sizes = [featmap.shape[-2:] for featmap in cls_scores]
+        mlvl_points = self.prior_generator.grid_priors(
+            featmap_sizes,
+            dtype=bbox_preds[0].dtype,
+            device=bbox_preds[0].device)
+        results_list = []
+        for i, img_meta in enumerate(batch_img_metas):
+            levels = [(*(out[i] for out in outs), points) for *outs, points
+                      in zip(cls_scores, bbox_preds, centernesses, embeds,
+                             margins, mlvl_points)]
+            results = self._detect_single(levels, img_meta, cfg)
+            results.masks = self._predict_masks(results, pixel_embeds[i],
+                                                img_meta, cfg, rescale)
+            if rescale:
+                results.bboxes = scale_boxes(
+                    results.bboxes,
+                    [1 / s for s in img_meta['scale_factor']])
+            del results.embeds, results.margins
+            results_list.append(results)
+        return results_list
+
+    def _detect_single(self, levels: List[Tuple[Tensor, ...]], img_meta: dict,
+                       cfg: ConfigDict) -> InstanceData:
+        """FCOS detections of one image at ``img_shape``, with the
+        embeddings and margins of each.
+
+        Args:
+            levels (list[tuple[Tensor]]): Per level the image's
+                ``cls_score`` (num_classes, h, w), ``bbox_pred`` (4, h, w),
+                ``centerness`` (1, h, w), ``embed`` (D, h, w), ``margin``
+                (D, h, w) and the level's points (h w, 2).
+        """
+        mlvl = []
+        for cls_score, bbox_pred, centerness, embed, margin, points in levels:
+            scores = cls_score.flatten(1).T.sigmoid()
+            scores, labels, keep, filtered = filter_scores_and_topk(
+                scores, cfg.score_thr, cfg.nms_pre,
+                dict(
+                    bbox_pred=bbox_pred.flatten(1).T,
+                    embed=embed.flatten(1).T,
+                    margin=margin.flatten(1).T,
+                    points=points))
+            mlvl.append((scores, labels,
+                         centerness.flatten()[keep].sigmoid(), filtered))
+        results = InstanceData()
+        results.bboxes = self.bbox_coder.decode(
+            torch.cat([f['points'] for *_, f in mlvl]),
+            torch.cat([f['bbox_pred'] for *_, f in mlvl]),
+            max_shape=img_meta['img_shape'])
+        results.scores = torch.cat([m[0] for m in mlvl])
+        results.labels = torch.cat([m[1] for m in mlvl])
+        results.score_factors = torch.cat([m[2] for m in mlvl])
+        results.embeds = torch.cat([f['embed'] for *_, f in mlvl])
+        results.margins = torch.cat([f['margin'] for *_, f in mlvl])
+        # Scores become cls x centerness, then class-wise NMS.
+        return self._bbox_post_process(
+            results, cfg, rescale=False, with_nms=True, img_meta=img_meta)
+
+    def _predict_masks(self, results: InstanceData, pixel_embed: Tensor,
+                       img_meta: dict, cfg: ConfigDict,
+                       rescale: bool) -> Tensor:
+        """Bool masks (N, h, w) at ``ori_shape`` (``rescale``) or
+        ``img_shape`` of detections with ``bboxes`` at ``img_shape``."""
+        out_h, out_w = img_meta['ori_shape' if rescale else 'img_shape'][:2]
+        if len(results) == 0:
+            return pixel_embed.new_zeros((0, out_h, out_w), dtype=torch.bool)
+        log_probs = embedding_log_probs(pixel_embed, results.embeds,
+                                        results.margins)
+        h, w = log_probs.shape[-2:]
+        stride = self.mask_stride
+        pad = cfg.box_padding * stride
+        x1, y1, x2, y2 = (results.bboxes[:, k, None] for k in range(4))
+        xs = pixel_centres(w, stride, log_probs.device)
+        ys = pixel_centres(h, stride, log_probs.device)
+        in_x = (xs >= x1 - pad) & (xs <= x2 + pad)  # (N, W)
+        in_y = (ys >= y1 - pad) & (ys <= y2 + pad)  # (N, H)
+        log_probs = log_probs.masked_fill(
+            ~(in_y[:, :, None] & in_x[:, None, :]), OUTSIDE_LOG_PROB)
+        log_probs = F.interpolate(
+            log_probs[None],
+            size=(h * stride, w * stride),
+            mode='bilinear',
+            align_corners=False)[0]
+        img_h, img_w = img_meta['img_shape'][:2]
+        log_probs = log_probs[:, :img_h, :img_w]
+        if rescale:
+            log_probs = F.interpolate(
+                log_probs[None],
+                size=(out_h, out_w),
+                mode='bilinear',
+                align_corners=False)[0]
+        return log_probs > math.log(cfg.mask_thr)
+
+
+def levels_to_points(mlvl: List[Tensor]) -> Tensor:
+    """Per-level maps (B, C, h, w) as one (B, P, C) tensor in the point
+    order of mmdet's prior generators (level, row, column)."""
+    return torch.cat([lvl.permute(0, 2, 3, 1).flatten(1, 2) for lvl in mlvl],
+                     dim=1)
+
+
+def best_proposal_per_gt(ious: Tensor, gt_inds: Tensor,
+                         num_gts: int) -> Tuple[Tensor, Tensor]:
+    """The positive with the largest IoU for each GT that has positives.
+
+    Args:
+        ious (Tensor): IoU of each positive's box with its GT box, (N,).
+        gt_inds (Tensor): GT index of each positive, (N,).
+        num_gts (int): G.
+
+    Returns:
+        tuple[Tensor, Tensor]: Indices into the N positives of the chosen
+        ones and their GT indices, each (G',) with G' <= G GTs that have a
+        positive; ties go to the first positive.
+    """
+    if gt_inds.numel() == 0:
+        return gt_inds, gt_inds
+    gts = torch.arange(num_gts, device=gt_inds.device)
+    member = gt_inds[None] == gts[:, None]  # (G, N)
+    best = torch.where(member, ious[None], -1.).argmax(1)
+    has = member.any(1)
+    return best[has], has.nonzero().reshape(-1)
+
+
+def log_probs_to_logits(log_probs: Tensor) -> Tensor:
+    """``logit(p) = ln p - ln(1 - p)`` from ``ln p`` without forming p
+    (``expm1`` keeps small distances exact), clamped to the official
+    ``p in [1e-9, 1 - 1e-9]``."""
+    logits = log_probs - torch.log(-torch.expm1(log_probs.clamp(max=-1e-12)))
+    return logits.clamp(-MAX_MASK_LOGIT, MAX_MASK_LOGIT)

@@ -1,0 +1,108 @@
+"""EmbedMask through the tools users run on every method of the zoo:
+mmdet's ``DetInferencer`` and ``get_flops.py``, and our latency tool."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+from mmengine.config import Config
+from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+from pycocotools import mask as mask_utils
+
+import mmdet
+from mmdet.apis import DetInferencer
+from mmdet.registry import MODELS
+from mmdet_pep.datasets.synthetic import generate_coco_split, metainfo
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'configs', 'embedmask',
+                  'embedmask_r18_fpn_1200it_synthetic.py')
+
+
+def test_det_inferencer_predicts_and_draws(tmp_path):
+    generate_coco_split(str(tmp_path / 'data'), 'val', 1, image_size=64)
+    img = str(tmp_path / 'data' / 'val' / '000001.png')
+    cfg = Config.fromfile(CONFIG)
+    # Keep every candidate, so that an untrained model draws something.
+    cfg.model.test_cfg.score_thr = 0.
+    cfg.model.test_cfg.max_per_img = 5
+    cfg_path = str(tmp_path / 'embedmask.py')
+    cfg.dump(cfg_path)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'embedmask.pth')
+    save_checkpoint(
+        dict(
+            meta=dict(dataset_meta=metainfo()),
+            state_dict=weights_to_cpu(model.state_dict())), ckpt)
+
+    inferencer = DetInferencer(
+        model=cfg_path, weights=ckpt, device='cpu', show_progress=False)
+    out_dir = tmp_path / 'out'
+    results = inferencer(img, out_dir=str(out_dir), no_save_pred=False)
+    vis = out_dir / 'vis' / '000001.png'
+    assert vis.is_file() and vis.stat().st_size > 0
+    (pred, ) = results['predictions']
+    assert set(pred) == {'labels', 'scores', 'bboxes', 'masks'}
+    assert len(pred['labels']) == 5
+    assert all(mask['size'] == [64, 64] for mask in pred['masks'])
+    masks = mask_utils.decode(
+        [dict(m, counts=m['counts'].encode()) for m in pred['masks']])
+    assert masks.any()
+    # FCOS's boxes: real, inside the image.
+    for x1, y1, x2, y2 in pred['bboxes']:
+        assert 0 <= x1 <= x2 <= 64 and 0 <= y1 <= y2 <= 64
+    with open(out_dir / 'preds' / '000001.json') as f:
+        assert json.load(f)['labels'] == pred['labels']
+
+
+def test_mmdet_get_flops(tmp_path):
+    data_root = str(tmp_path / 'data') + '/'
+    generate_coco_split(data_root, 'val', 2, image_size=64)
+    tool = osp.join(
+        osp.dirname(mmdet.__file__), '.mim', 'tools', 'analysis_tools',
+        'get_flops.py')
+    proc = subprocess.run(
+        [
+            sys.executable, tool, CONFIG, '--num-images', '2',
+            '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    flops = [line for line in proc.stdout.splitlines()
+             if line.startswith('Flops:')]
+    params = [line for line in proc.stdout.splitlines()
+              if line.startswith('Params:')]
+    assert flops and float(flops[0].split()[1].rstrip('G')) > 0
+    assert params and float(params[0].split()[1].rstrip('M')) > 1
+
+
+def test_benchmark_cpu_runs_embedmask(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_cpu',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_cpu.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    threads = torch.get_num_threads()
+    try:
+        report = tool.main([
+            CONFIG, '--device', 'cpu', '--threads', '1', '--input-size',
+            '64', '96', '--max-iter', '3', '--num-warmup', '1', '--part',
+            'full', 'floor', '--work-dir',
+            str(tmp_path / 'wd')
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    for part in ('full', 'floor'):
+        assert report['parts'][part]['overall']['num_calls'] == 2
+        assert report['parts'][part]['overall']['median_ms'] > 0
+    assert 'head_overhead_ms' in report
