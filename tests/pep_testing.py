@@ -1,4 +1,4 @@
-"""Test helpers: tiny PEP models and hand-made ground truth."""
+"""Test helpers: tiny PEP and EmbedMask models and hand-made ground truth."""
 import numpy as np
 import torch
 from mmengine.structures import InstanceData
@@ -146,3 +146,46 @@ def tiny_detector_cfg(**head_overrides):
             num_outs=5),
         mask_head=head,
         test_cfg=test_cfg)
+
+
+def tiny_embedmask_cfg(**head_overrides):
+    """A complete EmbedMask with a narrow ResNet-18 and P3-P7."""
+    head = dict(
+        type='EmbedMaskHead',
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=2,
+        num_mask_convs=2,
+        regress_ranges=((-1, 16), (16, 32), (32, 64), (64, 128), (128,
+                                                                  1e8)),
+        position_divisor=16.,
+        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
+    head.update(head_overrides)
+    return dict(
+        type='EmbedMask',
+        data_preprocessor=dict(
+            type='DetDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            pad_mask=True,
+            pad_size_divisor=32),
+        backbone=dict(
+            type='ResNet',
+            depth=18,
+            base_channels=8,
+            num_stages=4,
+            out_indices=(0, 1, 2, 3),
+            norm_cfg=dict(type='BN', requires_grad=True),
+            init_cfg=None),
+        neck=dict(
+            type='FPN',
+            in_channels=[8, 16, 32, 64],
+            out_channels=16,
+            start_level=1,
+            add_extra_convs='on_output',
+            num_outs=5,
+            relu_before_extra_convs=True),
+        bbox_head=head,
+        test_cfg=dict(nms_pre=100, score_thr=0.05, max_per_img=20))
