@@ -224,6 +224,28 @@ def test_mim_train_and_test(data_root, tmp_path):
     assert_coco_metrics(output)
 
 
+def test_mim_train_embedmask(data_root, tmp_path):
+    """The synthetic EmbedMask config trains with mmdet's own train.py
+    (``mim train mmdet``), cut to 4 iterations, and is evaluated."""
+    work_dir = str(tmp_path / 'mim_embedmask')
+    output = run([
+        MIM, 'train', 'mmdet',
+        'configs/embedmask/embedmask_r18_fpn_1200it_synthetic.py',
+        '--work-dir', work_dir, '--cfg-options', *data_options(data_root),
+        'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+        'default_hooks.checkpoint.interval=4', 'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False', 'model.test_cfg.score_thr=0'
+    ])
+    assert osp.join('mmdet', '.mim', 'tools', 'train.py') in output
+    assert 'Iter(train) [4/1200]' in output or 'Iter(train) [4/4]' in output
+    assert 'loss_mask' in output
+    assert_coco_metrics(read_log(work_dir))
+    assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
+
+
 def test_mim_train_and_test_mmdet_pep_by_config_name(data_root, tmp_path):
     """``mim train/test mmdet_pep <config name>`` find the config and this
     package's own ``tools/train.py``/``test.py`` through ``mmdet_pep/.mim``."""

@@ -98,6 +98,9 @@ def test_best_proposal_per_gt_by_hand():
     assert gts.tolist() == [0, 1, 3]
     best, gts = best_proposal_per_gt(ious[:0], gt_inds[:0], num_gts=2)
     assert best.numel() == 0 and gts.numel() == 0
+    best, gts = best_proposal_per_gt(
+        torch.tensor([0.4]), torch.tensor([2]), num_gts=3)
+    assert best.tolist() == [0] and gts.tolist() == [2]
 
 
 def test_levels_to_points_order_is_the_prior_generators():
@@ -161,6 +164,60 @@ def test_forward_shapes():
     assert pixel.shape == (2, 16, 16, 24)
 
 
+@pytest.mark.parametrize('training', [True, False])
+def test_forward_single_and_pixel_branch_by_their_definitions(training):
+    """Every output rebuilt from the submodules: FCOS's outputs with
+    centerness on the box tower, the embedding conv on the box tower plus
+    positions, exp of the margin conv on box tower / 32 with the level scale
+    on the two spatial dimensions, and the pixel branch upsampled x2 (8 in,
+    16 out channels)."""
+    head = build(in_channels=8)
+    head.train(training)
+    for scale in head.margin_scales:
+        scale.scale.data.fill_(1.7)  # not 1, so that it shows
+    torch.manual_seed(1)
+    x = torch.randn(2, 8, 5, 6)
+    cls, bbox, ctr, embed, margin = head.forward_single(
+        x, head.scales[1], 16, head.margin_scales[1])
+    with torch.no_grad():
+        cls_feat, reg_feat = x, x
+        for layer in head.cls_convs:
+            cls_feat = layer(cls_feat)
+        for layer in head.reg_convs:
+            reg_feat = layer(reg_feat)
+        assert torch.allclose(cls, head.conv_cls(cls_feat))
+        distances = head.scales[1](head.conv_reg(reg_feat)).clamp(min=0)
+        assert torch.allclose(bbox, distances * (1 if training else 16))
+        assert torch.allclose(ctr, head.conv_centerness(reg_feat))
+        ys, xs = torch.meshgrid((torch.arange(5) + 0.5) * 16,
+                                (torch.arange(6) + 0.5) * 16,
+                                indexing='ij')
+        raw = head.conv_embed(reg_feat)
+        assert torch.allclose(embed[:, 0], raw[:, 0] + xs / 16)
+        assert torch.allclose(embed[:, 1], raw[:, 1] + ys / 16)
+        assert torch.equal(embed[:, 2:], raw[:, 2:])
+        raw = head.conv_margin(reg_feat / 32)
+        assert torch.allclose(margin[:, :2], (raw[:, :2] * 1.7).exp())
+        assert torch.allclose(margin[:, 2:], raw[:, 2:].exp())
+
+        pixel = head.forward_pixel(x)
+        feat = x
+        for layer in head.mask_convs:
+            feat = layer(feat)
+        raw = torch.nn.functional.interpolate(
+            head.conv_pixel_embed(feat), scale_factor=2, mode='bilinear',
+            align_corners=False)
+        ys, xs = torch.meshgrid((torch.arange(10) + 0.5) * 4,
+                                (torch.arange(12) + 0.5) * 4,
+                                indexing='ij')
+        assert torch.allclose(pixel[:, 0], raw[:, 0] + xs / 16)
+        assert torch.allclose(pixel[:, 1], raw[:, 1] + ys / 16)
+        assert torch.equal(pixel[:, 2:], raw[:, 2:])
+    # A pixel branch at P3's own stride is not upsampled.
+    assert build(mask_stride=8,
+                 in_channels=8).forward_pixel(x).shape[-2:] == (5, 6)
+
+
 # Targets ---------------------------------------------------------------------
 
 
@@ -173,12 +230,19 @@ def points_of(head, shape):
     return torch.cat(pts), ranges, [len(p) for p in pts]
 
 
-def test_targets_equal_mmdets_fcos_without_sample_in_mask():
+@pytest.mark.parametrize('boxes', [
+    [[4, 4, 30, 20], [20, 10, 60, 60], [2, 30, 18, 46]],
+    # Points exactly on the box sides at stride 8 (4 and 20) with a max
+    # distance of exactly 16 (the top of P3's range); and a P4 point (24,
+    # 24) at exactly 16 from the sides of [8, 8, 40, 40] (P4's lower end).
+    [[4, 4, 20, 20], [8, 36, 40, 60]],
+    [[8, 8, 40, 40]],
+])
+def test_targets_equal_mmdets_fcos_without_sample_in_mask(boxes):
     head = build(sample_in_mask=False)
     fcos = FCOSHead(
         3, 16, strides=STRIDES, regress_ranges=RANGES, center_sampling=True)
-    gt = make_gt([[4, 4, 30, 20], [20, 10, 60, 60], [2, 30, 18, 46]],
-                 [0, 1, 1])
+    gt = make_gt(boxes, [0, 1, 1][:len(boxes)])
     points, ranges, num = points_of(head, (64, 64))
     labels, targets, pos_inds, pos_gt_inds = head._get_targets_single(
         gt, points, ranges, num)
@@ -214,10 +278,13 @@ def test_sample_in_mask_drops_points_outside_the_mask():
 
 def test_points_beyond_the_mask_canvas_are_outside():
     head = build(center_sampling=False)
+    # Only the last column and the last row of a 24 x 24 canvas are set.
     gt = make_gt([[0, 0, 24, 24]], [0], shape=(24, 24))
-    points = torch.tensor([[4., 4.], [28., 4.], [4., 28.]])
+    gt.masks.masks[0, :-1, :-1] = 0
+    points = torch.tensor([[4., 4.], [23.5, 4.], [4., 23.5], [24., 4.],
+                           [4., 24.], [28., 28.]])
     inside = head._points_in_masks(gt, points)
-    assert inside[:, 0].tolist() == [True, False, False]
+    assert inside[:, 0].tolist() == [False, True, True, False, False, False]
 
 
 def test_missing_masks_fail_with_a_clear_error():
@@ -243,10 +310,15 @@ def test_mask_targets_dilate_as_bilinear_and_greater_than_zero():
     expected[0, 2:4, 2:4] = 1
     expected[1, 1:5, 1:5] = 1
     assert torch.equal(targets, expected)
-    # A mask smaller than the map's extent is padded at the bottom right.
+    # A mask smaller than the map's extent is padded at the bottom right,
+    # a larger one cropped.
     small = make_gt([[0, 0, 8, 8]], [0], shape=(16, 16))
-    assert head._mask_targets(small, torch.tensor([0]),
-                              (8, 8))[0, :2, :2].all()
+    small_targets = head._mask_targets(small, torch.tensor([0]), (8, 8))[0]
+    assert small_targets[:2, :2].all() and small_targets.sum() == 4
+    large = make_gt([[0, 0, 36, 36]], [0], shape=(36, 36))
+    assert torch.equal(
+        head._mask_targets(large, torch.tensor([0]), (8, 8)),
+        torch.ones(1, 8, 8))
 
 
 # Losses ----------------------------------------------------------------------
@@ -257,7 +329,8 @@ def gt_batch():
                       [1, 1, 1], shape_kind='disc')
     one = make_gt([[8, 8, 40, 56]], [0])
     empty = make_gt(np.zeros((0, 4)), [])
-    return [crowded, one, empty]
+    # The empty image in the middle: the images after it count too.
+    return [crowded, empty, one]
 
 
 def loss_of(head, gts):
@@ -384,6 +457,27 @@ def test_masks_by_hand_a_disc_cut_by_the_padded_box():
     assert OUTSIDE_LOG_PROB < math.log(0.53)
 
 
+def test_padded_box_mask_exactly():
+    """p = 1 everywhere (zero margins): the mask is the cells whose centre
+    lies within 2 cells (8 px) of the box, after the bilinear x4
+    upsampling of 0 inside / -10 outside. Cell k has its centre at 4 k + 2;
+    box [22, 22, 30, 30] padded to [14, 38] keeps cells 3-9 (centres 14 and
+    38 exactly on the edges count). An output pixel p samples the cell map
+    at (p + 0.5) / 4 - 0.5; between an inside and an outside cell it reads
+    -10 x (0.125, 0.375, 0.625 or 0.875) < ln 0.53, so only pixels that
+    sample inside cells alone are kept: 4 * 3 + 2 = 14 to 4 * 9 + 1 = 37."""
+    head = build(embed_dim=2)
+    det = InstanceData(
+        bboxes=torch.tensor([[22., 22., 30., 30.]]),
+        embeds=torch.zeros(1, 2),
+        margins=torch.zeros(1, 2))
+    mask = head._predict_masks(det, torch.randn(2, 16, 16), img_meta(),
+                               ConfigDict(head.test_cfg), False)[0]
+    expected = torch.zeros(64, 64, dtype=torch.bool)
+    expected[14:38, 14:38] = True
+    assert torch.equal(mask, expected)
+
+
 def predict(head, outs, metas, **kw):
     head.eval()
     with torch.no_grad():
@@ -410,6 +504,7 @@ def test_predictions_have_masks_at_ori_shape_and_real_boxes():
     assert (res.scores[:-1] >= res.scores[1:]).all()
     same, = predict(head, outs, [img_meta()], rescale=False)
     assert same.masks.shape[1:] == (64, 64)
+    assert same.bboxes.min() >= 0 and same.bboxes.max() <= 64
     assert torch.allclose(res.bboxes, same.bboxes / torch.tensor(
         [0.75, 0.5, 0.75, 0.5]))
     # Boxes are FCOS's own (not zeros), clipped to the image.
@@ -464,6 +559,24 @@ def test_test_cfg_is_completed_and_checked():
         build(mask_stride=3)
     with pytest.raises(ValueError, match='position_divisor'):
         build(position_divisor=0)
+    with pytest.raises(ValueError, match='prior_margin'):
+        build(prior_margin=0)
+    for bad in (0, 1.0):
+        with pytest.raises(ValueError, match='mask_thr'):
+            build(test_cfg=dict(mask_thr=bad))
+    with pytest.raises(ValueError, match='embed_dim'):
+        build(embed_dim=1)
+    assert build(embed_dim=1, spatial_aware=False).embed_dim == 1
+    assert build(embed_dim=2).embed_dim == 2
+    assert build(position_divisor=0.5, prior_margin=0.5).prior_margin == 0.5
+    # A cfg given to predict_by_feat is completed from the defaults too.
+    head = build()
+    outs = confident_outs(head)
+    res, = predict(head, outs, [img_meta()], cfg=dict(score_thr=0.5,
+                                                      max_per_img=3))
+    assert len(res) == 3 and res.masks.shape == (3, 64, 64)
+    res, = predict(head, outs, [img_meta()], cfg=dict(score_thr=0.999))
+    assert len(res) == 0
     with pytest.raises(ValueError, match='with NMS'):
         predict(build(), build()(feats(1)), [img_meta()], with_nms=False)
 
@@ -483,6 +596,10 @@ def test_official_defaults():
     assert head.test_cfg.mask_thr == 0.53
     assert head.test_cfg.score_thr == 0.05 and head.test_cfg.nms_pre == 1000
     assert head.test_cfg.max_per_img == 100
+    assert list(head.strides) == [8, 16, 32, 64, 128]
+    conv = head.mask_convs[0]
+    assert conv.conv.bias is not None
+    assert isinstance(conv.gn, torch.nn.GroupNorm)
 
 
 def test_masks_lie_in_their_padded_boxes():
