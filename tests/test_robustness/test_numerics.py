@@ -11,7 +11,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.testing import demo_mm_inputs
 import mmdet_pep.engine  # noqa: F401  (registers the hooks)
-from pep_testing import check_masks_in_boxes, make_gt, tiny_detector_cfg
+from pep_testing import (check_masks_in_boxes, make_gt, tiny_detector_cfg,
+                         tiny_embedmask_cfg)
 
 
 
@@ -228,6 +229,60 @@ def test_bf16_autocast_loss_step():
     torch.manual_seed(0)
     ref = model(**data, mode='loss')
     torch.manual_seed(0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    assert set(losses) == set(ref)
+    for key, value in losses.items():
+        assert value.dtype == torch.float32 and torch.isfinite(value), key
+        assert value.item() == pytest.approx(ref[key].item(), rel=0.1,
+                                             abs=0.05), key
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def build_embedmask():
+    torch.manual_seed(0)
+    # Positions up to 64 / 5 = 13 units, as 1333 px / 100 on COCO.
+    model = MODELS.build(tiny_embedmask_cfg(position_divisor=5.))
+    model.init_weights()
+    with torch.no_grad():  # confident enough to predict something
+        model.bbox_head.conv_cls.bias.copy_(torch.tensor([3., 0., 0.]))
+    model.bbox_head.test_cfg.score_thr = 0.3
+    return model
+
+
+def test_embedmask_bf16_autocast_predict():
+    """The distances of EmbedMask's masks are differences of large
+    expanded terms (e^2 - 2 e q + q^2 with positions of several units): in
+    bf16 they would be noise, so the head computes them in float32 under
+    autocast. Same tolerances as PEP's test above."""
+    model = build_embedmask()
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    ref = predict(model, [img])[0]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        res = predict(model, [img])[0]
+    assert res.masks.dtype == torch.bool and res.masks.shape[1:] == (64, 64)
+    for key in ('scores', 'bboxes'):
+        assert res[key].dtype == torch.float32
+        assert torch.isfinite(res[key]).all()
+    assert ref.masks.any() and res.masks.any()
+    assert abs(len(res) - len(ref)) <= max(1, len(ref) // 4)
+    ious, score_diffs = match(ref, res)
+    assert sum(ious) / len(ious) >= 0.5, ious
+    assert sum(iou >= 0.5 for iou in ious) >= 0.75 * len(ious), ious
+    matched = [d for d in score_diffs if d is not None]
+    assert matched and sum(matched) / len(matched) <= 0.08, score_diffs
+
+
+def test_embedmask_bf16_autocast_loss_step():
+    model = build_embedmask()
+    model.train()
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
+    ref = model(**data, mode='loss')
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
     assert set(losses) == set(ref)

@@ -45,13 +45,18 @@ def embedding_log_probs(pixel_embed: Tensor, embeds: Tensor,
         margins (Tensor): Proposal margins m > 0, (N, D).
 
     Returns:
-        Tensor: (N, H, W), <= 0. Clamped at 0 because the expansion can
-        round a zero distance to a tiny negative one.
+        Tensor: (N, H, W), <= 0, float32. Clamped at 0 because the
+        expansion can round a zero distance to a tiny negative one. The
+        expansion subtracts terms that grow with the squared coordinates
+        (~170 units^2 across a COCO image): computed in float32 even under
+        autocast, where bf16 or fp16 matmuls would lose the distances.
     """
     d, h, w = pixel_embed.shape
-    e = pixel_embed.reshape(d, h * w)
-    dist = (margins @ e.square() - 2 * (margins * embeds) @ e +
-            (margins * embeds.square()).sum(1, keepdim=True))
+    with torch.autocast(pixel_embed.device.type, enabled=False):
+        e = pixel_embed.reshape(d, h * w).float()
+        q, m = embeds.float(), margins.float()
+        dist = (m @ e.square() - 2 * (m * q) @ e +
+                (m * q.square()).sum(1, keepdim=True))
     return -dist.clamp(min=0).reshape(-1, h, w)
 
 
@@ -276,8 +281,10 @@ class EmbedMaskHead(FCOSHead):
         embed = self._add_positions(self.conv_embed(reg_feat), stride)
         margin = self.conv_margin(reg_feat / self.margin_reduce_factor)
         s = 2 if self.spatial_aware else 0
+        # float before exp, as FCOS does for its distances: fp16 would
+        # overflow.
         margin = torch.cat([margin_scale(margin[:, :s]), margin[:, s:]],
-                           dim=1).exp()
+                           dim=1).float().exp()
         return cls_score, bbox_pred, centerness, embed, margin
 
     def forward_pixel(self, x: Tensor) -> Tensor:

@@ -76,6 +76,25 @@ def test_log_probs_equal_the_broadcast_definition():
     assert embedding_log_probs(pixel, q[:0], m[:0]).shape == (0, 6, 7)
 
 
+def test_log_probs_stay_float32_under_autocast():
+    """Coordinates of ~13 units (1333 px / 100) and trained-size margins:
+    the expanded distances lose whole units in bf16."""
+    torch.manual_seed(0)
+    ys, xs = torch.meshgrid(torch.linspace(0, 8, 20),
+                            torch.linspace(0, 13, 30), indexing='ij')
+    pixel = torch.cat([torch.stack([xs, ys]), torch.randn(14, 20, 30)])
+    q = torch.cat([torch.tensor([[6.5, 4.]]), torch.randn(1, 14)], 1)
+    m = torch.full((1, 16), 20.)
+    ref = -(m[0, :, None, None] * (pixel.double() - q[0, :, None, None])**2
+            ).sum(0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = embedding_log_probs(pixel.bfloat16().float(), q, m)
+    assert got.dtype == torch.float32
+    ref = -(m[0, :, None, None] *
+            (pixel.bfloat16().double() - q[0, :, None, None])**2).sum(0)
+    assert torch.allclose(got[0].double(), ref, rtol=1e-5, atol=1e-3)
+
+
 def test_logits_of_log_probs():
     p = torch.tensor([1e-12, 1e-9, 0.1, 0.5, 0.53, 0.9, 1 - 1e-6, 1.0])
     logits = log_probs_to_logits(p.double().log())
@@ -85,6 +104,10 @@ def test_logits_of_log_probs():
     assert logits[0] == -MAX_MASK_LOGIT and logits[-1] == MAX_MASK_LOGIT
     assert logits[1] == pytest.approx(-MAX_MASK_LOGIT)
     assert MAX_MASK_LOGIT == pytest.approx(20.7233, abs=1e-4)
+    # At p = 1 exactly (a pixel on its proposal) the gradient stays finite.
+    log_p = torch.zeros(3, requires_grad=True)
+    log_probs_to_logits(log_p).sum().backward()
+    assert torch.isfinite(log_p.grad).all()
 
 
 def test_best_proposal_per_gt_by_hand():
@@ -164,15 +187,24 @@ def test_forward_shapes():
     assert pixel.shape == (2, 16, 16, 24)
 
 
-@pytest.mark.parametrize('training', [True, False])
-def test_forward_single_and_pixel_branch_by_their_definitions(training):
+@pytest.mark.parametrize('training,switches', [
+    (True, {}),
+    (False, {}),
+    (True, dict(centerness_on_reg=False, norm_on_bbox=False,
+                spatial_aware=False)),
+])
+def test_forward_single_and_pixel_branch_by_their_definitions(
+        training, switches):
     """Every output rebuilt from the submodules: FCOS's outputs with
     centerness on the box tower, the embedding conv on the box tower plus
     positions, exp of the margin conv on box tower / 32 with the level scale
     on the two spatial dimensions, and the pixel branch upsampled x2 (8 in,
     16 out channels)."""
-    head = build(in_channels=8)
+    head = build(in_channels=8, **switches)
     head.train(training)
+    on_reg = switches.get('centerness_on_reg', True)
+    norm = switches.get('norm_on_bbox', True)
+    spatial = switches.get('spatial_aware', True)
     for scale in head.margin_scales:
         scale.scale.data.fill_(1.7)  # not 1, so that it shows
     torch.manual_seed(1)
@@ -186,19 +218,26 @@ def test_forward_single_and_pixel_branch_by_their_definitions(training):
         for layer in head.reg_convs:
             reg_feat = layer(reg_feat)
         assert torch.allclose(cls, head.conv_cls(cls_feat))
-        distances = head.scales[1](head.conv_reg(reg_feat)).clamp(min=0)
-        assert torch.allclose(bbox, distances * (1 if training else 16))
-        assert torch.allclose(ctr, head.conv_centerness(reg_feat))
+        distances = head.scales[1](head.conv_reg(reg_feat))
+        if norm:
+            distances = distances.clamp(min=0) * (1 if training else 16)
+        else:
+            distances = distances.exp()
+        assert torch.allclose(bbox, distances)
+        assert torch.allclose(
+            ctr, head.conv_centerness(reg_feat if on_reg else cls_feat))
         ys, xs = torch.meshgrid((torch.arange(5) + 0.5) * 16,
                                 (torch.arange(6) + 0.5) * 16,
                                 indexing='ij')
         raw = head.conv_embed(reg_feat)
-        assert torch.allclose(embed[:, 0], raw[:, 0] + xs / 16)
-        assert torch.allclose(embed[:, 1], raw[:, 1] + ys / 16)
-        assert torch.equal(embed[:, 2:], raw[:, 2:])
+        if spatial:
+            raw[:, 0] += xs / 16
+            raw[:, 1] += ys / 16
+        assert torch.allclose(embed, raw)
         raw = head.conv_margin(reg_feat / 32)
-        assert torch.allclose(margin[:, :2], (raw[:, :2] * 1.7).exp())
-        assert torch.allclose(margin[:, 2:], raw[:, 2:].exp())
+        if spatial:
+            raw[:, :2] *= 1.7
+        assert torch.allclose(margin, raw.exp())
 
         pixel = head.forward_pixel(x)
         feat = x
@@ -210,9 +249,10 @@ def test_forward_single_and_pixel_branch_by_their_definitions(training):
         ys, xs = torch.meshgrid((torch.arange(10) + 0.5) * 4,
                                 (torch.arange(12) + 0.5) * 4,
                                 indexing='ij')
-        assert torch.allclose(pixel[:, 0], raw[:, 0] + xs / 16)
-        assert torch.allclose(pixel[:, 1], raw[:, 1] + ys / 16)
-        assert torch.equal(pixel[:, 2:], raw[:, 2:])
+        if spatial:
+            raw[:, 0] += xs / 16
+            raw[:, 1] += ys / 16
+        assert torch.allclose(pixel, raw)
     # A pixel branch at P3's own stride is not upsampled.
     assert build(mask_stride=8,
                  in_channels=8).forward_pixel(x).shape[-2:] == (5, 6)
@@ -254,6 +294,77 @@ def test_targets_equal_mmdets_fcos_without_sample_in_mask(boxes):
     assert torch.equal(pos_inds, (labels < 3).nonzero().reshape(-1))
     assert (labels[pos_inds] == gt.labels[pos_gt_inds]).all()
     assert len(pos_inds) > 0
+
+
+def brute_force_targets(points, boxes, labels, strides, ranges, radius):
+    """FCOS assignment point by point: among the GTs whose (centre-sampled)
+    box strictly contains the point and whose max distance is in the
+    point's range, the smallest box area wins."""
+    out_labels, out_gts = [], []
+    for (x, y), s, (lo, hi) in zip(points.tolist(), strides, ranges):
+        best = None
+        for g, (x1, y1, x2, y2) in enumerate(boxes):
+            if radius is None:
+                cx1, cy1, cx2, cy2 = x1, y1, x2, y2
+            else:
+                cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, s * radius
+                cx1, cy1 = max(cx - r, x1), max(cy - r, y1)
+                cx2, cy2 = min(cx + r, x2), min(cy + r, y2)
+            if not (cx1 < x < cx2 and cy1 < y < cy2):
+                continue
+            if not lo <= max(x - x1, y - y1, x2 - x, y2 - y) <= hi:
+                continue
+            area = (x2 - x1) * (y2 - y1)
+            if best is None or area < best[0]:
+                best = (area, g)
+        out_labels.append(3 if best is None else labels[best[1]])
+        out_gts.append(None if best is None else best[1])
+    return out_labels, out_gts
+
+
+@pytest.mark.parametrize('grid', [4, 1])
+@pytest.mark.parametrize('center_sampling', [True, False])
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_targets_equal_a_brute_force_assignment(center_sampling, seed, grid):
+    """Random boxes on a 4 px grid, so that points (4 + 8 k) fall on box
+    sides, or on a 1 px grid (points 1 px inside a side), with wide
+    overlapping ranges so that many points see several GTs and the
+    smallest area must win."""
+    rng = np.random.default_rng(seed)
+    ranges = ((-1, 24), (8, 48), (16, 96), (32, 192), (64, 1e8))
+    head = build(sample_in_mask=False, center_sampling=center_sampling,
+                 regress_ranges=ranges)
+    corners = rng.integers(0, 64 // grid + 1, size=(8, 2, 2)) * grid
+    boxes = np.concatenate([corners.min(1), corners.max(1) + 4], 1)
+    labels = rng.integers(0, 3, size=8).tolist()
+    gt = make_gt(boxes.tolist(), labels)
+    sizes = [(-(-64 // s), -(-64 // s)) for s in STRIDES]
+    pts = head.prior_generator.grid_priors(sizes, device='cpu')
+    points = torch.cat(pts)
+    point_ranges = torch.cat([
+        p.new_tensor(r)[None].expand(len(p), 2) for p, r in zip(pts, ranges)
+    ])
+    strides = [s for p, s in zip(pts, STRIDES) for _ in range(len(p))]
+    got_labels, _, pos_inds, pos_gt_inds = head._get_targets_single(
+        gt, points, point_ranges, [len(p) for p in pts])
+    exp_labels, exp_gts = brute_force_targets(
+        points, boxes.tolist(), labels, strides, point_ranges.tolist(),
+        1.5 if center_sampling else None)
+    assert got_labels.tolist() == exp_labels
+    assert pos_gt_inds.tolist() == [g for g in exp_gts if g is not None]
+    # Several GTs compete for some points (the smallest-area rule bites).
+    assert len(pos_inds) > 10
+
+
+def test_empty_gt_targets():
+    head = build()
+    points, ranges, num = points_of(head, (64, 64))
+    labels, targets, pos_inds, pos_gt_inds = head._get_targets_single(
+        make_gt(np.zeros((0, 4)), []), points, ranges, num)
+    assert labels.tolist() == [3] * len(points)
+    assert targets.shape == (len(points), 4) and not targets.any()
+    assert pos_inds.shape == (0, ) and pos_gt_inds.shape == (0, )
+    assert pos_inds.dtype == pos_gt_inds.dtype == torch.long
 
 
 def test_sample_in_mask_drops_points_outside_the_mask():
@@ -310,6 +421,10 @@ def test_mask_targets_dilate_as_bilinear_and_greater_than_zero():
     expected[0, 2:4, 2:4] = 1
     expected[1, 1:5, 1:5] = 1
     assert torch.equal(targets, expected)
+    # One pixel at (9, 9) is a quarter of cell (2, 2)'s bilinear sample.
+    dot = make_gt([[9, 9, 10, 10]], [0], shape=(32, 32))
+    dot_targets = head._mask_targets(dot, torch.tensor([0]), (8, 8))[0]
+    assert dot_targets.nonzero().tolist() == [[2, 2]]
     # A mask smaller than the map's extent is padded at the bottom right,
     # a larger one cropped.
     small = make_gt([[0, 0, 8, 8]], [0], shape=(16, 16))
@@ -319,6 +434,19 @@ def test_mask_targets_dilate_as_bilinear_and_greater_than_zero():
     assert torch.equal(
         head._mask_targets(large, torch.tensor([0]), (8, 8)),
         torch.ones(1, 8, 8))
+    # Non-square: 20 x 44 masks on an 8 x 10 map (32 x 40 px): rows kept,
+    # columns cropped.
+    wide = make_gt([[0, 0, 44, 20]], [0], shape=(20, 44))
+    wide_targets = head._mask_targets(wide, torch.tensor([0]), (8, 10))[0]
+    expected = torch.zeros(8, 10)
+    expected[:5] = 1  # cell 4 samples rows 17 and 18
+    assert torch.equal(wide_targets, expected)
+    # 36 x 20 masks on the same map: columns kept, rows cropped.
+    tall = make_gt([[0, 0, 20, 36]], [0], shape=(36, 20))
+    tall_targets = head._mask_targets(tall, torch.tensor([0]), (8, 10))[0]
+    expected = torch.zeros(8, 10)
+    expected[:, :5] = 1
+    assert torch.equal(tall_targets, expected)
 
 
 # Losses ----------------------------------------------------------------------
@@ -367,6 +495,8 @@ def test_mask_loss_equals_a_brute_force_reference():
     p by broadcasting, Lovasz hinge of logit(p); mean over the image's GTs,
     then over all images (the empty one counts), times 0.5."""
     head = build()
+    with torch.no_grad():  # boxes of ~1.5 strides, so the IoUs differ
+        head.conv_reg.bias.fill_(1.5)
     gts = gt_batch()
     outs = head(feats(len(gts)))
     losses = head.loss_by_feat(*outs, gts, [img_meta()] * 3)
@@ -377,6 +507,7 @@ def test_mask_loss_equals_a_brute_force_reference():
     points = torch.cat(mlvl_points)
     _, _, pos_list, gt_list = head._batched_targets(mlvl_points, gts)
     total = 0.
+    ious_seen = set()
     for i, gt in enumerate(gts):
         if len(pos_list[i]) == 0:
             continue
@@ -397,6 +528,7 @@ def test_mask_loss_equals_a_brute_force_reference():
             union = ((box[2] - box[0]) * (box[3] - box[1]) +
                      (gx2 - gx1) * (gy2 - gy1) - inter)
             iou = float(inter / union)
+            ious_seen.add(round(iou, 4))
             if g not in per_gt or iou > per_gt[g][0]:
                 per_gt[g] = (iou, lvl, r, c)
         image_losses = []
@@ -413,6 +545,7 @@ def test_mask_loss_equals_a_brute_force_reference():
         total = total + torch.stack(image_losses).mean()
     expected = 0.5 * total / len(gts)
     assert torch.allclose(losses['loss_mask'], expected, rtol=1e-4)
+    assert len(ious_seen) > 3  # the choice of proposal is not a tie
 
 
 # Predictions -----------------------------------------------------------------
@@ -504,12 +637,48 @@ def test_predictions_have_masks_at_ori_shape_and_real_boxes():
     assert (res.scores[:-1] >= res.scores[1:]).all()
     same, = predict(head, outs, [img_meta()], rescale=False)
     assert same.masks.shape[1:] == (64, 64)
+    # Without rescale (the default) masks stay at img_shape.
+    default, = predict(head, outs, [meta])
+    assert default.masks.shape[1:] == (64, 64)
     assert same.bboxes.min() >= 0 and same.bboxes.max() <= 64
     assert torch.allclose(res.bboxes, same.bboxes / torch.tensor(
         [0.75, 0.5, 0.75, 0.5]))
     # Boxes are FCOS's own (not zeros), clipped to the image.
     assert (res.bboxes[:, 2:] >= res.bboxes[:, :2]).all()
     assert (res.bboxes[:, 2:] > res.bboxes[:, :2]).any()
+
+
+def test_boxes_are_clipped_to_the_image():
+    head = build()
+    outs = confident_outs(head)
+    outs[1] = [torch.full_like(b, 50.) for b in outs[1]]  # 50 px each way
+    res, = predict(head, outs, [img_meta()])
+    assert len(res) == 3  # one per class after NMS: all boxes coincide
+    assert res.bboxes.tolist() == [[0., 0., 64., 64.]] * 3
+
+
+def test_rescaled_masks_are_the_bilinear_log_probs_at_ori_shape():
+    """rescale: the img_shape log-probability map (0 in the padded box,
+    -10 outside, upsampled as in test_padded_box_mask_exactly) resized
+    bilinearly (align_corners=False) to ori_shape, then thresholded."""
+    head = build(embed_dim=2)
+    det = InstanceData(
+        bboxes=torch.tensor([[22., 22., 30., 30.]]),
+        embeds=torch.zeros(1, 2),
+        margins=torch.zeros(1, 2))
+    cfg = ConfigDict(head.test_cfg)
+    # Upsampled 3x, where align_corners=True would move the border.
+    meta = dict(img_meta(), ori_shape=(200, 150),
+                scale_factor=(150 / 64, 200 / 64))
+    got = head._predict_masks(det, torch.randn(2, 16, 16), meta, cfg, True)
+    cells = torch.full((1, 1, 16, 16), OUTSIDE_LOG_PROB)
+    cells[..., 3:10, 3:10] = 0
+    fine = torch.nn.functional.interpolate(
+        cells, size=(64, 64), mode='bilinear', align_corners=False)
+    ori = torch.nn.functional.interpolate(
+        fine, size=(200, 150), mode='bilinear', align_corners=False)[0]
+    assert torch.equal(got, ori > math.log(0.53))
+    assert got.shape == (1, 200, 150) and got.any()
 
 
 def test_scores_are_cls_times_centerness_and_nms_is_classwise():
@@ -530,8 +699,13 @@ def test_nothing_above_threshold_gives_typed_empty_results():
     head = build()
     outs = list(head(feats(1)))
     outs[0] = [torch.full_like(c, -20.) for c in outs[0]]
-    res, = predict(head, outs, [img_meta()], rescale=True)
+    meta = dict(img_meta(), ori_shape=(128, 96), scale_factor=(0.5, 0.75))
+    res, = predict(head, outs, [meta], rescale=True)
     assert len(res) == 0
+    assert res.masks.shape == (0, 128, 96) and res.masks.dtype == torch.bool
+    res, = predict(head, outs, [meta], rescale=False)
+    assert res.masks.shape == (0, 64, 64)
+    res, = predict(head, outs, [img_meta()], rescale=True)
     assert res.masks.shape == (0, 64, 64) and res.masks.dtype == torch.bool
     assert res.bboxes.shape == (0, 4)
     assert res.scores.shape == (0, ) and res.labels.shape == (0, )
@@ -557,6 +731,8 @@ def test_test_cfg_is_completed_and_checked():
         build(test_cfg=dict(mask_thr=53))
     with pytest.raises(ValueError, match='mask_stride'):
         build(mask_stride=3)
+    with pytest.raises(ValueError, match='mask_stride'):
+        build(mask_stride=16)
     with pytest.raises(ValueError, match='position_divisor'):
         build(position_divisor=0)
     with pytest.raises(ValueError, match='prior_margin'):
@@ -600,6 +776,12 @@ def test_official_defaults():
     conv = head.mask_convs[0]
     assert conv.conv.bias is not None
     assert isinstance(conv.gn, torch.nn.GroupNorm)
+    # The pixel branch follows the head's conv_cfg like its towers.
+    custom = MODELS.build(dict(type='EmbedMaskHead', num_classes=3,
+                               in_channels=16, feat_channels=16,
+                               conv_cfg=dict(type='Conv2d'),
+                               norm_cfg=dict(type='GN', num_groups=4)))
+    assert custom.mask_convs[0].conv_cfg == dict(type='Conv2d')
 
 
 def test_masks_lie_in_their_padded_boxes():

@@ -53,6 +53,15 @@ def test_loss_predict_tensor_modes(shape):
                                        data['inputs'].shape[-2:])
 
 
+def test_detector_keeps_its_train_and_init_cfg():
+    cfg = tiny_embedmask_cfg()
+    cfg['train_cfg'] = dict(note='kept')
+    cfg['init_cfg'] = dict(type='Pretrained', checkpoint='local.pth')
+    model = MODELS.build(cfg)
+    assert model.train_cfg == dict(note='kept')
+    assert model.init_cfg == dict(type='Pretrained', checkpoint='local.pth')
+
+
 def test_detector_hands_its_test_cfg_to_the_head():
     cfg = tiny_embedmask_cfg()
     cfg['test_cfg'] = dict(cfg['test_cfg'], score_thr=0.37, mask_thr=0.4)
