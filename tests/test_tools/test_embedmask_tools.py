@@ -69,7 +69,8 @@ def test_mmdet_get_flops(tmp_path):
     proc = subprocess.run(
         [
             sys.executable, tool, CONFIG, '--num-images', '2',
-            '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'
+            '--cfg-options', f'val_dataloader.dataset.data_root={data_root}',
+            f'test_dataloader.dataset.data_root={data_root}'
         ],
         cwd=ROOT,
         env=dict(os.environ, OMP_NUM_THREADS='1'),
@@ -106,3 +107,4 @@ def test_benchmark_cpu_runs_embedmask(tmp_path):
         assert report['parts'][part]['overall']['num_calls'] == 2
         assert report['parts'][part]['overall']['median_ms'] > 0
     assert 'head_overhead_ms' in report
+    assert osp.isfile(tmp_path / 'wd' / 'benchmark.log')

@@ -233,15 +233,15 @@ def test_mim_train_embedmask(data_root, tmp_path):
         'configs/embedmask/embedmask_r18_fpn_1200it_synthetic.py',
         '--work-dir', work_dir, '--cfg-options', *data_options(data_root),
         'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
-        'default_hooks.checkpoint.interval=4', 'train_dataloader.batch_size=2',
+        'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
+        'train_dataloader.batch_size=2',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False', 'model.test_cfg.score_thr=0'
     ])
     assert osp.join('mmdet', '.mim', 'tools', 'train.py') in output
-    assert 'Iter(train) [4/1200]' in output or 'Iter(train) [4/4]' in output
-    assert 'loss_mask' in output
+    assert 'Iter(train) [4/4]' in output and 'loss_mask' in output
     assert_coco_metrics(read_log(work_dir))
     assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
 

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import os.path as osp
+import time
 
 import numpy as np
 import torch
@@ -214,8 +215,14 @@ def main(argv=None):
     if args.work_dir:
         mkdir_or_exist(args.work_dir)
         log_file = osp.join(args.work_dir, 'benchmark.log')
+    # A fresh logger instance per call: MMLogger.get_instance returns an
+    # existing instance of the same name as it is, so a second run in one
+    # process would log into the first run's file.
     logger = MMLogger.get_instance(
-        'mmdet', log_file=log_file, log_level='INFO')
+        f'benchmark_cpu_{time.time_ns()}',
+        logger_name='mmdet',
+        log_file=log_file,
+        log_level='INFO')
 
     if args.threads:
         torch.set_num_threads(args.threads)
