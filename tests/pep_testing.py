@@ -4,6 +4,7 @@ import torch
 from mmengine.structures import InstanceData
 
 from mmdet.structures.mask import BitmapMasks
+from mmdet.testing import demo_mm_inputs
 
 
 def make_gt(boxes, labels, shape=(64, 64), shape_kind='rect'):
@@ -117,12 +118,10 @@ def fpn_feats(batch=1, shape=(64, 64), channels=16, fill=None):
     return tuple(feats)
 
 
-def tiny_detector_cfg(**head_overrides):
-    """A complete PEP with a narrow ResNet-18, built without downloads."""
-    head = tiny_head_cfg(**head_overrides)
-    test_cfg = head.pop('test_cfg')
+def _tiny_preprocessor_and_backbone():
+    """The data preprocessor and narrow ResNet-18 (8 base channels, no
+    weights to fetch) of every tiny detector here."""
     return dict(
-        type='PEP',
         data_preprocessor=dict(
             type='DetDataPreprocessor',
             mean=[123.675, 116.28, 103.53],
@@ -137,7 +136,16 @@ def tiny_detector_cfg(**head_overrides):
             num_stages=4,
             out_indices=(0, 1, 2, 3),
             norm_cfg=dict(type='BN', requires_grad=True),
-            init_cfg=None),
+            init_cfg=None))
+
+
+def tiny_detector_cfg(**head_overrides):
+    """A complete PEP with a narrow ResNet-18, built without downloads."""
+    head = tiny_head_cfg(**head_overrides)
+    test_cfg = head.pop('test_cfg')
+    return dict(
+        type='PEP',
+        **_tiny_preprocessor_and_backbone(),
         neck=dict(
             type='FPN',
             in_channels=[8, 16, 32, 64],
@@ -164,21 +172,7 @@ def tiny_embedmask_cfg(**head_overrides):
     head.update(head_overrides)
     return dict(
         type='EmbedMask',
-        data_preprocessor=dict(
-            type='DetDataPreprocessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            pad_mask=True,
-            pad_size_divisor=32),
-        backbone=dict(
-            type='ResNet',
-            depth=18,
-            base_channels=8,
-            num_stages=4,
-            out_indices=(0, 1, 2, 3),
-            norm_cfg=dict(type='BN', requires_grad=True),
-            init_cfg=None),
+        **_tiny_preprocessor_and_backbone(),
         neck=dict(
             type='FPN',
             in_channels=[8, 16, 32, 64],
@@ -189,3 +183,12 @@ def tiny_embedmask_cfg(**head_overrides):
             relu_before_extra_convs=True),
         bbox_head=head,
         test_cfg=dict(nms_pre=100, score_thr=0.05, max_per_img=20))
+
+
+def demo_batch(model, shapes, num_items, training):
+    """mmdet's demo inputs of ``shapes`` (C, H, W) with ``num_items`` GT
+    instances each (3 classes, masks), through ``model``'s preprocessor."""
+    packed = demo_mm_inputs(
+        len(shapes), list(shapes), num_items=num_items, num_classes=3,
+        with_mask=True)
+    return model.data_preprocessor(packed, training)

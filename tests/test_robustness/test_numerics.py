@@ -180,6 +180,41 @@ def match(ref, res):
     return ious, score_diffs
 
 
+def assert_bf16_close(ref, res):
+    """bf16 predictions ``res`` agree with fp32 ones ``ref`` of the same
+    model and image.
+
+    bf16 keeps 8 bits of mantissa, and an untrained model's mask logits are
+    small sums of terms of both signs, so mask borders move and a purifier
+    group or an NMS decay may change: compare with tolerances. Over 20
+    random images (PEP) the mean matched IoU was >= 0.6 and the top scores
+    agreed to 0.04; garbage (shuffled pixels, masks moved by a quarter
+    image, all-True masks) gave a mean IoU <= 0.5 or fewer than 3 in 4
+    instances matched at IoU >= 0.5.
+    """
+    assert abs(len(res) - len(ref)) <= max(1, len(ref) // 4)
+    assert float(res.scores.max()) == pytest.approx(
+        float(ref.scores.max()), abs=0.05)
+    ious, score_diffs = match(ref, res)
+    assert sum(ious) / len(ious) >= 0.5, ious
+    assert sum(iou >= 0.5 for iou in ious) >= 0.75 * len(ious), ious
+    matched = [d for d in score_diffs if d is not None]
+    assert matched and sum(matched) / len(matched) <= 0.08, score_diffs
+
+
+def assert_bf16_losses_close(model, ref, losses):
+    """bf16 losses are float32, finite and within 10% (or 0.05) of the
+    fp32 ones ``ref``, and their gradients are finite."""
+    assert set(losses) == set(ref)
+    for key, value in losses.items():
+        assert value.dtype == torch.float32 and torch.isfinite(value), key
+        assert value.item() == pytest.approx(ref[key].item(), rel=0.1,
+                                             abs=0.05), key
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
 @pytest.mark.parametrize('excavator,purifier', [(True, True),
                                                 (False, False)])
 def test_bf16_autocast_predict(excavator, purifier):
@@ -204,21 +239,7 @@ def test_bf16_autocast_predict(excavator, purifier):
     check_masks_and_boxes(ref)
     check_masks_and_boxes(res)
 
-    # bf16 keeps 8 bits of mantissa, and the untrained model's mask logits
-    # are small sums of terms of both signs, so mask borders move and a
-    # purifier group or an NMS decay may change: compare with tolerances.
-    # Over 20 random images the mean matched IoU was >= 0.6 and the top
-    # scores agreed to 0.04; garbage (shuffled pixels, masks moved by a
-    # quarter image, all-True masks) gave a mean IoU <= 0.5 or fewer than
-    # 3 in 4 instances matched at IoU >= 0.5.
-    assert abs(len(res) - len(ref)) <= max(1, len(ref) // 4)
-    assert float(res.scores.max()) == pytest.approx(
-        float(ref.scores.max()), abs=0.05)
-    ious, score_diffs = match(ref, res)
-    assert sum(ious) / len(ious) >= 0.5, ious
-    assert sum(iou >= 0.5 for iou in ious) >= 0.75 * len(ious), ious
-    matched = [d for d in score_diffs if d is not None]
-    assert matched and sum(matched) / len(matched) <= 0.08, score_diffs
+    assert_bf16_close(ref, res)
 
 
 def test_bf16_autocast_loss_step():
@@ -231,14 +252,7 @@ def test_bf16_autocast_loss_step():
     torch.manual_seed(0)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
-    assert set(losses) == set(ref)
-    for key, value in losses.items():
-        assert value.dtype == torch.float32 and torch.isfinite(value), key
-        assert value.item() == pytest.approx(ref[key].item(), rel=0.1,
-                                             abs=0.05), key
-    sum(losses.values()).backward()
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert_bf16_losses_close(model, ref, losses)
 
 
 def build_embedmask():
@@ -268,12 +282,7 @@ def test_embedmask_bf16_autocast_predict():
         assert res[key].dtype == torch.float32
         assert torch.isfinite(res[key]).all()
     assert ref.masks.any() and res.masks.any()
-    assert abs(len(res) - len(ref)) <= max(1, len(ref) // 4)
-    ious, score_diffs = match(ref, res)
-    assert sum(ious) / len(ious) >= 0.5, ious
-    assert sum(iou >= 0.5 for iou in ious) >= 0.75 * len(ious), ious
-    matched = [d for d in score_diffs if d is not None]
-    assert matched and sum(matched) / len(matched) <= 0.08, score_diffs
+    assert_bf16_close(ref, res)
 
 
 def test_embedmask_bf16_autocast_loss_step():
@@ -285,11 +294,4 @@ def test_embedmask_bf16_autocast_loss_step():
     ref = model(**data, mode='loss')
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
-    assert set(losses) == set(ref)
-    for key, value in losses.items():
-        assert value.dtype == torch.float32 and torch.isfinite(value), key
-        assert value.item() == pytest.approx(ref[key].item(), rel=0.1,
-                                             abs=0.05), key
-    sum(losses.values()).backward()
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert_bf16_losses_close(model, ref, losses)

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
-from pep_testing import tiny_embedmask_cfg
+from pep_testing import demo_batch, tiny_embedmask_cfg
 
 
 def build(**head_overrides):
@@ -15,17 +14,10 @@ def build(**head_overrides):
     return model
 
 
-def batch(model, shapes, num_items, training):
-    packed = demo_mm_inputs(
-        len(shapes), list(shapes), num_items=num_items, num_classes=3,
-        with_mask=True)
-    return model.data_preprocessor(packed, training)
-
-
 @pytest.mark.parametrize('shape', [(3, 64, 64), (3, 125, 130)])
 def test_loss_predict_tensor_modes(shape):
     model = build()
-    data = batch(model, [shape, shape], [3, 0], training=True)
+    data = demo_batch(model, [shape, shape], [3, 0], training=True)
     losses = model(**data, mode='loss')
     assert set(losses) == {
         'loss_cls', 'loss_bbox', 'loss_centerness', 'loss_mask'
@@ -37,7 +29,7 @@ def test_loss_predict_tensor_modes(shape):
                if p.requires_grad)
 
     model.eval()
-    data = batch(model, [shape, shape], [3, 0], training=False)
+    data = demo_batch(model, [shape, shape], [3, 0], training=False)
     with torch.no_grad():
         preds = model(**data, mode='predict')
         outs = model(data['inputs'], mode='tensor')

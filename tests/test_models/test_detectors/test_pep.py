@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
-from pep_testing import tiny_detector_cfg
+from pep_testing import demo_batch, tiny_detector_cfg
 
 
 def build(**head_overrides):
@@ -13,17 +12,10 @@ def build(**head_overrides):
     return model
 
 
-def batch(model, shapes, num_items, training):
-    packed = demo_mm_inputs(
-        len(shapes), list(shapes), num_items=num_items, num_classes=3,
-        with_mask=True)
-    return model.data_preprocessor(packed, training)
-
-
 @pytest.mark.parametrize('shape', [(3, 64, 64), (3, 125, 130)])
 def test_loss_predict_tensor_modes(shape):
     model = build()
-    data = batch(model, [shape, shape], [3, 0], training=True)
+    data = demo_batch(model, [shape, shape], [3, 0], training=True)
     losses = model(**data, mode='loss')
     assert {'loss_perceive', 'loss_mask', 'loss_excavate',
             'loss_excavate_cls', 'loss_graph'} == set(losses)
@@ -32,7 +24,7 @@ def test_loss_predict_tensor_modes(shape):
     total.backward()
 
     model.eval()
-    data = batch(model, [shape, shape], [3, 0], training=False)
+    data = demo_batch(model, [shape, shape], [3, 0], training=False)
     with torch.no_grad():
         preds = model(**data, mode='predict')
         outs = model(data['inputs'], mode='tensor')
@@ -48,7 +40,7 @@ def test_loss_predict_tensor_modes(shape):
 
 def test_baseline_has_no_excavate_or_graph_loss():
     model = build(excavator=None, purifier=None)
-    data = batch(model, [(3, 64, 64)], [2], training=True)
+    data = demo_batch(model, [(3, 64, 64)], [2], training=True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_perceive', 'loss_mask'}
     assert model.mask_head.excavator is None
