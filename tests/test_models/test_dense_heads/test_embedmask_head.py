@@ -261,11 +261,14 @@ def test_forward_single_and_pixel_branch_by_their_definitions(
 # Targets ---------------------------------------------------------------------
 
 
-def points_of(head, shape):
+def points_of(head, shape, level_ranges=RANGES):
+    """All levels' points of an input of ``shape``, each point's regress
+    range, and the number of points per level."""
     sizes = [(-(-shape[0] // s), -(-shape[1] // s)) for s in STRIDES]
     pts = head.prior_generator.grid_priors(sizes, device='cpu')
     ranges = torch.cat([
-        p.new_tensor(r)[None].expand(len(p), 2) for p, r in zip(pts, RANGES)
+        p.new_tensor(r)[None].expand(len(p), 2)
+        for p, r in zip(pts, level_ranges)
     ])
     return torch.cat(pts), ranges, [len(p) for p in pts]
 
@@ -338,15 +341,10 @@ def test_targets_equal_a_brute_force_assignment(center_sampling, seed, grid):
     boxes = np.concatenate([corners.min(1), corners.max(1) + 4], 1)
     labels = rng.integers(0, 3, size=8).tolist()
     gt = make_gt(boxes.tolist(), labels)
-    sizes = [(-(-64 // s), -(-64 // s)) for s in STRIDES]
-    pts = head.prior_generator.grid_priors(sizes, device='cpu')
-    points = torch.cat(pts)
-    point_ranges = torch.cat([
-        p.new_tensor(r)[None].expand(len(p), 2) for p, r in zip(pts, ranges)
-    ])
-    strides = [s for p, s in zip(pts, STRIDES) for _ in range(len(p))]
+    points, point_ranges, num = points_of(head, (64, 64), ranges)
+    strides = [s for n, s in zip(num, STRIDES) for _ in range(n)]
     got_labels, _, pos_inds, pos_gt_inds = head._get_targets_single(
-        gt, points, point_ranges, [len(p) for p in pts])
+        gt, points, point_ranges, num)
     exp_labels, exp_gts = brute_force_targets(
         points, boxes.tolist(), labels, strides, point_ranges.tolist(),
         1.5 if center_sampling else None)
