@@ -26,14 +26,18 @@ import json
 import os
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-CLASSES = ('disc', 'square', 'triangle')
-PALETTE = [(220, 20, 60), (0, 130, 200), (60, 180, 75)]
+# Every shape the generator draws; a data set uses the first
+# ``num_classes`` (3 by default: the demo set's classes).
+SHAPES = ('disc', 'square', 'triangle', 'pentagon')
+SHAPE_PALETTE = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48)]
+CLASSES = SHAPES[:3]
+PALETTE = SHAPE_PALETTE[:3]
 
 # Object extents in pixels for 128 px images; they scale with ``image_size``
 # so that smaller test images keep the same scene layout.
@@ -57,16 +61,41 @@ _GAP_KERNEL = np.ones((5, 5), np.uint8)
 # Sub-pixel bits for ``cv2.fillPoly`` so that fractional centres and rotations
 # change the rasterised masks.
 _SHIFT = 4
+# Data sets on which a comparison is repeated (``compare.py --variants``),
+# as arguments of :func:`generate_dataset`: ``demo`` is the demo set,
+# ``dense`` has larger images, a fourth class and smaller objects (0.7x)
+# in larger clusters (3-7), so more of them per image.
+VARIANTS = dict(
+    demo=dict(),
+    dense=dict(
+        image_size=144,
+        num_classes=4,
+        size_scale=0.7,
+        cluster_size=(3, 7),
+        max_objects=16))
 
 
-def metainfo() -> dict:
+def metainfo(num_classes: int = len(CLASSES)) -> dict:
     """Dataset meta information for MMDetection configs.
 
+    Args:
+        num_classes (int): Number of classes of the data set (the first of
+            :data:`SHAPES`). Defaults to 3, the demo set's.
+
     Returns:
-        dict: ``dict(classes=CLASSES, palette=[...])`` with one RGB tuple per
+        dict: ``dict(classes=..., palette=[...])`` with one RGB tuple per
         class, suitable for ``CocoDataset(metainfo=...)``.
     """
-    return dict(classes=CLASSES, palette=list(PALETTE))
+    _check_num_classes(num_classes)
+    return dict(
+        classes=SHAPES[:num_classes],
+        palette=list(SHAPE_PALETTE[:num_classes]))
+
+
+def _check_num_classes(num_classes: int) -> None:
+    if not 1 <= num_classes <= len(SHAPES):
+        raise ValueError(f'num_classes must be in [1, {len(SHAPES)}] (the '
+                         f'shapes {SHAPES}), got {num_classes}')
 
 
 def _derive_seed(seed: int, stream: int) -> int:
@@ -166,6 +195,11 @@ def _shape_polygon(shape: dict, center: np.ndarray) -> np.ndarray:
         pts = np.stack([np.cos(t), np.sin(t)], axis=1) * size / 2
     elif shape['label'] == 1:
         pts = np.array([[-1., -1.], [1., -1.], [1., 1.], [-1., 1.]]) * size / 2
+    elif shape['label'] == 3:
+        # A circumradius of 0.575 * size gives pentagons the area of a disc
+        # of the same size (2.378 R^2 = pi size^2 / 4).
+        t = np.pi / 2 + np.arange(5) * 2 * np.pi / 5
+        pts = np.stack([np.cos(t), np.sin(t)], axis=1) * (0.575 * size)
     else:
         # A side of 1.35 * size gives triangles roughly the area of a disc of
         # the same size, so class frequencies per size bin stay balanced.
@@ -235,8 +269,35 @@ def _place_touching(rng: np.random.Generator, anchor: dict, shape: dict,
         distance = max(distance - 1., 0.)
 
 
+class Layout(NamedTuple):
+    """What a scene is made of (the defaults make the demo set).
+
+    Attributes:
+        num_classes (int): Classes drawn, the first of :data:`SHAPES`.
+        size_scale (float): Factor on every object extent (on top of the
+            scaling with the image size).
+        cluster_size (tuple[int, int]): Least and most objects per cluster
+            (at least 2; large objects form clusters of at most 3).
+    """
+    num_classes: int = len(CLASSES)
+    size_scale: float = 1.
+    cluster_size: Tuple[int, int] = (2, 5)
+
+
+def _check_layout(layout: Layout) -> None:
+    _check_num_classes(layout.num_classes)
+    if not layout.size_scale > 0:
+        raise ValueError(
+            f'size_scale must be > 0, got {layout.size_scale}')
+    low, high = layout.cluster_size
+    if not 2 <= low <= high:
+        raise ValueError('cluster_size must be (least, most) with '
+                         f'2 <= least <= most, got {layout.cluster_size}')
+
+
 def _sample_cluster(rng: np.random.Generator, image_size: int,
-                    background_mean: np.ndarray, budget: int) -> List[dict]:
+                    background_mean: np.ndarray, budget: int,
+                    layout: Layout) -> List[dict]:
     """Sample a cluster of touching same-class, same-colour objects.
 
     Args:
@@ -244,16 +305,18 @@ def _sample_cluster(rng: np.random.Generator, image_size: int,
         image_size (int): Side length S of the square image.
         background_mean (np.ndarray): Mean background colour, shape (3, ).
         budget (int): Maximum number of objects, at least 2.
+        layout (Layout): Classes, sizes and cluster sizes.
 
     Returns:
         list[dict]: Objects in painter's order, each with ``label``,
         ``colour`` (3, ), ``center`` (2, ), ``size`` and full ``mask``
         (S, S).
     """
-    scale = image_size / _REFERENCE_SIZE
-    label = int(rng.integers(len(CLASSES)))
+    scale = image_size / _REFERENCE_SIZE * layout.size_scale
+    label = int(rng.integers(layout.num_classes))
     size_bin = int(rng.choice(len(_SIZE_RANGES), p=_SIZE_PROBS))
-    num = int(rng.integers(2, 6))
+    num = int(rng.integers(layout.cluster_size[0],
+                           layout.cluster_size[1] + 1))
     if size_bin == len(_SIZE_RANGES) - 1:
         num = min(num, _MAX_LARGE_CLUSTER)
     num = min(num, budget)
@@ -281,8 +344,8 @@ def _sample_cluster(rng: np.random.Generator, image_size: int,
 
 
 def _sample_isolated(rng: np.random.Generator, image_size: int,
-                     background_mean: np.ndarray,
-                     forbidden: np.ndarray) -> List[dict]:
+                     background_mean: np.ndarray, forbidden: np.ndarray,
+                     layout: Layout) -> List[dict]:
     """Sample one object that touches none of the ``forbidden`` pixels.
 
     Args:
@@ -291,13 +354,14 @@ def _sample_isolated(rng: np.random.Generator, image_size: int,
         background_mean (np.ndarray): Mean background colour, shape (3, ).
         forbidden (np.ndarray): Boolean (S, S) mask of pixels the object must
             not cover (existing objects grown by a gap).
+        layout (Layout): Classes and sizes.
 
     Returns:
         list[dict]: The object (same keys as :func:`_sample_cluster`), or an
         empty list when no free spot was found.
     """
-    scale = image_size / _REFERENCE_SIZE
-    label = int(rng.integers(len(CLASSES)))
+    scale = image_size / _REFERENCE_SIZE * layout.size_scale
+    label = int(rng.integers(layout.num_classes))
     size_bin = int(rng.choice(len(_SIZE_RANGES), p=_SIZE_PROBS))
     shape = _sample_shape(rng, label, _sample_size(rng, size_bin, scale))
     colour = _sample_colour(rng, background_mean)
@@ -309,8 +373,12 @@ def _sample_isolated(rng: np.random.Generator, image_size: int,
     return []
 
 
-def _render_scene(rng: np.random.Generator, image_size: int, min_area: int,
-                  max_objects: int) -> Tuple[np.ndarray, List[tuple]]:
+def _render_scene(
+        rng: np.random.Generator,
+        image_size: int,
+        min_area: int,
+        max_objects: int,
+        layout: Layout = Layout()) -> Tuple[np.ndarray, List[tuple]]:
     """Render one image and its visible instance masks.
 
     Args:
@@ -318,6 +386,7 @@ def _render_scene(rng: np.random.Generator, image_size: int, min_area: int,
         image_size (int): Side length S of the square image.
         min_area (int): Instances with fewer visible pixels are dropped.
         max_objects (int): Maximum number of painted objects.
+        layout (Layout): Classes, sizes and cluster sizes.
 
     Returns:
         tuple[np.ndarray, list[tuple]]: The uint8 RGB image of shape
@@ -331,7 +400,7 @@ def _render_scene(rng: np.random.Generator, image_size: int, min_area: int,
         if max_objects - len(objects) < 2:
             break
         objects += _sample_cluster(rng, image_size, background_mean,
-                                   max_objects - len(objects))
+                                   max_objects - len(objects), layout)
     for _ in range(int(rng.integers(1, 5))):
         if len(objects) >= max_objects:
             break
@@ -339,7 +408,7 @@ def _render_scene(rng: np.random.Generator, image_size: int, min_area: int,
         for obj in objects:
             occupied |= obj['mask']
         objects += _sample_isolated(rng, image_size, background_mean,
-                                    _dilate(occupied, _GAP_KERNEL))
+                                    _dilate(occupied, _GAP_KERNEL), layout)
 
     # Painter's order: each pixel belongs to the last object covering it.
     owner = np.full((image_size, image_size), -1, np.int64)
@@ -391,7 +460,10 @@ def generate_coco_split(out_dir: str,
                         image_size: int = 128,
                         seed: int = 0,
                         min_area: int = 20,
-                        max_objects: int = 12) -> str:
+                        max_objects: int = 12,
+                        num_classes: int = len(CLASSES),
+                        size_scale: float = 1.,
+                        cluster_size: Tuple[int, int] = (2, 5)) -> str:
     """Generate one split of the synthetic crowded-objects data set.
 
     Writes ``out_dir/<split>/NNNNNN.png`` (``NNNNNN`` is the 1-based image
@@ -410,6 +482,14 @@ def generate_coco_split(out_dir: str,
             (and not painted). Defaults to 20.
         max_objects (int): Maximum number of objects per image, at least 3
             (one cluster of two plus one isolated object). Defaults to 12.
+        num_classes (int): Number of classes, the first of :data:`SHAPES`.
+            Defaults to 3.
+        size_scale (float): Factor on every object extent. Defaults to 1.
+        cluster_size (tuple[int, int]): Least and most objects per cluster,
+            least >= 2. Defaults to (2, 5).
+
+    The defaults make the demo set; other values make variants of it for
+    checking that a result does not hinge on one data set.
 
     Returns:
         str: Path of the written annotation file.
@@ -424,6 +504,9 @@ def generate_coco_split(out_dir: str,
         raise ValueError(f'min_area must be >= 1, got {min_area}')
     if max_objects < 3:
         raise ValueError(f'max_objects must be >= 3, got {max_objects}')
+    layout = Layout(num_classes, float(size_scale),
+                    tuple(int(n) for n in cluster_size))
+    _check_layout(layout)
 
     img_dir = osp.join(out_dir, split)
     ann_dir = osp.join(out_dir, 'annotations')
@@ -438,7 +521,7 @@ def generate_coco_split(out_dir: str,
         # redraw from the same stream so every image has an annotation.
         while not instances:
             image, instances = _render_scene(rng, image_size, min_area,
-                                             max_objects)
+                                             max_objects, layout)
         img_id = index + 1
         file_name = f'{img_id:06d}.png'
         cv2.imwrite(
@@ -465,11 +548,16 @@ def generate_coco_split(out_dir: str,
             description='PEP synthetic crowded objects',
             split=split,
             seed=seed,
-            image_size=image_size),
+            image_size=image_size,
+            # Only a variant records its layout: the demo set's files stay
+            # as they were before layouts existed.
+            **({} if layout == Layout() else dict(
+                layout=layout._asdict()))),
         images=images,
         annotations=annotations,
         categories=[
-            dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)
+            dict(id=i + 1, name=name)
+            for i, name in enumerate(SHAPES[:num_classes])
         ])
     ann_file = osp.join(ann_dir, f'instances_{split}.json')
     with open(ann_file, 'w') as f:
@@ -481,7 +569,8 @@ def generate_dataset(out_dir: str,
                      num_train: int = 800,
                      num_val: int = 100,
                      image_size: int = 128,
-                     seed: int = 0) -> Dict[str, str]:
+                     seed: int = 0,
+                     **layout) -> Dict[str, str]:
     """Generate the ``train`` and ``val`` splits.
 
     ``train`` uses ``seed`` itself and ``val`` a seed derived from it, so the
@@ -493,6 +582,9 @@ def generate_dataset(out_dir: str,
         num_val (int): Number of validation images. Defaults to 100.
         image_size (int): Side length of the square images. Defaults to 128.
         seed (int): Non-negative seed. Defaults to 0.
+        **layout: ``min_area``, ``max_objects``, ``num_classes``,
+            ``size_scale`` and ``cluster_size`` of
+            :func:`generate_coco_split`, for both splits.
 
     Returns:
         dict[str, str]: Annotation file path of each split, keyed by
@@ -502,9 +594,9 @@ def generate_dataset(out_dir: str,
         raise ValueError(f'seed must be >= 0, got {seed}')
     return dict(
         train=generate_coco_split(out_dir, 'train', num_train, image_size,
-                                  seed),
+                                  seed, **layout),
         val=generate_coco_split(out_dir, 'val', num_val, image_size,
-                                _derive_seed(seed, 1)))
+                                _derive_seed(seed, 1), **layout))
 
 
 def dataset_statistics(ann_file: str) -> dict:

@@ -117,3 +117,61 @@ def set_seed(cfg: Config,
     if deterministic is not None:
         randomness['deterministic'] = deterministic
     cfg.randomness = randomness
+
+
+def _set_key(node, key: str, value) -> int:
+    """Set ``key`` to ``value`` wherever a nested dict has it; the count."""
+    count = 0
+    if isinstance(node, dict):
+        for k, item in node.items():
+            if k == key:
+                node[k] = value
+                count += 1
+            else:
+                count += _set_key(item, key, value)
+    elif isinstance(node, (list, tuple)):
+        count += sum(_set_key(item, key, value) for item in node)
+    return count
+
+
+def set_classes(cfg: Config, metainfo: dict) -> None:
+    """Train and test ``cfg`` on another class list.
+
+    Every data set gets ``metainfo`` (``classes``, ``palette``) and every
+    ``num_classes`` of the model (heads, their assigners) becomes
+    ``len(metainfo['classes'])``.
+
+    Raises:
+        ValueError: If the model has no ``num_classes`` to set.
+    """
+    num_classes = len(metainfo['classes'])
+    if not _set_key(cfg.model, 'num_classes', num_classes):
+        raise ValueError('set_classes: the model config has no '
+                         'num_classes to set')
+    for split in SPLITS:
+        loader = cfg.get(f'{split}_dataloader')
+        if loader:
+            _dataset(loader).metainfo = dict(metainfo)
+
+
+def set_image_scale(cfg: Config, scale) -> None:
+    """Resize to ``scale`` ((w, h)) in every data loader's pipeline.
+
+    Every ``Resize`` with a ``scale`` is changed; other resizing transforms
+    (random choice, multi-scale) are left alone.
+
+    Raises:
+        ValueError: If no pipeline has a ``Resize`` to change.
+    """
+    count = 0
+    for split in SPLITS:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for transform in _dataset(loader).get('pipeline') or []:
+            if transform.get('type') == 'Resize' and 'scale' in transform:
+                transform.scale = tuple(scale)
+                count += 1
+    if not count:
+        raise ValueError('set_image_scale: no Resize with a scale in the '
+                         'data pipelines')

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from mmdet_pep.datasets.synthetic import (CLASSES, dataset_statistics,
+from mmdet_pep.datasets.synthetic import (CLASSES, SHAPES, VARIANTS, Layout,
+                                          _sample_cluster, dataset_statistics,
                                           generate_coco_split,
                                           generate_dataset, metainfo)
 
@@ -158,6 +159,11 @@ def test_generate_dataset(tmp_path):
     (dict(num_images=2, seed=-1), 'seed'),
     (dict(num_images=2, min_area=0), 'min_area'),
     (dict(num_images=2, max_objects=2), 'max_objects'),
+    (dict(num_images=2, num_classes=0), 'num_classes'),
+    (dict(num_images=2, num_classes=5), 'num_classes'),
+    (dict(num_images=2, size_scale=0.), 'size_scale'),
+    (dict(num_images=2, cluster_size=(1, 3)), 'cluster_size'),
+    (dict(num_images=2, cluster_size=(4, 3)), 'cluster_size'),
 ])
 def test_argument_validation(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -178,3 +184,85 @@ def test_cli(tmp_path):
         with open(tmp_path / 'annotations' / f'instances_{split}.json') as f:
             assert len(json.load(f)['images']) == num
         assert (tmp_path / split / f'{num:06d}.png').is_file()
+
+
+def test_metainfo_of_more_classes():
+    meta = metainfo(4)
+    assert meta['classes'] == SHAPES == ('disc', 'square', 'triangle',
+                                         'pentagon')
+    assert len(set(meta['palette'])) == 4
+    assert metainfo(2)['classes'] == ('disc', 'square')
+    with pytest.raises(ValueError, match='num_classes'):
+        metainfo(5)
+
+
+def test_cluster_sizes_and_classes_follow_the_layout():
+    layout = Layout(num_classes=4, size_scale=1., cluster_size=(3, 7))
+    rng = np.random.default_rng(0)
+    sizes, labels = [], set()
+    for _ in range(200):
+        members = _sample_cluster(rng, 128, np.zeros(3), 20, layout)
+        sizes.append(len(members))
+        assert len({m['label'] for m in members}) == 1  # one class
+        labels.add(members[0]['label'])
+    # Large objects (20% of clusters) keep clusters of at most 3.
+    assert min(sizes) == 3 and max(sizes) == 7
+    assert labels == {0, 1, 2, 3}
+    # The budget still caps a cluster.
+    members = _sample_cluster(rng, 128, np.zeros(3), 2, layout)
+    assert len(members) == 2
+
+
+def test_size_scale_shrinks_objects(tmp_path):
+    areas = {}
+    for scale in (1., 0.5):
+        ann = generate_coco_split(
+            str(tmp_path / str(scale)), 'val', 8, image_size=96, seed=2,
+            size_scale=scale)
+        with open(ann) as f:
+            areas[scale] = np.mean([a['area'] for a in json.load(f)[
+                'annotations']])
+    # Areas scale with the square of the extent (0.25), clipped and
+    # occluded objects blur it.
+    assert areas[0.5] / areas[1.] < 0.4
+
+
+def test_dense_variant(tmp_path):
+    kwargs = VARIANTS['dense']
+    assert kwargs['image_size'] != 128 and kwargs['num_classes'] == 4
+    ann_files = generate_dataset(str(tmp_path), num_train=1, num_val=12,
+                                 **kwargs)
+    with open(ann_files['val']) as f:
+        coco_dict = json.load(f)
+    assert [c['name'] for c in coco_dict['categories']] == list(SHAPES)
+    assert {a['category_id'] for a in coco_dict['annotations']} == {
+        1, 2, 3, 4
+    }
+    assert {(i['height'], i['width']) for i in coco_dict['images']} == {
+        (kwargs['image_size'], ) * 2
+    }
+    assert coco_dict['info']['layout'] == dict(
+        num_classes=4, size_scale=0.7, cluster_size=[3, 7])
+    # More objects per image than the demo layout draws.
+    demo = generate_coco_split(str(tmp_path / 'demo'), 'val', 12, seed=1)
+    stats = dataset_statistics(ann_files['val'])
+    assert stats['mean_instances_per_image'] > dataset_statistics(
+        demo)['mean_instances_per_image']
+    # The demo set records no layout: its files are as before layouts.
+    with open(demo) as f:
+        assert 'layout' not in json.load(f)['info']
+
+
+def test_cli_layout(tmp_path):
+    script = osp.join(REPO_ROOT, 'tools', 'dataset_converters',
+                      'make_synthetic.py')
+    subprocess.run([
+        sys.executable, script,
+        str(tmp_path), '--num-train', '1', '--num-val', '1', '--image-size',
+        '64', '--num-classes', '4', '--size-scale', '0.8', '--cluster-size',
+        '3', '6', '--max-objects', '14'
+    ], capture_output=True, text=True, check=True)
+    with open(tmp_path / 'annotations' / 'instances_val.json') as f:
+        info = json.load(f)['info']
+    assert info['layout'] == dict(
+        num_classes=4, size_scale=0.8, cluster_size=[3, 6])

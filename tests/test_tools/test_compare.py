@@ -1,15 +1,20 @@
-"""tools/analysis_tools/compare.py end to end on a tiny set, and its parts."""
+"""tools/analysis_tools/compare.py end to end on a tiny set, and its parts;
+its multi-seed protocol (--seeds/--variants): result files per run,
+skipping and resuming, the table rebuilt from the files."""
 import contextlib
 import importlib.util
 import io
 import json
+import os
 import os.path as osp
 
 import pytest
 import torch
 
 from mmdet.registry import MODELS
-from mmdet_pep.datasets.synthetic import generate_coco_split
+from mmdet_pep.datasets.synthetic import (VARIANTS, generate_coco_split,
+                                          generate_dataset)
+from mmdet_pep.utils.results import load_results, summarize
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
@@ -363,3 +368,154 @@ def test_time_models_round_robin(compare, monkeypatch):
         assert entry['head_overhead_ms'] == pytest.approx(
             entry['latency']['median_ms'] -
             entry['floor_latency']['median_ms'])
+
+
+# --- the multi-seed protocol ---
+
+COMMIT = 'c0ffee' * 6 + 'abcd'
+
+
+@pytest.fixture(scope='module')
+def protocol(compare, tmp_path_factory):
+    """The tiny SOLOv2 trained for 2 iterations with seeds 0 and 1 on tiny
+    copies of both data variants."""
+    root = tmp_path_factory.mktemp('protocol')
+    data_dir = root / 'data'
+    generate_dataset(str(data_dir / 'synthetic'), num_train=4, num_val=3,
+                     image_size=64, seed=0)
+    generate_dataset(str(data_dir / 'synthetic_dense'), num_train=4,
+                     num_val=3, seed=0, **VARIANTS['dense'])
+    config = root / 'solov2_tiny.py'
+    # After 2 iterations no mask clears 0.5 and no score survives Matrix
+    # NMS's 0.05: keep every pixel and score, so that there is something
+    # to evaluate.
+    config.write_text(TINY.format(base=SOLOV2_CONFIG, head_extra='',
+                                  test_extra=', mask_thr=0., filter_thr=0.'))
+    argv = [
+        f'SOLO={config}', '--seeds', '0', '1', '--variants', 'demo', 'dense',
+        '--data-dir',
+        str(data_dir), '--results-dir',
+        str(root / 'results'), '--work-dir',
+        str(root / 'work'), '--max-iters', '2', '--step-warmup', '0',
+        '--threads', '1'
+    ]
+    # The tests must not depend on whether this checkout has uncommitted
+    # changes: the code commit is fixed.
+    mp = pytest.MonkeyPatch()
+    mp.setattr(compare, 'code_commit', lambda files, root: COMMIT)
+    done, stdout = _run(compare, argv)
+    yield dict(root=root, argv=argv, done=done, stdout=stdout, mp=mp)
+    mp.undo()
+
+
+def _no_training(compare, monkeypatch):
+    def train(cfg):
+        raise AssertionError(f'trained {cfg.work_dir}')
+
+    monkeypatch.setattr(compare, 'train', train)
+
+
+def test_every_run_writes_a_result_file(protocol):
+    results_dir = protocol['root'] / 'results'
+    runs = [(v, 'SOLO', s) for s in (0, 1) for v in ('demo', 'dense')]
+    assert protocol['done']['ran'] == runs
+    results = load_results(str(results_dir))
+    assert [(r['variant'], r['seed']) for r in results] == [
+        ('demo', 0), ('demo', 1), ('dense', 0), ('dense', 1)
+    ]
+    for r in results:
+        assert r['name'] == 'SOLO' and r['max_iters'] == 2
+        assert r['code_commit'] == COMMIT
+        assert 'mmdet_pep/datasets/checks.py' in r['code_files']
+        # CrowdCocoMetric's numbers next to CocoMetric's.
+        for key in ('coco/segm_mAP', 'coco/bbox_mAP',
+                    'coco/segm_crowded_recall50',
+                    'coco/segm_duplicates_per_img'):
+            assert key in r['metrics']
+        assert r['train_step_ms'] > 0 and r['train_minutes'] > 0
+    demo, _, dense, _ = results
+    # Same config within a variant, another one (4 classes, 144 px) across.
+    assert results[0]['config_digest'] == results[1]['config_digest']
+    assert demo['config_digest'] != dense['config_digest']
+    # Each run trained in its own work dir, on its variant's classes.
+    work = protocol['root'] / 'work'
+    for v, s in (('demo', 0), ('dense', 1)):
+        assert (work / v / 'SOLO' / f'seed{s}' / 'iter_2.pth').is_file()
+
+
+def test_table_is_built_from_the_files(protocol):
+    text = (protocol['root'] / 'results' / 'README.md').read_text()
+    assert text in protocol['stdout']
+    results = load_results(str(protocol['root'] / 'results'))
+    summary = summarize(results, ['SOLO'], ['demo', 'dense'])
+    rows = [line for line in text.splitlines() if line.startswith('| SOLO')]
+    assert [row.split(' | ')[1:3] for row in rows[:3]] == [['demo', '2'],
+                                                         ['dense', '2'],
+                                                         ['all', '4']]
+    mean, std, _ = summary['SOLO']['all']['coco/segm_mAP']
+    assert rows[2].split(' | ')[3] == f'{mean * 100:.1f} ± {std * 100:.1f}'
+    assert len(rows) == 3 + 4  # the summary, then every run
+
+
+def test_rerun_skips_current_results(protocol, compare, monkeypatch):
+    _no_training(compare, monkeypatch)
+    done, _ = _run(compare, protocol['argv'])
+    assert done['ran'] == [] and len(done['skipped']) == 4
+
+
+def test_a_finished_training_is_tested_not_retrained(protocol, compare,
+                                                      monkeypatch):
+    path = protocol['root'] / 'results' / 'dense' / 'SOLO' / 'seed1.json'
+    before = json.loads(path.read_text())
+    os.remove(path)
+    _no_training(compare, monkeypatch)
+    done, _ = _run(compare, protocol['argv'])
+    assert done['ran'] == [('dense', 'SOLO', 1)]
+    after = json.loads(path.read_text())
+    assert after['metrics'] == before['metrics']
+    assert after['train_step_ms'] is None  # not measured this time
+
+
+def test_another_config_makes_the_results_stale(protocol, compare):
+    argv = protocol['argv'] + [
+        '--table-only', '--cfg-options', 'model.test_cfg.max_per_img=10'
+    ]
+    done, stdout = _run(compare, argv)
+    assert done['ran'] == [] and len(done['pending']) == 4
+    assert '4 stale run(s)' in done['table']
+    assert '| SOLO |' not in done['table']
+    # The files are kept: the original config makes them current again.
+    done, _ = _run(compare, protocol['argv'] + ['--table-only'])
+    assert len(done['skipped']) == 4 and 'stale' not in done['table']
+
+
+def test_uncommitted_model_code_is_refused(protocol, compare, monkeypatch,
+                                            tmp_path):
+    monkeypatch.setattr(compare, 'code_commit',
+                        lambda files, root: COMMIT + '+dirty')
+    argv = [a if a != str(protocol['root'] / 'results') else str(tmp_path)
+            for a in protocol['argv']]
+    with pytest.raises(RuntimeError, match='uncommitted'):
+        _run(compare, argv)
+
+
+@pytest.mark.parametrize('extra', [['--checkpoints', 'a.pth'],
+                                   ['--eval-only'], ['--data-root', 'd'],
+                                   ['--seed', '1'], ['--seeds', '0', '0'],
+                                   ['--seeds', '-1']])
+def test_protocol_arguments(compare, extra):
+    argv = ['--variants', 'demo'] + extra
+    with pytest.raises(SystemExit):
+        compare.parse_args(argv)
+
+
+def test_protocol_defaults(compare):
+    args = compare.parse_args(['--variants', 'dense'])
+    assert args.protocol and args.seeds == [0]
+    args = compare.parse_args(['--seeds', '1', '2'])
+    assert args.variants == ['demo']
+    assert not compare.parse_args([]).protocol
+    assert compare.variant_data_root('d', 'demo') == osp.join(
+        'd', 'synthetic') + '/'
+    assert compare.variant_data_root('d', 'dense') == osp.join(
+        'd', 'synthetic_dense') + '/'

@@ -6,6 +6,7 @@ import pytest
 from mmengine.config import Config
 
 from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
+from mmdet_pep.utils.config_rewrites import set_classes, set_image_scale
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SYNTHETIC = {
@@ -131,3 +132,63 @@ def test_set_seed():
     # Other keys stay.
     set_seed(cfg, 9)
     assert cfg.randomness == dict(seed=9, deterministic=True)
+
+
+def _num_classes_values(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'num_classes':
+                yield value
+            else:
+                yield from _num_classes_values(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _num_classes_values(item)
+
+
+@pytest.mark.parametrize('method', sorted(SYNTHETIC))
+def test_set_classes_reaches_every_head_and_loader(method):
+    cfg = load(SYNTHETIC[method])
+    before = list(_num_classes_values(cfg.model.to_dict()))
+    assert before and set(before) == {3}
+    meta = dict(classes=('a', 'b', 'c', 'd'), palette=[(0, 0, 0)] * 4)
+    set_classes(cfg, meta)
+    after = list(_num_classes_values(cfg.model.to_dict()))
+    assert after == [4] * len(before)
+    for split in SPLITS:
+        assert cfg[f'{split}_dataloader'].dataset.metainfo == meta
+    # The built model predicts the four classes.
+    if method == 'condinst':
+        assert cfg.model.bbox_head.num_classes == 4
+    else:
+        assert cfg.model.mask_head.num_classes == 4
+
+
+def test_set_classes_needs_num_classes():
+    cfg = Config(dict(model=dict(type='X', backbone=dict(type='Y'))))
+    with pytest.raises(ValueError, match='num_classes'):
+        set_classes(cfg, dict(classes=('a', )))
+
+
+def test_set_image_scale_changes_every_resize():
+    cfg = load()
+    set_image_scale(cfg, (144, 144))
+    resizes = [
+        t for split in SPLITS
+        for t in cfg[f'{split}_dataloader'].dataset.pipeline
+        if t.type == 'Resize'
+    ]
+    assert len(resizes) == 3
+    assert all(t.scale == (144, 144) for t in resizes)
+    assert all(t.keep_ratio for t in resizes)  # other keys kept
+
+
+def test_set_image_scale_needs_a_resize():
+    cfg = load()
+    for split in SPLITS:
+        dataset = cfg[f'{split}_dataloader'].dataset
+        dataset.pipeline = [
+            t for t in dataset.pipeline if t.type != 'Resize'
+        ]
+    with pytest.raises(ValueError, match='Resize'):
+        set_image_scale(cfg, (64, 64))

@@ -24,6 +24,21 @@ It writes ``comparison.md``, ``comparison.json`` and ``comparison.png``
 (mask AP against latency) into ``--work-dir`` after every model, and prints
 the table at the end. Each model trains in ``<work-dir>/<name>/``.
 
+With ``--seeds`` and/or ``--variants`` it runs the multi-seed protocol
+instead: every model is trained once per seed on every data variant (the
+synthetic set's ``VARIANTS``: ``demo``, and ``dense`` with larger images,
+four classes, smaller objects in larger clusters; generated under
+``--data-dir`` when missing) and tested with ``CrowdCocoMetric``. Each
+finished run writes ``<results-dir>/<variant>/<model>/seed<S>.json`` (config,
+its digest, the commit of the model code behind it, seed, variant, every
+metric); a run whose file exists for the same config digest and code commit
+is skipped, so the protocol resumes where it stopped and accumulates across
+sessions when the files are committed. After every run, and with
+``--table-only`` without training, ``<results-dir>/README.md`` is rebuilt
+from the files: mean ± std over seeds per model and variant, the mean over
+variants, and every run. Latency is not measured in this mode (see the
+single-run comparison and ``benchmark_cpu.py``).
+
 Latency and inference memory are measured on ``--device``. Training runs
 where mmengine's Runner puts the model (a GPU when there is one; set
 ``CUDA_VISIBLE_DEVICES=`` to train on the CPU), and its step time and memory
@@ -39,6 +54,20 @@ Examples::
     python tools/analysis_tools/compare.py \\
         configs/pep/pep_r18_fpn_1200it_synthetic.py --ablations
 
+    # Three seeds on both data variants, resumable (docs/results/README.md)
+    python tools/analysis_tools/compare.py --seeds 0 1 2 \\
+        --variants demo dense
+
+    # The same for two models, on a shortened schedule to screen an idea
+    python tools/analysis_tools/compare.py \\
+        PEP=configs/pep/pep_r18_fpn_1200it_synthetic.py \\
+        CondInst=configs/condinst/condinst_r18_fpn_1200it_synthetic.py \\
+        --seeds 0 1 2 --variants demo dense --max-iters 400 \\
+        --results-dir docs/results/screen_400it
+
+    # Rebuild the table from the result files only
+    python tools/analysis_tools/compare.py --table-only --variants demo dense
+
     # Two given checkpoints, no training at all
     python tools/analysis_tools/compare.py \\
         PEP=configs/pep/pep_r18_fpn_1200it_synthetic.py \\
@@ -51,6 +80,8 @@ import gc
 import itertools
 import json
 import os.path as osp
+import platform
+import time
 from typing import List, NamedTuple, Optional
 
 import mmengine
@@ -63,7 +94,13 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.utils import mkdir_or_exist
 
 import mmdet
+from mmdet_pep.datasets.synthetic import VARIANTS, generate_dataset, metainfo
 from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
+from mmdet_pep.utils.config_rewrites import set_classes, set_image_scale
+from mmdet_pep.utils.provenance import code_commit, code_files, config_digest
+from mmdet_pep.utils.results import (is_current, load_results, read_result,
+                                     result_path, results_markdown,
+                                     write_result)
 from mmdet_pep.utils.benchmark import (PARTS, PeakMemory, StepTimerHook, cycle,
                                        device_name, inference_step,
                                        measure_latency)
@@ -181,7 +218,61 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         help='override settings of every config, as in tools/train.py')
+    protocol = parser.add_argument_group(
+        'multi-seed protocol',
+        'train every model once per seed and data variant, keep a result '
+        'file per run, skip runs whose result exists for the same config '
+        'and model code, and tabulate mean +- std')
+    protocol.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        help='seeds (randomness.seed) of the runs (with --variants alone: 0)')
+    protocol.add_argument(
+        '--variants',
+        nargs='+',
+        choices=sorted(VARIANTS),
+        help='synthetic data variants (with --seeds alone: demo)')
+    protocol.add_argument(
+        '--data-dir',
+        default='data',
+        help='folder of the variants\' data sets: synthetic/ (demo) and '
+        'synthetic_<variant>/, generated when missing')
+    protocol.add_argument(
+        '--results-dir',
+        default=osp.join('docs', 'results'),
+        help='folder of the result files and their README.md table')
+    protocol.add_argument(
+        '--table-only',
+        action='store_true',
+        help='train nothing: rebuild the table from the result files')
+    protocol.add_argument(
+        '--allow-dirty',
+        action='store_true',
+        help='run although the model code has uncommitted changes (its '
+        'results are written but count as stale)')
     args = parser.parse_args(argv)
+    args.protocol = bool(args.seeds or args.variants or args.table_only)
+    if args.protocol:
+        clashes = [
+            flag for flag, value in (('--checkpoints', args.checkpoints),
+                                     ('--eval-only', args.eval_only),
+                                     ('--data-root', args.data_root),
+                                     ('--seed', args.seed is not None))
+            if value
+        ]
+        if clashes:
+            parser.error(f'{clashes} do not go with --seeds/--variants/'
+                         '--table-only: the protocol trains every run and '
+                         'takes its data from --data-dir')
+        args.seeds = args.seeds or [0]
+        args.variants = args.variants or ['demo']
+        for name, values in (('seeds', args.seeds),
+                             ('variants', args.variants)):
+            if len(set(values)) != len(values):
+                parser.error(f'--{name} repeats a value: {values}')
+        if min(args.seeds) < 0:
+            parser.error(f'--seeds must be >= 0, got {args.seeds}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
     for name in ('max_iters', 'threads', 'num_images', 'step_iters',
@@ -674,11 +765,242 @@ def write_report(report: dict, work_dir: str) -> dict:
     return paths
 
 
+# --- The multi-seed protocol (--seeds / --variants / --table-only) ---
+
+
+def variant_data_root(data_dir: str, variant: str) -> str:
+    """``<data_dir>/synthetic/`` for ``demo``, else ``synthetic_<variant>/``."""
+    folder = 'synthetic' if variant == 'demo' else f'synthetic_{variant}'
+    return osp.join(data_dir, folder) + '/'
+
+
+def ensure_variant_data(data_root: str, variant: str) -> None:
+    """Generate the variant's data set (800 train, 100 val images) unless
+    both annotation files exist."""
+    anns = [
+        osp.join(data_root, 'annotations', f'instances_{split}.json')
+        for split in ('train', 'val')
+    ]
+    if all(osp.isfile(ann) for ann in anns):
+        return
+    print_log(f'[compare] generating the {variant!r} data set in '
+              f'{data_root}: {VARIANTS[variant]}')
+    generate_dataset(data_root, **VARIANTS[variant])
+
+
+def use_crowd_metric(cfg: Config) -> None:
+    """Test with ``CrowdCocoMetric`` where the config tests with
+    ``CocoMetric`` (same arguments): it adds crowded/isolated AP and
+    recall and duplicates to the COCO numbers."""
+    evaluators = cfg.get('test_evaluator')
+    for evaluator in (evaluators if isinstance(evaluators, list) else
+                      [evaluators] if evaluators else []):
+        if evaluator.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
+            evaluator.type = 'CrowdCocoMetric'
+
+
+def protocol_cfg(spec: ModelSpec, args, variant: str, seed: int) -> Config:
+    """One run's config: the model's on the variant's data, with the
+    command line's changes, ``seed``, CrowdCocoMetric and its own work
+    dir ``<work-dir>/<variant>/<name>/seed<seed>``."""
+    cfg = Config.fromfile(spec.config)
+    set_data_root(cfg, variant_data_root(args.data_dir, variant))
+    layout = VARIANTS[variant]
+    if 'num_classes' in layout:
+        set_classes(cfg, metainfo(layout['num_classes']))
+    if 'image_size' in layout:
+        set_image_scale(cfg, (layout['image_size'], ) * 2)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.max_iters:
+        set_max_iters(cfg, args.max_iters)
+    set_seed(cfg, seed)
+    use_crowd_metric(cfg)
+    cfg.work_dir = osp.join(args.work_dir, variant, spec.name, f'seed{seed}')
+    cfg.experiment_name = f'{variant}_{spec.name}_seed{seed}'
+    return cfg
+
+
+def fingerprint(cfg: Config) -> tuple:
+    """``(config digest, code commit, code files)`` of a run's config."""
+    files = code_files(cfg)
+    return config_digest(cfg), code_commit(files, ROOT), files
+
+
+def final_checkpoint(cfg: Config) -> str:
+    """Where the Runner saves the last checkpoint of ``cfg``'s schedule."""
+    loop = cfg.train_cfg
+    if loop.get('type') == 'IterBasedTrainLoop':
+        return osp.join(cfg.work_dir, f'iter_{loop.max_iters}.pth')
+    return osp.join(cfg.work_dir, f'epoch_{loop.max_epochs}.pth')
+
+
+def train_and_test(cfg: Config, digest: str, step_warmup: int) -> tuple:
+    """Train ``cfg`` (or take its finished checkpoint) and test it.
+
+    A work dir whose ``fingerprint.json`` holds ``digest`` and whose final
+    checkpoint exists was trained with this config by a run that stopped
+    before writing its result: it is tested, not trained again.
+
+    Returns:
+        tuple: The metrics, the training-step summary (None when reused)
+        and the training time in minutes (None when reused).
+    """
+    mkdir_or_exist(cfg.work_dir)
+    stamp = osp.join(cfg.work_dir, 'fingerprint.json')
+    checkpoint = final_checkpoint(cfg)
+    reuse = osp.isfile(checkpoint) and osp.isfile(stamp)
+    if reuse:
+        with open(stamp) as f:
+            reuse = json.load(f).get('config_digest') == digest
+    if reuse:
+        print_log(f'[compare] testing the finished {checkpoint}')
+        cfg_test = without_validation(cfg)
+        cfg_test.load_from = checkpoint
+        return Runner.from_cfg(cfg_test).test(), None, None
+    with open(stamp, 'w') as f:
+        json.dump(dict(config_digest=digest), f)
+    start = time.perf_counter()
+    runner, timer, _ = train(cfg)
+    minutes = (time.perf_counter() - start) / 60
+    try:
+        step = timer.summary(step_warmup)
+    except ValueError:  # fewer iterations than the warm-up
+        step = None
+    return runner.test(), step, minutes
+
+
+def table_specs(specs: List[ModelSpec], results: List[dict]) -> list:
+    """The given models, then those of the result files not among them
+    (with the config their files name, when it still exists)."""
+    names = {spec.name for spec in specs}
+    extra = {}
+    for r in results:
+        config = osp.join(ROOT, r['config'])
+        if r['name'] not in names and osp.isfile(config):
+            extra.setdefault(r['name'], ModelSpec(r['name'], config))
+    return list(specs) + list(extra.values())
+
+
+def write_results_table(specs: List[ModelSpec], args,
+                        fingerprints: dict) -> str:
+    """Rebuild ``<results-dir>/README.md`` from the result files.
+
+    A file is current when its config digest and code commit equal those of
+    the model's config now (computed here for models not yet seen).
+    """
+    results = load_results(args.results_dir)
+    specs = table_specs(specs, results)
+    variants = [
+        v for v in VARIANTS
+        if v in args.variants or any(r['variant'] == v for r in results)
+    ]
+    by_name = {spec.name: spec for spec in specs}
+    current, stale = [], []
+    for r in results:
+        spec = by_name.get(r['name'])
+        if spec is None or r['variant'] not in VARIANTS:
+            stale.append(r)
+            continue
+        key = (r['name'], r['variant'])
+        if key not in fingerprints:
+            fingerprints[key] = fingerprint(
+                protocol_cfg(spec, args, r['variant'], 0))
+        (current
+         if is_current(r, fingerprints[key][:2]) else stale).append(r)
+    text = results_markdown(
+        current, stale, [s.name for s in specs
+                         if any(r['name'] == s.name for r in current)],
+        variants, 'Results over seeds and data variants')
+    mkdir_or_exist(args.results_dir)
+    path = osp.join(args.results_dir, 'README.md')
+    with open(path, 'w') as f:
+        f.write(text)
+    return text
+
+
+def run_protocol(specs: List[ModelSpec], args) -> dict:
+    """Train and test every model per seed and variant, skipping the runs
+    whose result file is current; rebuild the table after each run.
+
+    Returns:
+        dict: ``ran``, ``skipped`` and ``pending`` (``--table-only``) as
+        lists of ``(variant, name, seed)``, and the ``table`` text.
+    """
+    if not args.table_only:
+        for variant in args.variants:
+            ensure_variant_data(
+                variant_data_root(args.data_dir, variant), variant)
+    fingerprints = {}
+    done = dict(ran=[], skipped=[], pending=[])
+    for seed in args.seeds:
+        for variant in args.variants:
+            for spec in specs:
+                cfg = protocol_cfg(spec, args, variant, seed)
+                key = (spec.name, variant)
+                if key not in fingerprints:
+                    fingerprints[key] = fingerprint(cfg)
+                digest, commit, files = fingerprints[key]
+                path = result_path(args.results_dir, variant, spec.name,
+                                   seed)
+                run = (variant, spec.name, seed)
+                if osp.isfile(path) and is_current(
+                        read_result(path), (digest, commit)):
+                    print_log(f'[compare] {path} is current: skipped')
+                    done['skipped'].append(run)
+                    continue
+                if args.table_only:
+                    done['pending'].append(run)
+                    continue
+                if commit.endswith('+dirty') and not args.allow_dirty:
+                    raise RuntimeError(
+                        f'{spec.name}: uncommitted changes in {files}: '
+                        'commit them first (or pass --allow-dirty; the '
+                        'result then counts as stale)')
+                print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
+                          f'training {spec.config} in {cfg.work_dir}')
+                metrics, step, minutes = train_and_test(cfg, digest,
+                                                        args.step_warmup)
+                config = osp.relpath(osp.abspath(spec.config), ROOT)
+                write_result(
+                    path,
+                    dict(
+                        name=spec.name,
+                        config=config,
+                        config_digest=digest,
+                        code_commit=commit,
+                        code_files=files,
+                        variant=variant,
+                        seed=seed,
+                        max_iters=cfg.train_cfg.get('max_iters'),
+                        metrics={k: float(v)
+                                 for k, v in metrics.items()},
+                        train_step_ms=step and step['median_ms'],
+                        train_minutes=minutes,
+                        machine=f'{platform.machine()}, '
+                        f'{torch.get_num_threads()} threads',
+                        torch=torch.__version__,
+                        mmdet=mmdet.__version__,
+                        date=time.strftime('%Y-%m-%d')))
+                print_log(f'[compare] wrote {path}')
+                done['ran'].append(run)
+                write_results_table(specs, args, fingerprints)
+    done['table'] = write_results_table(specs, args, fingerprints)
+    return done
+
+
 def main(argv=None):
     args = parse_args(argv)
     specs = build_specs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.protocol:
+        done = run_protocol(specs, args)
+        print(done['table'])
+        print(f'[compare] {len(done["ran"])} run(s) done, '
+              f'{len(done["skipped"])} current, {len(done["pending"])} '
+              f'to do; table: {osp.join(args.results_dir, "README.md")}')
+        return done
     device = torch.device(args.device)
     mkdir_or_exist(args.work_dir)
     report = dict(

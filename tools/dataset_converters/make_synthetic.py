@@ -1,9 +1,16 @@
 """Generate the synthetic crowded-objects data set in COCO format.
 
-Example::
+Examples::
 
+    # the demo set
     python tools/dataset_converters/make_synthetic.py data/synthetic \\
         --num-train 800 --num-val 100 --image-size 128 --seed 0
+
+    # the 'dense' variant of compare.py --variants: larger images, a fourth
+    # class, smaller objects in larger clusters
+    python tools/dataset_converters/make_synthetic.py data/synthetic_dense \\
+        --image-size 144 --num-classes 4 --size-scale 0.7 \\
+        --cluster-size 3 7 --max-objects 16
 """
 import argparse
 import importlib.util
@@ -48,6 +55,28 @@ def parse_args():
     parser.add_argument(
         '--image-size', type=int, default=128, help='square image side (px)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--num-classes',
+        type=int,
+        default=3,
+        help='classes: the first N of disc, square, triangle, pentagon')
+    parser.add_argument(
+        '--size-scale',
+        type=float,
+        default=1.,
+        help='factor on every object extent')
+    parser.add_argument(
+        '--cluster-size',
+        type=int,
+        nargs=2,
+        default=(2, 5),
+        metavar=('LEAST', 'MOST'),
+        help='objects per cluster of touching same-class objects')
+    parser.add_argument(
+        '--max-objects',
+        type=int,
+        default=12,
+        help='most objects per image')
     return parser.parse_args()
 
 
@@ -60,7 +89,11 @@ def main():
         num_train=args.num_train,
         num_val=args.num_val,
         image_size=args.image_size,
-        seed=args.seed)
+        seed=args.seed,
+        num_classes=args.num_classes,
+        size_scale=args.size_scale,
+        cluster_size=tuple(args.cluster_size),
+        max_objects=args.max_objects)
     print(f'Generated in {time.perf_counter() - start:.1f} s')
     for split, ann_file in ann_files.items():
         stats = synthetic.dataset_statistics(ann_file)
