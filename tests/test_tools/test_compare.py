@@ -476,6 +476,22 @@ def test_a_finished_training_is_tested_not_retrained(protocol, compare,
     assert after['train_step_ms'] is None  # not measured this time
 
 
+def test_a_training_of_other_code_is_not_reused(protocol, compare,
+                                                monkeypatch):
+    path = protocol['root'] / 'results' / 'demo' / 'SOLO' / 'seed0.json'
+    text = path.read_text()
+    os.remove(path)
+    monkeypatch.setattr(compare, 'code_commit',
+                        lambda files, root: 'f' * 40)
+    _no_training(compare, monkeypatch)
+    try:
+        with pytest.raises(AssertionError,
+                           match='trained .*demo/SOLO/seed0'):
+            _run(compare, protocol['argv'])
+    finally:
+        path.write_text(text)
+
+
 def test_another_config_makes_the_results_stale(protocol, compare):
     argv = protocol['argv'] + [
         '--table-only', '--cfg-options', 'model.test_cfg.max_per_img=10'

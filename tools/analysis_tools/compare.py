@@ -835,12 +835,14 @@ def final_checkpoint(cfg: Config) -> str:
     return osp.join(cfg.work_dir, f'epoch_{loop.max_epochs}.pth')
 
 
-def train_and_test(cfg: Config, digest: str, step_warmup: int) -> tuple:
+def train_and_test(cfg: Config, digest: str, commit: str,
+                   step_warmup: int) -> tuple:
     """Train ``cfg`` (or take its finished checkpoint) and test it.
 
-    A work dir whose ``fingerprint.json`` holds ``digest`` and whose final
-    checkpoint exists was trained with this config by a run that stopped
-    before writing its result: it is tested, not trained again.
+    A work dir whose ``fingerprint.json`` holds ``digest`` and ``commit``
+    and whose final checkpoint exists was trained with this config and this
+    model code by a run that stopped before writing its result: it is
+    tested, not trained again.
 
     Returns:
         tuple: The metrics, the training-step summary (None when reused)
@@ -848,18 +850,19 @@ def train_and_test(cfg: Config, digest: str, step_warmup: int) -> tuple:
     """
     mkdir_or_exist(cfg.work_dir)
     stamp = osp.join(cfg.work_dir, 'fingerprint.json')
+    fingerprint_now = dict(config_digest=digest, code_commit=commit)
     checkpoint = final_checkpoint(cfg)
     reuse = osp.isfile(checkpoint) and osp.isfile(stamp)
     if reuse:
         with open(stamp) as f:
-            reuse = json.load(f).get('config_digest') == digest
+            reuse = json.load(f) == fingerprint_now
     if reuse:
         print_log(f'[compare] testing the finished {checkpoint}')
         cfg_test = without_validation(cfg)
         cfg_test.load_from = checkpoint
         return Runner.from_cfg(cfg_test).test(), None, None
     with open(stamp, 'w') as f:
-        json.dump(dict(config_digest=digest), f)
+        json.dump(fingerprint_now, f)
     start = time.perf_counter()
     runner, timer, _ = train(cfg)
     minutes = (time.perf_counter() - start) / 60
@@ -959,8 +962,8 @@ def run_protocol(specs: List[ModelSpec], args) -> dict:
                         'result then counts as stale)')
                 print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
                           f'training {spec.config} in {cfg.work_dir}')
-                metrics, step, minutes = train_and_test(cfg, digest,
-                                                        args.step_warmup)
+                metrics, step, minutes = train_and_test(
+                    cfg, digest, commit, args.step_warmup)
                 config = osp.relpath(osp.abspath(spec.config), ROOT)
                 write_result(
                     path,
