@@ -21,9 +21,8 @@ from mmdet.models.utils import filter_scores_and_topk, multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, scale_boxes
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..utils import zero_loss
+from ..utils import fcos_targets_single, zero_loss
 
-INF = 1e8
 # Log-probability written outside a detection's padded box before the map is
 # upsampled: the official CUDA kernel's constant (p = e^-10).
 OUTSIDE_LOG_PROB = -10.
@@ -330,41 +329,12 @@ class EmbedMaskHead(FCOSHead):
             tuple: ``labels`` (P,), ``bbox_targets`` (P, 4) in pixels,
             ``pos_inds`` (num_pos,) and ``pos_gt_inds`` (num_pos,).
         """
-        num_points = points.size(0)
-        gt_bboxes, gt_labels = gt_instances.bboxes, gt_instances.labels
-        if len(gt_instances) == 0:
-            return (gt_labels.new_full((num_points, ), self.num_classes),
-                    gt_bboxes.new_zeros((num_points, 4)),
-                    gt_labels.new_zeros((0, ), dtype=torch.long),
-                    gt_labels.new_zeros((0, ), dtype=torch.long))
-        xs, ys = points[:, 0, None], points[:, 1, None]  # (P, 1)
-        x1, y1, x2, y2 = gt_bboxes.T  # each (G,)
-        bbox_targets = torch.stack((xs - x1, ys - y1, x2 - xs, y2 - ys), -1)
-        if self.center_sampling:
-            strides = torch.cat([
-                points.new_full((n, 1), stride)
-                for n, stride in zip(num_points_per_lvl, self.strides)
-            ])
-            radius = strides * self.center_sample_radius  # (P, 1)
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            inside = ((xs > torch.maximum(cx - radius, x1))
-                      & (xs < torch.minimum(cx + radius, x2))
-                      & (ys > torch.maximum(cy - radius, y1))
-                      & (ys < torch.minimum(cy + radius, y2)))
-        else:
-            inside = bbox_targets.min(-1).values > 0
-        max_dist = bbox_targets.max(-1).values
-        inside &= ((max_dist >= regress_ranges[:, :1])
-                   & (max_dist <= regress_ranges[:, 1:]))
-        if self.sample_in_mask:
-            inside &= self._points_in_masks(gt_instances, points)
-        areas = ((x2 - x1) * (y2 - y1)).expand(num_points, -1)
-        min_area, gt_inds = torch.where(inside, areas, INF).min(dim=1)
-        labels = torch.where(min_area == INF, self.num_classes,
-                             gt_labels[gt_inds])
-        pos_inds = (labels < self.num_classes).nonzero().reshape(-1)
-        return (labels, bbox_targets[torch.arange(num_points), gt_inds],
-                pos_inds, gt_inds[pos_inds])
+        point_mask = (
+            self._points_in_masks(gt_instances, points)
+            if self.sample_in_mask and len(gt_instances) else None)
+        return fcos_targets_single(self, gt_instances, points,
+                                   regress_ranges, num_points_per_lvl,
+                                   point_mask)
 
     @staticmethod
     def _points_in_masks(gt_instances: InstanceData,
