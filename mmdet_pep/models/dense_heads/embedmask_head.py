@@ -21,7 +21,8 @@ from mmdet.models.utils import filter_scores_and_topk, multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, scale_boxes
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..utils import fcos_targets_single, zero_loss
+from ..utils import (fcos_targets_single, gt_masks_on_grid,
+                     levels_to_points, zero_loss)
 
 # Log-probability written outside a detection's padded box before the map is
 # upsampled: the official CUDA kernel's constant (p = e^-10).
@@ -457,17 +458,8 @@ class EmbedMaskHead(FCOSHead):
         Returns:
             Tensor: (len(gt_inds), H, W), float 0/1.
         """
-        masks = gt_instances.masks[gt_inds.cpu().numpy()].to_tensor(
-            dtype=torch.float32, device=gt_inds.device)
-        h, w = size
-        canvas = masks.new_zeros(
-            (len(masks), h * self.mask_stride, w * self.mask_stride))
-        mh = min(masks.shape[-2], canvas.shape[-2])
-        mw = min(masks.shape[-1], canvas.shape[-1])
-        canvas[:, :mh, :mw] = masks[:, :mh, :mw]
-        resized = F.interpolate(
-            canvas[None], size=size, mode='bilinear', align_corners=False)[0]
-        return (resized > 0).float()
+        return (gt_masks_on_grid(gt_instances.masks, gt_inds, size,
+                                 self.mask_stride) > 0).float()
 
     def predict_by_feat(self,
                         cls_scores: List[Tensor],
@@ -597,13 +589,6 @@ class EmbedMaskHead(FCOSHead):
                 mode='bilinear',
                 align_corners=False)[0]
         return log_probs > math.log(cfg.mask_thr)
-
-
-def levels_to_points(mlvl: List[Tensor]) -> Tensor:
-    """Per-level maps (B, C, h, w) as one (B, P, C) tensor in the point
-    order of mmdet's prior generators (level, row, column)."""
-    return torch.cat([lvl.permute(0, 2, 3, 1).flatten(1, 2) for lvl in mlvl],
-                     dim=1)
 
 
 def best_proposal_per_gt(ious: Tensor, gt_inds: Tensor,

@@ -2,6 +2,8 @@
 
 Shape shorthand: N maps or masks, H x W their size.
 """
+from typing import List, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -69,3 +71,35 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     y2 = torch.where(ys, ar_h, -1).amax(1) + 1
     boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
     return boxes * xs.any(1, keepdim=True)
+
+
+def levels_to_points(mlvl: List[Tensor]) -> Tensor:
+    """Per-level maps (B, C, h, w) as one (B, P, C) tensor in the point
+    order of mmdet's prior generators (level, row, column)."""
+    return torch.cat([lvl.permute(0, 2, 3, 1).flatten(1, 2) for lvl in mlvl],
+                     dim=1)
+
+
+def gt_masks_on_grid(gt_masks, gt_inds: Tensor, size: Tuple[int, int],
+                     stride: int) -> Tensor:
+    """GT masks resampled onto a map of ``size`` cells of ``stride`` pixels.
+
+    The masks ``gt_inds`` (mmdet ``BitmapMasks``, at the padded input) are
+    put on a canvas of the map's extent in pixels (cropped or zero-padded
+    at the bottom and right) and resized to ``size`` bilinearly, as the
+    official EmbedMask and SipMask codes do before thresholding (EmbedMask
+    at > 0, SipMask at > 0.5).
+
+    Returns:
+        Tensor: (len(gt_inds), h, w) float in [0, 1] on ``gt_inds``'s
+        device.
+    """
+    masks = gt_masks[gt_inds.cpu().numpy()].to_tensor(
+        dtype=torch.float32, device=gt_inds.device)
+    h, w = size
+    canvas = masks.new_zeros((len(masks), h * stride, w * stride))
+    mh = min(masks.shape[-2], canvas.shape[-2])
+    mw = min(masks.shape[-1], canvas.shape[-1])
+    canvas[:, :mh, :mw] = masks[:, :mh, :mw]
+    return F.interpolate(
+        canvas[None], size=size, mode='bilinear', align_corners=False)[0]

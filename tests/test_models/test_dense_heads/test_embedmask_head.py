@@ -12,8 +12,9 @@ from mmdet.models.dense_heads import FCOSHead
 from mmdet.registry import MODELS
 from mmdet_pep.models.dense_heads.embedmask_head import (
     MAX_MASK_LOGIT, OUTSIDE_LOG_PROB, best_proposal_per_gt,
-    embedding_log_probs, levels_to_points, log_probs_to_logits)
+    embedding_log_probs, log_probs_to_logits)
 from mmdet_pep.models.losses import lovasz_hinge
+from mmdet_pep.models.utils import levels_to_points
 from pep_testing import img_meta, make_gt
 
 STRIDES = [8, 16, 32, 64, 128]
