@@ -156,22 +156,15 @@ def tiny_detector_cfg(**head_overrides):
         test_cfg=test_cfg)
 
 
-def tiny_embedmask_cfg(**head_overrides):
-    """A complete EmbedMask with a narrow ResNet-18 and P3-P7."""
-    head = dict(
-        type='EmbedMaskHead',
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=2,
-        num_mask_convs=2,
-        regress_ranges=((-1, 16), (16, 32), (32, 64), (64, 128), (128,
-                                                                  1e8)),
-        position_divisor=16.,
-        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
-    head.update(head_overrides)
+# FCOS's ranges scaled to 128 px images, as the synthetic configs have them.
+TINY_REGRESS_RANGES = ((-1, 16), (16, 32), (32, 64), (64, 128), (128, 1e8))
+
+
+def _tiny_fcos_detector(detector: str, head: dict) -> dict:
+    """A complete FCOS-style detector (narrow ResNet-18, 16-channel FPN
+    P3-P7) with ``head`` as its bbox head."""
     return dict(
-        type='EmbedMask',
+        type=detector,
         **_tiny_preprocessor_and_backbone(),
         neck=dict(
             type='FPN',
@@ -183,6 +176,38 @@ def tiny_embedmask_cfg(**head_overrides):
             relu_before_extra_convs=True),
         bbox_head=head,
         test_cfg=dict(nms_pre=100, score_thr=0.05, max_per_img=20))
+
+
+def tiny_embedmask_cfg(**head_overrides):
+    """A complete EmbedMask with a narrow ResNet-18 and P3-P7."""
+    head = dict(
+        type='EmbedMaskHead',
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=2,
+        num_mask_convs=2,
+        regress_ranges=TINY_REGRESS_RANGES,
+        position_divisor=16.,
+        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
+    head.update(head_overrides)
+    return _tiny_fcos_detector('EmbedMask', head)
+
+
+def tiny_sipmask_cfg(**head_overrides):
+    """A complete SipMask with a narrow ResNet-18 and P3-P7, 8 bases."""
+    head = dict(
+        type='SipMaskHead',
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=2,
+        num_bases=8,
+        basis_channels=16,
+        regress_ranges=TINY_REGRESS_RANGES,
+        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
+    head.update(head_overrides)
+    return _tiny_fcos_detector('SipMask', head)
 
 
 def demo_batch(model, shapes, num_items, training):

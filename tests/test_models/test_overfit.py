@@ -1,4 +1,4 @@
-"""The tiny PEP (excavator and purifier on) and the tiny EmbedMask can
+"""The tiny PEP (excavator and purifier on), EmbedMask and SipMask can
 overfit one crowded image.
 
 A model that cannot memorise a single image has a broken loss, target or
@@ -16,8 +16,10 @@ from mmengine.structures import InstanceData
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
+import pytest
+
 from pep_testing import (make_gt, tiny_detector_cfg, tiny_embedmask_cfg,
-                         tiny_head_cfg)
+                         tiny_head_cfg, tiny_sipmask_cfg)
 
 SIZE = 64
 SEED = 0
@@ -155,12 +157,17 @@ def test_overfits_one_crowded_image():
         assert int(pred.labels[p]) == int(labels[g]), (g, matches)
 
 
-def test_embedmask_overfits_one_crowded_image():
-    """Three touching same-class discs and a square: after 150 Adam steps
-    the losses fall and every GT has a detection of its class whose mask
-    matches it at IoU > 0.8."""
+@pytest.mark.parametrize('make_cfg, steps',
+                         [(tiny_embedmask_cfg, 150), (tiny_sipmask_cfg, 250)],
+                         ids=['EmbedMask', 'SipMask'])
+def test_fcos_style_model_overfits_one_crowded_image(make_cfg, steps):
+    """Three touching same-class discs and a square: after ``steps`` Adam
+    steps the losses fall and every GT has a detection of its class whose
+    mask matches it at IoU > 0.8. (SipMask's masks wait for predicted boxes
+    with an area and start from coefficients of std 0.001: it gets more
+    steps, and the peak of its mask loss is the reference.)"""
     torch.manual_seed(0)
-    model = MODELS.build(tiny_embedmask_cfg())
+    model = MODELS.build(make_cfg())
     model.init_weights()
     gt = make_gt([[8, 8, 32, 32], [30, 8, 54, 32], [18, 28, 42, 52],
                   [40, 36, 60, 60]], [1, 1, 1, 2],
@@ -180,17 +187,18 @@ def test_embedmask_overfits_one_crowded_image():
     data = model.data_preprocessor(
         dict(inputs=[img.to(torch.uint8)], data_samples=[sample]), True)
     optim = torch.optim.Adam(model.parameters(), lr=2e-3)
-    first = None
+    first, peak_mask = None, 0.
     model.train()
-    for _ in range(150):
+    for _ in range(steps):
         losses = model(**data, mode='loss')
         total = sum(losses.values())
         first = first if first is not None else {
             k: float(v) for k, v in losses.items()}
+        peak_mask = max(peak_mask, float(losses['loss_mask']))
         optim.zero_grad()
         total.backward()
         optim.step()
-    assert float(losses['loss_mask']) < 0.3 * first['loss_mask']
+    assert float(losses['loss_mask']) < 0.3 * peak_mask
     assert float(losses['loss_cls']) < 0.3 * first['loss_cls']
     model.eval()
     with torch.no_grad():

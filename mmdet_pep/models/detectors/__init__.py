@@ -1,4 +1,5 @@
 from .embedmask import EmbedMask
 from .pep import PEP
+from .sipmask import SipMask
 
-__all__ = ['EmbedMask', 'PEP']
+__all__ = ['EmbedMask', 'PEP', 'SipMask']
