@@ -6,22 +6,6 @@
 _base_ = [
     '../_base_/models/embedmask_r50-caffe_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
-    'mmdet::_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/schedule_1x_fcos-official.py',
+    '../_base_/default_runtime.py'
 ]
-
-# mmengine's ConstantLR restores the lr at iteration end - 1, so end=501
-# keeps iterations 0-499 at lr / 3, as the official warm-up does.
-param_scheduler = [
-    dict(type='ConstantLR', factor=1.0 / 3, by_epoch=False, begin=0, end=501),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=12,
-        by_epoch=True,
-        milestones=[8, 11],
-        gamma=0.1)
-]
-optim_wrapper = dict(
-    optimizer=dict(lr=0.01),
-    paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
-    clip_grad=None)

@@ -61,7 +61,13 @@ def test_there_are_configs():
                      'configs/embedmask/'
                      'embedmask_r50-caffe_fpn_gn-head_1x_coco.py',
                      'configs/embedmask/'
-                     'embedmask_r101-caffe_fpn_gn-head_ms-3x_coco.py'):
+                     'embedmask_r101-caffe_fpn_gn-head_ms-3x_coco.py',
+                     'configs/sipmask/sipmask_r18_fpn_1200it_synthetic.py',
+                     'configs/sipmask/sipmask_r50-caffe_fpn_gn-head_1x_coco.py',
+                     'configs/sipmask/'
+                     'sipmask_r50-caffe_fpn_gn-head_ms-2x_coco.py',
+                     'configs/sipmask/'
+                     'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco.py'):
         assert required in names
     # One folder per method: nothing is left in the old comparison folder.
     assert not osp.exists(osp.join(ROOT, 'configs', 'comparison'))
@@ -527,13 +533,10 @@ def test_other_methods_share_peps_recipe_and_sizes(method, setting):
 EMBEDMASK = 'configs/embedmask/embedmask_{}.py'
 
 
-@pytest.mark.parametrize('setting,epochs,milestones', [
-    ('r50-caffe_fpn_gn-head_1x_coco', 12, [8, 11]),
-    ('r101-caffe_fpn_gn-head_ms-3x_coco', 36, [28, 33]),
-])
-def test_embedmask_coco_schedules_are_the_official(setting, epochs,
-                                                    milestones):
-    cfg = load(EMBEDMASK.format(setting))
+def check_official_fcos_schedule(cfg, epochs, milestones):
+    """The schedule of the official FCOS-based codes: SGD lr 0.01 for 16
+    images, bias lr x2 without decay, constant warm-up at lr / 3 for 500
+    iterations, no clipping, steps after ``milestones`` epochs."""
     assert cfg.train_cfg.max_epochs == epochs
     assert _unscoped(cfg.optim_wrapper.to_dict()) == dict(
         type='OptimWrapper',
@@ -541,6 +544,7 @@ def test_embedmask_coco_schedules_are_the_official(setting, epochs,
         paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
         clip_grad=None)
     assert cfg.auto_scale_lr.base_batch_size == 16
+    assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs
     lrs = lr_trace(cfg)
     L = EPOCH_LENGTH
     assert len(lrs) == epochs * L
@@ -550,6 +554,16 @@ def test_embedmask_coco_schedules_are_the_official(setting, epochs,
     for k, m in enumerate(milestones):
         assert lrs[m * L - 1] == pytest.approx(0.01 * 0.1**k)
         assert lrs[m * L] == pytest.approx(0.01 * 0.1**(k + 1))
+
+
+@pytest.mark.parametrize('setting,epochs,milestones', [
+    ('r50-caffe_fpn_gn-head_1x_coco', 12, [8, 11]),
+    ('r101-caffe_fpn_gn-head_ms-3x_coco', 36, [28, 33]),
+])
+def test_embedmask_coco_schedules_are_the_official(setting, epochs,
+                                                    milestones):
+    cfg = load(EMBEDMASK.format(setting))
+    check_official_fcos_schedule(cfg, epochs, milestones)
     head = cfg.model.bbox_head
     assert head.type == 'EmbedMaskHead' and head.embed_dim == 16
     assert head.position_divisor == 100 and head.prior_margin == 2
@@ -577,9 +591,12 @@ def test_embedmask_multi_scale_is_a_choice_of_two_sizes():
     ]
 
 
-def test_embedmask_synthetic_shares_peps_recipe_and_sizes():
+def check_shares_peps_recipe_and_sizes(path):
+    """Everything but the model is PEP's synthetic recipe; the model has
+    PEP's backbone, neck and head sizes and CondInst's FCOS ranges for
+    128 px images. Returns the model and PEP's, as dicts."""
     pep = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
-    other = load(EMBEDMASK.format('r18_fpn_1200it_synthetic')).to_dict()
+    other = load(path).to_dict()
     pep_model, model = pep.pop('model'), other.pop('model')
     assert _flatten(_unscoped(other)) == _flatten(_unscoped(pep))
     for key in ('depth', 'num_stages', 'out_indices', 'frozen_stages',
@@ -594,12 +611,79 @@ def test_embedmask_synthetic_shares_peps_recipe_and_sizes():
     for key in ('num_classes', 'in_channels', 'feat_channels',
                 'stacked_convs'):
         assert head[key] == pep_head[key], key
-    assert head['num_mask_convs'] == pep_head['stacked_convs']
-    # CondInst's FCOS ranges for 128 px images.
     condinst = load('configs/condinst/condinst_r18_fpn_1200it_synthetic.py')
     assert head['regress_ranges'] == condinst.model.bbox_head.regress_ranges
+    for key in ('nms_pre', 'max_per_img'):
+        assert model['test_cfg'][key] == pep_model['test_cfg'][key], key
+    return model, pep_model
+
+
+def test_embedmask_synthetic_shares_peps_recipe_and_sizes():
+    model, pep_model = check_shares_peps_recipe_and_sizes(
+        EMBEDMASK.format('r18_fpn_1200it_synthetic'))
+    head = model['bbox_head']
+    assert head['num_mask_convs'] == pep_model['mask_head']['stacked_convs']
     # 2 units of 100 px at start on ~800 px COCO images; the same share of
     # a 128 px image.
     assert head['position_divisor'] == 100 * 128 / 800
-    for key in ('nms_pre', 'max_per_img'):
-        assert model['test_cfg'][key] == pep_model['test_cfg'][key], key
+
+
+# SipMask ---------------------------------------------------------------------
+#
+# The official recipes (JialeCao001/SipMask, SipMask-mmdetection):
+# `sipmask_r50_caffe_fpn_gn_1x` (12 epochs, steps 8/11), `..._gn_ms_2x`
+# (24 epochs, steps 20/23, shorter side in [640, 800]) and
+# `sipmask_r101_caffe_fpn_gn_ms_4x` (48 epochs, steps 40/46); the same
+# optimiser and warm-up as EmbedMask's.
+SIPMASK = 'configs/sipmask/sipmask_{}.py'
+
+
+@pytest.mark.parametrize('setting,epochs,milestones,depth', [
+    ('r50-caffe_fpn_gn-head_1x_coco', 12, [8, 11], 50),
+    ('r50-caffe_fpn_gn-head_ms-2x_coco', 24, [20, 23], 50),
+    ('r101-caffe_fpn_gn-head_ms-4x_coco', 48, [40, 46], 101),
+])
+def test_sipmask_coco_configs_are_the_official(setting, epochs, milestones,
+                                               depth):
+    cfg = load(SIPMASK.format(setting))
+    check_official_fcos_schedule(cfg, epochs, milestones)
+    head = cfg.model.bbox_head
+    assert head.type == 'SipMaskHead' and head.num_bases == 32
+    assert head.basis_channels == 512 and head.basis_stride == 2
+    assert head.stacked_convs == 4 and head.feat_channels == 256
+    assert head.center_sampling and head.center_sample_radius == 1.5
+    assert head.loss_bbox.type == 'IoULoss'
+    assert head.loss_cls.type == 'FocalLoss' and head.loss_cls.alpha == 0.25
+    assert head.norm_cfg == dict(type='GN', num_groups=32, requires_grad=True)
+    assert cfg.model.test_cfg == dict(
+        nms_pre=1000,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.5),
+        max_per_img=100,
+        mask_thr=0.4)
+    assert cfg.model.backbone.depth == depth
+    assert cfg.model.backbone.init_cfg.checkpoint == (
+        f'open-mmlab://detectron/resnet{depth}_caffe')
+    # EmbedMask's backbone, neck and preprocessor (the official FCOS's).
+    embedmask = load(EMBEDMASK.format('r50-caffe_fpn_gn-head_1x_coco'))
+    for key in ('data_preprocessor', 'neck'):
+        assert cfg.model[key] == embedmask.model[key]
+    resizes = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if 'Resize' in t.type
+    ]
+    if 'ms' in setting:  # a range of shorter sides, not a choice
+        assert [(t.type, t.scale) for t in resizes] == [
+            ('RandomResize', [(1333, 640), (1333, 800)])
+        ]
+    else:
+        assert [(t.type, t.scale) for t in resizes] == [('Resize',
+                                                         (1333, 800))]
+
+
+def test_sipmask_synthetic_shares_peps_recipe_and_sizes():
+    model, _ = check_shares_peps_recipe_and_sizes(
+        SIPMASK.format('r18_fpn_1200it_synthetic'))
+    # The basis branch fuses 3 x 128 channels instead of 3 x 256.
+    assert model['bbox_head']['basis_channels'] == 256
+    assert model['bbox_head']['num_bases'] == 32
