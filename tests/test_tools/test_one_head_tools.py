@@ -1,5 +1,6 @@
-"""EmbedMask through the tools users run on every method of the zoo:
-mmdet's ``DetInferencer`` and ``get_flops.py``, and our latency tool."""
+"""EmbedMask and SipMask through the tools users run on every method of the
+zoo: mmdet's ``DetInferencer`` and ``get_flops.py``, and our latency
+tool."""
 import importlib.util
 import json
 import os
@@ -7,6 +8,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
@@ -18,23 +20,34 @@ from mmdet.registry import MODELS
 from mmdet_pep.datasets.synthetic import generate_coco_split, metainfo
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'embedmask',
-                  'embedmask_r18_fpn_1200it_synthetic.py')
+CONFIGS = {
+    method: osp.join(ROOT, 'configs', method,
+                     f'{method}_r18_fpn_1200it_synthetic.py')
+    for method in ('embedmask', 'sipmask')
+}
+methods = pytest.mark.parametrize('method', sorted(CONFIGS))
 
 
-def test_det_inferencer_predicts_and_draws(tmp_path):
+@methods
+def test_det_inferencer_predicts_and_draws(tmp_path, method):
     generate_coco_split(str(tmp_path / 'data'), 'val', 1, image_size=64)
     img = str(tmp_path / 'data' / 'val' / '000001.png')
-    cfg = Config.fromfile(CONFIG)
+    cfg = Config.fromfile(CONFIGS[method])
     # Keep every candidate, so that an untrained model draws something.
     cfg.model.test_cfg.score_thr = 0.
     cfg.model.test_cfg.max_per_img = 5
-    cfg_path = str(tmp_path / 'embedmask.py')
+    cfg_path = str(tmp_path / f'{method}.py')
     cfg.dump(cfg_path)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    ckpt = str(tmp_path / 'embedmask.pth')
+    if method == 'sipmask':
+        # Untrained boxes have no area and untrained masks no pixel above
+        # 0.4: give the boxes a size and the masks a positive logit.
+        with torch.no_grad():
+            model.bbox_head.conv_reg.bias.fill_(1.)
+            model.bbox_head.conv_coeff.bias.fill_(3.)
+    ckpt = str(tmp_path / f'{method}.pth')
     save_checkpoint(
         dict(
             meta=dict(dataset_meta=metainfo()),
@@ -60,7 +73,8 @@ def test_det_inferencer_predicts_and_draws(tmp_path):
         assert json.load(f)['labels'] == pred['labels']
 
 
-def test_mmdet_get_flops(tmp_path):
+@methods
+def test_mmdet_get_flops(tmp_path, method):
     data_root = str(tmp_path / 'data') + '/'
     generate_coco_split(data_root, 'val', 2, image_size=64)
     tool = osp.join(
@@ -68,7 +82,7 @@ def test_mmdet_get_flops(tmp_path):
         'get_flops.py')
     proc = subprocess.run(
         [
-            sys.executable, tool, CONFIG, '--num-images', '2',
+            sys.executable, tool, CONFIGS[method], '--num-images', '2',
             '--cfg-options', f'val_dataloader.dataset.data_root={data_root}',
             f'test_dataloader.dataset.data_root={data_root}'
         ],
@@ -87,7 +101,8 @@ def test_mmdet_get_flops(tmp_path):
     assert params and float(params[0].split()[1].rstrip('M')) > 1
 
 
-def test_benchmark_cpu_runs_embedmask(tmp_path):
+@methods
+def test_benchmark_cpu_runs(tmp_path, method):
     spec = importlib.util.spec_from_file_location(
         'benchmark_cpu',
         osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_cpu.py'))
@@ -96,7 +111,8 @@ def test_benchmark_cpu_runs_embedmask(tmp_path):
     threads = torch.get_num_threads()
     try:
         report = tool.main([
-            CONFIG, '--device', 'cpu', '--threads', '1', '--input-size',
+            CONFIGS[method], '--device', 'cpu', '--threads', '1',
+            '--input-size',
             '64', '96', '--max-iter', '3', '--num-warmup', '1', '--part',
             'full', 'floor', '--work-dir',
             str(tmp_path / 'wd')
