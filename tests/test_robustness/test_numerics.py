@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmdet.testing import demo_mm_inputs
 import mmdet_pep.engine  # noqa: F401  (registers the hooks)
 from pep_testing import (check_masks_in_boxes, make_gt, tiny_detector_cfg,
-                         tiny_embedmask_cfg)
+                         tiny_embedmask_cfg, tiny_sipmask_cfg)
 
 
 
@@ -292,6 +292,51 @@ def test_embedmask_bf16_autocast_loss_step():
                         generator=torch.Generator().manual_seed(0))
     data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
     ref = model(**data, mode='loss')
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    assert_bf16_losses_close(model, ref, losses)
+
+
+def build_sipmask():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_sipmask_cfg())
+    model.init_weights()
+    head = model.bbox_head
+    with torch.no_grad():  # confident, with boxes and masks to predict
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0.]))
+        head.conv_reg.bias.fill_(1.)
+        head.conv_coeff.bias.fill_(3.)
+        head.feat_align.conv_offset.weight.normal_(std=0.5)
+    head.test_cfg.score_thr = 0.3
+    return model
+
+
+def test_sipmask_bf16_autocast_predict():
+    """The deformable alignment (grid_sample on the CPU), the bases and the
+    crop-split assembly under bf16 autocast: the same predictions as fp32
+    within PEP's tolerances."""
+    model = build_sipmask()
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    ref = predict(model, [img])[0]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        res = predict(model, [img])[0]
+    assert res.masks.dtype == torch.bool and res.masks.shape[1:] == (64, 64)
+    for key in ('scores', 'bboxes'):
+        assert res[key].dtype == torch.float32
+        assert torch.isfinite(res[key]).all()
+    assert ref.masks.any() and res.masks.any()
+    assert_bf16_close(ref, res)
+
+
+def test_sipmask_bf16_autocast_loss_step():
+    model = build_sipmask()
+    model.train()
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
+    ref = model(**data, mode='loss')
+    assert ref['loss_mask'] > 0
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
     assert_bf16_losses_close(model, ref, losses)
