@@ -2,7 +2,6 @@
 import os.path as osp
 import subprocess
 
-import pytest
 from mmengine.config import Config
 
 from mmdet_pep.utils.provenance import (_imported_files, code_commit,

@@ -16,13 +16,13 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmdet.models.dense_heads import CondInstBboxHead, FCOSHead
-from mmdet.models.utils import filter_scores_and_topk, multi_apply
+from mmdet.models.dense_heads import FCOSHead
+from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, scale_boxes
+from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..utils import (fcos_targets_single, gt_masks_on_grid,
-                     levels_to_points, zero_loss)
+from ..utils import gt_masks_on_grid, levels_to_points, zero_loss
+from .fcos_mask_head import FCOSMaskHead
 
 # Log-probability written outside a detection's padded box before the map is
 # upsampled: the official CUDA kernel's constant (p = e^-10).
@@ -69,7 +69,7 @@ def pixel_centres(size: int, stride: int, device: torch.device) -> Tensor:
 
 
 @MODELS.register_module()
-class EmbedMaskHead(FCOSHead):
+class EmbedMaskHead(FCOSMaskHead):
     """EmbedMask head (Ying et al., "EmbedMask: Embedding Coupling for
     Instance Segmentation", IJCAI 2021, https://arxiv.org/abs/1912.01954).
 
@@ -144,10 +144,7 @@ class EmbedMaskHead(FCOSHead):
         mask_thr=0.53,
         box_padding=2)
 
-    # The FCOS targets batched over images and levels, with each image's
-    # positive indices and GT indices (mmdet's CondInst needs them too);
-    # _get_targets_single below is EmbedMask's own.
-    _batched_targets = CondInstBboxHead.get_targets
+    LEVEL_OUTPUTS = ('embeds', 'margins')
 
     def __init__(self,
                  num_classes: int,
@@ -198,13 +195,6 @@ class EmbedMaskHead(FCOSHead):
             raise ValueError(f'mask_stride {mask_stride} must divide the '
                              f'first level stride {self.strides[0]}')
         self.loss_mask = MODELS.build(loss_mask)
-        self.test_cfg = ConfigDict({
-            **self.TEST_CFG_DEFAULTS,
-            **(self.test_cfg or {})
-        })
-        if not 0 < self.test_cfg.mask_thr < 1:
-            raise ValueError('test_cfg.mask_thr is a probability in (0, 1), '
-                             f'got {self.test_cfg.mask_thr}')
 
     def _init_layers(self) -> None:
         """Add the embedding and margin convs and the pixel branch to the
@@ -300,42 +290,11 @@ class EmbedMaskHead(FCOSHead):
                 align_corners=False)
         return self._add_positions(embed, self.mask_stride)
 
-    def get_targets(self, points: List[Tensor],
-                    batch_gt_instances: InstanceList
-                    ) -> Tuple[List[Tensor], List[Tensor]]:
-        """FCOS labels and box targets of each level, as
-        :meth:`FCOSHead.loss_by_feat` takes them; the positives of each
-        image and their GT indices are kept in ``self._assignment`` for the
-        mask loss, which :meth:`loss_by_feat` reads right after."""
-        labels, bbox_targets, pos_inds, pos_gt_inds = self._batched_targets(
-            points, batch_gt_instances)
-        self._assignment = (pos_inds, pos_gt_inds)
-        return labels, bbox_targets
-
-    def _get_targets_single(
-            self, gt_instances: InstanceData, points: Tensor,
-            regress_ranges: Tensor,
-            num_points_per_lvl: List[int]) -> Tuple[Tensor, ...]:
-        """FCOS targets of one image, with centre sampling around the box
-        centre and, with ``sample_in_mask``, only points inside the mask.
-
-        Args:
-            gt_instances (InstanceData): ``bboxes`` (G, 4), ``labels`` (G,)
-                and ``masks`` (G, H_pad, W_pad).
-            points (Tensor): (P, 2) point coordinates of all levels.
-            regress_ranges (Tensor): (P, 2) range of each point.
-            num_points_per_lvl (list[int]): Points of each level.
-
-        Returns:
-            tuple: ``labels`` (P,), ``bbox_targets`` (P, 4) in pixels,
-            ``pos_inds`` (num_pos,) and ``pos_gt_inds`` (num_pos,).
-        """
-        point_mask = (
-            self._points_in_masks(gt_instances, points)
-            if self.sample_in_mask and len(gt_instances) else None)
-        return fcos_targets_single(self, gt_instances, points,
-                                   regress_ranges, num_points_per_lvl,
-                                   point_mask)
+    def _point_mask(self, gt_instances: InstanceData,
+                    points: Tensor) -> Optional[Tensor]:
+        """With ``sample_in_mask``, positives only inside their GT mask."""
+        return (self._points_in_masks(gt_instances, points)
+                if self.sample_in_mask else None)
 
     @staticmethod
     def _points_in_masks(gt_instances: InstanceData,
@@ -380,21 +339,12 @@ class EmbedMaskHead(FCOSHead):
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``,
             ``loss_centerness`` and ``loss_mask``.
         """
-        losses = super().loss_by_feat(cls_scores, bbox_preds, centernesses,
-                                      batch_gt_instances, batch_img_metas,
-                                      batch_gt_instances_ignore)
-        pos_inds_list, pos_gt_inds_list = self._assignment
-        del self._assignment
-        featmap_sizes = [featmap.shape[-2:] for featmap in cls_scores]
-        points = torch.cat(
-            self.prior_generator.grid_priors(
-                featmap_sizes,
-                dtype=bbox_preds[0].dtype,
-                device=bbox_preds[0].device))
-        if self.norm_on_bbox:
-            bbox_preds = [b * s for b, s in zip(bbox_preds, self.strides)]
+        losses, points, bbox_preds, pos_inds_list, pos_gt_inds_list = \
+            self.fcos_losses(cls_scores, bbox_preds, centernesses,
+                             batch_gt_instances, batch_img_metas,
+                             batch_gt_instances_ignore)
         losses['loss_mask'] = self.loss_mask_by_feat(
-            levels_to_points(bbox_preds), levels_to_points(embeds),
+            bbox_preds, levels_to_points(embeds),
             levels_to_points(margins), pixel_embeds, points, pos_inds_list,
             pos_gt_inds_list, batch_gt_instances)
         return losses
@@ -461,100 +411,6 @@ class EmbedMaskHead(FCOSHead):
         return (gt_masks_on_grid(gt_instances.masks, gt_inds, size,
                                  self.mask_stride) > 0).float()
 
-    def predict_by_feat(self,
-                        cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor],
-                        centernesses: List[Tensor],
-                        embeds: List[Tensor],
-                        margins: List[Tensor],
-                        pixel_embeds: Tensor,
-                        batch_img_metas: Optional[List[dict]] = None,
-                        cfg: Optional[ConfigDict] = None,
-                        rescale: bool = False,
-                        with_nms: bool = True) -> InstanceList:
-        """Detections with masks of each image.
-
-        Args:
-            cls_scores, bbox_preds, centernesses, embeds, margins
-                (list[Tensor]): Per level, as :meth:`forward` returns them.
-            pixel_embeds (Tensor): (B, D, H, W).
-            batch_img_metas (list[dict]): ``img_shape``, ``ori_shape``,
-                ``scale_factor`` of each image.
-            cfg (ConfigDict, optional): Test config; ``self.test_cfg`` if
-                None (missing keys from ``TEST_CFG_DEFAULTS``).
-            rescale (bool): Boxes and masks at ``ori_shape`` instead of
-                ``img_shape``.
-            with_nms (bool): Must be True: the masks belong to the
-                detections that survive NMS.
-
-        Returns:
-            list[InstanceData]: ``scores`` (N,), ``labels`` (N,),
-            ``bboxes`` (N, 4) and bool ``masks`` (N, h, w) of each image.
-        """
-        if not with_nms:
-            raise ValueError('EmbedMaskHead predicts masks only with NMS')
-        if cfg is None:
-            cfg = self.test_cfg
-        else:
-            cfg = ConfigDict({**self.TEST_CFG_DEFAULTS, **cfg})
-        featmap_sizes = [featmap.shape[-2:] for featmap in cls_scores]
-        mlvl_points = self.prior_generator.grid_priors(
-            featmap_sizes,
-            dtype=bbox_preds[0].dtype,
-            device=bbox_preds[0].device)
-        results_list = []
-        for i, img_meta in enumerate(batch_img_metas):
-            levels = [(*(out[i] for out in outs), points) for *outs, points
-                      in zip(cls_scores, bbox_preds, centernesses, embeds,
-                             margins, mlvl_points)]
-            results = self._detect_single(levels, img_meta, cfg)
-            results.masks = self._predict_masks(results, pixel_embeds[i],
-                                                img_meta, cfg, rescale)
-            if rescale:
-                results.bboxes = scale_boxes(
-                    results.bboxes,
-                    [1 / s for s in img_meta['scale_factor']])
-            del results.embeds, results.margins
-            results_list.append(results)
-        return results_list
-
-    def _detect_single(self, levels: List[Tuple[Tensor, ...]], img_meta: dict,
-                       cfg: ConfigDict) -> InstanceData:
-        """FCOS detections of one image at ``img_shape``, with the
-        embeddings and margins of each.
-
-        Args:
-            levels (list[tuple[Tensor]]): Per level the image's
-                ``cls_score`` (num_classes, h, w), ``bbox_pred`` (4, h, w),
-                ``centerness`` (1, h, w), ``embed`` (D, h, w), ``margin``
-                (D, h, w) and the level's points (h w, 2).
-        """
-        mlvl = []
-        for cls_score, bbox_pred, centerness, embed, margin, points in levels:
-            scores = cls_score.flatten(1).T.sigmoid()
-            scores, labels, keep, filtered = filter_scores_and_topk(
-                scores, cfg.score_thr, cfg.nms_pre,
-                dict(
-                    bbox_pred=bbox_pred.flatten(1).T,
-                    embed=embed.flatten(1).T,
-                    margin=margin.flatten(1).T,
-                    points=points))
-            mlvl.append((scores, labels,
-                         centerness.flatten()[keep].sigmoid(), filtered))
-        results = InstanceData()
-        results.bboxes = self.bbox_coder.decode(
-            torch.cat([f['points'] for *_, f in mlvl]),
-            torch.cat([f['bbox_pred'] for *_, f in mlvl]),
-            max_shape=img_meta['img_shape'])
-        results.scores = torch.cat([m[0] for m in mlvl])
-        results.labels = torch.cat([m[1] for m in mlvl])
-        results.score_factors = torch.cat([m[2] for m in mlvl])
-        results.embeds = torch.cat([f['embed'] for *_, f in mlvl])
-        results.margins = torch.cat([f['margin'] for *_, f in mlvl])
-        # Scores become cls x centerness, then class-wise NMS.
-        return self._bbox_post_process(
-            results, cfg, rescale=False, with_nms=True, img_meta=img_meta)
-
     def _predict_masks(self, results: InstanceData, pixel_embed: Tensor,
                        img_meta: dict, cfg: ConfigDict,
                        rescale: bool) -> Tensor:
@@ -575,19 +431,7 @@ class EmbedMaskHead(FCOSHead):
         in_y = (ys >= y1 - pad) & (ys <= y2 + pad)  # (N, H)
         log_probs = log_probs.masked_fill(
             ~(in_y[:, :, None] & in_x[:, None, :]), OUTSIDE_LOG_PROB)
-        log_probs = F.interpolate(
-            log_probs[None],
-            size=(h * stride, w * stride),
-            mode='bilinear',
-            align_corners=False)[0]
-        img_h, img_w = img_meta['img_shape'][:2]
-        log_probs = log_probs[:, :img_h, :img_w]
-        if rescale:
-            log_probs = F.interpolate(
-                log_probs[None],
-                size=(out_h, out_w),
-                mode='bilinear',
-                align_corners=False)[0]
+        log_probs = self.to_output_size(log_probs, stride, img_meta, rescale)
         return log_probs > math.log(cfg.mask_thr)
 
 

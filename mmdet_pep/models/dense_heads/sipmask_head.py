@@ -17,15 +17,14 @@ from mmengine.model import normal_init
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmdet.models.dense_heads import CondInstBboxHead, FCOSHead
 from mmdet.models.layers import fast_nms
-from mmdet.models.utils import filter_scores_and_topk, multi_apply
+from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, scale_boxes
+from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from ..layers import deform_conv2d
-from ..utils import (fcos_targets_single, gt_masks_on_grid, levels_to_points,
-                     zero_loss)
+from ..utils import gt_masks_on_grid, levels_to_points, zero_loss
+from .fcos_mask_head import FCOSMaskHead
 
 # The official crop kernel splits a box of width w at (w + SPLIT_EPS) / 2
 # (likewise the height), so that its last column/row stays in the second
@@ -164,7 +163,7 @@ class SipFeatureAlign(nn.Module):
 
 
 @MODELS.register_module()
-class SipMaskHead(FCOSHead):
+class SipMaskHead(FCOSMaskHead):
     """SipMask head (Cao et al., "SipMask: Spatial Information Preservation
     for Fast Image and Video Instance Segmentation", ECCV 2020,
     https://arxiv.org/abs/2007.14772).
@@ -235,10 +234,7 @@ class SipMaskHead(FCOSHead):
         max_per_img=100,
         mask_thr=0.4)
 
-    # The FCOS targets batched over images and levels, with each image's
-    # positive indices and GT indices (mmdet's CondInst needs them too);
-    # _get_targets_single below is FCOS's (box-centre sampling).
-    _batched_targets = CondInstBboxHead.get_targets
+    LEVEL_OUTPUTS = ('coeffs', )
 
     def __init__(self,
                  num_classes: int,
@@ -278,16 +274,11 @@ class SipMaskHead(FCOSHead):
         if self.strides[0] % basis_stride:
             raise ValueError(f'basis_stride {basis_stride} must divide the '
                              f'first level stride {self.strides[0]}')
-        self.test_cfg = ConfigDict({
-            **self.TEST_CFG_DEFAULTS,
-            **(self.test_cfg or {})
-        })
-        self._check_test_cfg(self.test_cfg)
 
-    def _check_test_cfg(self, cfg: ConfigDict) -> ConfigDict:
-        if not 0 < cfg.mask_thr < 1:
-            raise ValueError('test_cfg.mask_thr is a probability in (0, 1), '
-                             f'got {cfg.mask_thr}')
+    def complete_test_cfg(self, cfg: Optional[dict]) -> ConfigDict:
+        """The defaults completed and checked, and ``nms.type`` one of
+        ``'nms'`` and ``'fast_nms'``."""
+        cfg = super().complete_test_cfg(cfg)
         if cfg.nms.get('type') not in ('nms', 'fast_nms'):
             raise ValueError("test_cfg.nms.type must be 'nms' or "
                              f"'fast_nms', got {cfg.nms.get('type')!r}")
@@ -392,26 +383,6 @@ class SipMaskHead(FCOSHead):
                 align_corners=False)
         return bases
 
-    def get_targets(self, points: List[Tensor],
-                    batch_gt_instances: InstanceList
-                    ) -> Tuple[List[Tensor], List[Tensor]]:
-        """FCOS labels and box targets of each level, as
-        :meth:`FCOSHead.loss_by_feat` takes them; the positives of each
-        image and their GT indices are kept in ``self._assignment`` for the
-        mask loss, which :meth:`loss_by_feat` reads right after."""
-        labels, bbox_targets, pos_inds, pos_gt_inds = self._batched_targets(
-            points, batch_gt_instances)
-        self._assignment = (pos_inds, pos_gt_inds)
-        return labels, bbox_targets
-
-    def _get_targets_single(self, gt_instances: InstanceData, points: Tensor,
-                            regress_ranges: Tensor,
-                            num_points_per_lvl: List[int]) -> tuple:
-        """FCOS targets of one image (box-centre sampling) with the
-        positives and their GT indices."""
-        return fcos_targets_single(self, gt_instances, points,
-                                   regress_ranges, num_points_per_lvl)
-
     def loss_by_feat(
         self,
         cls_scores: List[Tensor],
@@ -429,21 +400,12 @@ class SipMaskHead(FCOSHead):
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``,
             ``loss_centerness`` and ``loss_mask``.
         """
-        losses = super().loss_by_feat(cls_scores, bbox_preds, centernesses,
-                                      batch_gt_instances, batch_img_metas,
-                                      batch_gt_instances_ignore)
-        pos_inds_list, pos_gt_inds_list = self._assignment
-        del self._assignment
-        featmap_sizes = [featmap.shape[-2:] for featmap in cls_scores]
-        points = torch.cat(
-            self.prior_generator.grid_priors(
-                featmap_sizes,
-                dtype=bbox_preds[0].dtype,
-                device=bbox_preds[0].device))
-        if self.norm_on_bbox:
-            bbox_preds = [b * s for b, s in zip(bbox_preds, self.strides)]
+        losses, points, bbox_preds, pos_inds_list, pos_gt_inds_list = \
+            self.fcos_losses(cls_scores, bbox_preds, centernesses,
+                             batch_gt_instances, batch_img_metas,
+                             batch_gt_instances_ignore)
         losses['loss_mask'] = self.loss_mask_by_feat(
-            levels_to_points(cls_scores), levels_to_points(bbox_preds),
+            levels_to_points(cls_scores), bbox_preds,
             levels_to_points(coeff_preds), bases, points, pos_inds_list,
             pos_gt_inds_list, batch_gt_instances)
         return losses
@@ -506,122 +468,39 @@ class SipMaskHead(FCOSHead):
         # Images without a usable positive count as 0, as officially.
         return torch.stack(losses).sum() / len(batch_gt_instances)
 
-    def predict_by_feat(self,
-                        cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor],
-                        centernesses: List[Tensor],
-                        coeff_preds: List[Tensor],
-                        bases: Tensor,
-                        batch_img_metas: Optional[List[dict]] = None,
-                        cfg: Optional[ConfigDict] = None,
-                        rescale: bool = False,
-                        with_nms: bool = True) -> InstanceList:
-        """Detections with masks of each image.
-
-        Args:
-            cls_scores, bbox_preds, centernesses, coeff_preds
-                (list[Tensor]): Per level, as :meth:`forward` returns them.
-            bases (Tensor): (B, K, H, W).
-            batch_img_metas (list[dict]): ``img_shape``, ``ori_shape``,
-                ``scale_factor`` of each image.
-            cfg (ConfigDict, optional): Test config; ``self.test_cfg`` if
-                None (missing keys from ``TEST_CFG_DEFAULTS``).
-            rescale (bool): Boxes and masks at ``ori_shape`` instead of
-                ``img_shape``.
-            with_nms (bool): Must be True: the masks belong to the
-                detections that survive NMS.
-
-        Returns:
-            list[InstanceData]: ``scores`` (N,), ``labels`` (N,),
-            ``bboxes`` (N, 4) and bool ``masks`` (N, h, w) of each image.
-        """
-        if not with_nms:
-            raise ValueError('SipMaskHead predicts masks only with NMS')
-        cfg = self.test_cfg if cfg is None else self._check_test_cfg(
-            ConfigDict({
-                **self.TEST_CFG_DEFAULTS,
-                **cfg
-            }))
-        featmap_sizes = [featmap.shape[-2:] for featmap in cls_scores]
-        mlvl_points = self.prior_generator.grid_priors(
-            featmap_sizes,
-            dtype=bbox_preds[0].dtype,
-            device=bbox_preds[0].device)
-        results_list = []
-        for i, img_meta in enumerate(batch_img_metas):
-            levels = [(*(out[i] for out in outs), points) for *outs, points
-                      in zip(cls_scores, bbox_preds, centernesses,
-                             coeff_preds, mlvl_points)]
-            results = self._detect_single(levels, img_meta, cfg)
-            results.masks = self._predict_masks(results, bases[i], img_meta,
-                                                cfg, rescale)
-            if rescale:
-                results.bboxes = scale_boxes(
-                    results.bboxes,
-                    [1 / s for s in img_meta['scale_factor']])
-            del results.coeffs
-            results_list.append(results)
-        return results_list
-
     def _detect_single(self, levels: List[Tuple[Tensor, ...]], img_meta: dict,
                        cfg: ConfigDict) -> InstanceData:
         """FCOS detections of one image at ``img_shape`` with their
-        coefficients, after class-wise NMS or fast NMS.
-
-        Args:
-            levels (list[tuple[Tensor]]): Per level the image's
-                ``cls_score`` (num_classes, h, w), ``bbox_pred`` (4, h, w),
-                ``centerness`` (1, h, w), ``coeff_pred`` (4 K, h, w) and the
-                level's points (h w, 2).
-        """
-        mlvl = []
+        coefficients: class-wise NMS (:class:`FCOSMaskHead`'s) or, with
+        ``test_cfg.nms.type='fast_nms'``, YOLACT's fast NMS over the
+        ``nms_pre`` best locations of each level by cls x centerness, as
+        the official real-time configs."""
+        if cfg.nms.type != 'fast_nms':
+            return super()._detect_single(levels, img_meta, cfg)
+        scores, bboxes, coeffs = [], [], []
         for cls_score, bbox_pred, centerness, coeff, points in levels:
-            scores = cls_score.flatten(1).T.sigmoid()
-            if cfg.nms.type == 'fast_nms':
-                # Fast NMS takes every class score of a location: keep the
-                # locations of the nms_pre best cls x centerness.
-                ctr = centerness.flatten().sigmoid()
-                best = (scores * ctr[:, None]).max(1).values
-                keep = best.topk(min(cfg.nms_pre, best.numel())).indices
-                mlvl.append((scores[keep] * ctr[keep, None], None, None,
-                             dict(
-                                 bbox_pred=bbox_pred.flatten(1).T[keep],
-                                 coeff=coeff.flatten(1).T[keep],
-                                 points=points[keep])))
-                continue
-            scores, labels, keep, filtered = filter_scores_and_topk(
-                scores, cfg.score_thr, cfg.nms_pre,
-                dict(
-                    bbox_pred=bbox_pred.flatten(1).T,
-                    coeff=coeff.flatten(1).T,
-                    points=points))
-            mlvl.append((scores, labels,
-                         centerness.flatten()[keep].sigmoid(), filtered))
-        bboxes = self.bbox_coder.decode(
-            torch.cat([f['points'] for *_, f in mlvl]),
-            torch.cat([f['bbox_pred'] for *_, f in mlvl]),
-            max_shape=img_meta['img_shape'])
-        coeffs = torch.cat([f['coeff'] for *_, f in mlvl])
-        scores = torch.cat([m[0] for m in mlvl])
+            ctr = centerness.flatten().sigmoid()
+            cls = cls_score.flatten(1).T.sigmoid() * ctr[:, None]
+            keep = cls.max(1).values.topk(min(cfg.nms_pre,
+                                              len(cls))).indices
+            scores.append(cls[keep])
+            bboxes.append(
+                self.bbox_coder.decode(
+                    points[keep],
+                    bbox_pred.flatten(1).T[keep],
+                    max_shape=img_meta['img_shape']))
+            coeffs.append(coeff.flatten(1).T[keep])
+        scores = torch.cat(scores)
+        # mmdet's fast NMS wants a background column last.
+        dets, labels, coeffs = fast_nms(
+            torch.cat(bboxes),
+            torch.cat([scores, scores.new_zeros(len(scores), 1)], 1),
+            torch.cat(coeffs), cfg.score_thr, cfg.nms.iou_threshold,
+            cfg.nms.get('top_k', 200), cfg.max_per_img)
         results = InstanceData()
-        if cfg.nms.type == 'fast_nms':
-            # mmdet's fast NMS (YOLACT's) wants a background column last.
-            dets, labels, coeffs = fast_nms(
-                bboxes, torch.cat([scores, scores.new_zeros(len(scores), 1)],
-                                  1), coeffs, cfg.score_thr,
-                cfg.nms.iou_threshold, cfg.nms.get('top_k', 200),
-                cfg.max_per_img)
-            results.bboxes, results.scores = dets[:, :4], dets[:, 4]
-            results.labels, results.coeffs = labels, coeffs
-            return results
-        results.bboxes = bboxes
-        results.scores = scores
-        results.labels = torch.cat([m[1] for m in mlvl])
-        results.score_factors = torch.cat([m[2] for m in mlvl])
-        results.coeffs = coeffs
-        # Scores become cls x centerness, then class-wise NMS.
-        return self._bbox_post_process(
-            results, cfg, rescale=False, with_nms=True, img_meta=img_meta)
+        results.bboxes, results.scores = dets[:, :4], dets[:, 4]
+        results.labels, results.coeffs = labels, coeffs
+        return results
 
     def _predict_masks(self, results: InstanceData, bases: Tensor,
                        img_meta: dict, cfg: ConfigDict,
@@ -636,18 +515,6 @@ class SipMaskHead(FCOSHead):
             results.coeffs.reshape(-1, NUM_QUADRANTS, self.num_bases),
             results.bboxes / self.basis_stride)
         probs = logits.sigmoid() * inside
-        h, w = probs.shape[-2:]
-        probs = F.interpolate(
-            probs[None],
-            size=(h * self.basis_stride, w * self.basis_stride),
-            mode='bilinear',
-            align_corners=False)[0]
-        img_h, img_w = img_meta['img_shape'][:2]
-        probs = probs[:, :img_h, :img_w]
-        if rescale:
-            probs = F.interpolate(
-                probs[None],
-                size=(out_h, out_w),
-                mode='bilinear',
-                align_corners=False)[0]
+        probs = self.to_output_size(probs, self.basis_stride, img_meta,
+                                    rescale)
         return probs > cfg.mask_thr
