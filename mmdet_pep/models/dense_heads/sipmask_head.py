@@ -22,7 +22,7 @@ from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..layers import deform_conv2d
+from ..layers.deform_conv import deform_conv2d
 from ..utils import gt_masks_on_grid, levels_to_points, zero_loss
 from .fcos_mask_head import FCOSMaskHead
 
