@@ -67,7 +67,9 @@ def test_there_are_configs():
                      'configs/sipmask/'
                      'sipmask_r50-caffe_fpn_gn-head_ms-2x_coco.py',
                      'configs/sipmask/'
-                     'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco.py'):
+                     'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco.py',
+                     'configs/sipmask/'
+                     'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco.py'):
         assert required in names
     # One folder per method: nothing is left in the old comparison folder.
     assert not osp.exists(osp.join(ROOT, 'configs', 'comparison'))
@@ -687,3 +689,46 @@ def test_sipmask_synthetic_shares_peps_recipe_and_sizes():
     # The basis branch fuses 3 x 128 channels instead of 3 x 256.
     assert model['bbox_head']['basis_channels'] == 256
     assert model['bbox_head']['num_bases'] == 32
+
+
+def test_sipmask_pp_real_time_config_is_the_official():
+    """`sipmask++_r101_caffe_fpn_ssd_6x`: SSD augmentation at 576, test at
+    544, the train set x3 for 24 epochs (steps 20/23), linear warm-up from
+    lr / 3 over 500 iterations, 2-conv towers without norm, fast NMS, the
+    rescoring branch and DCN on every third block of stages 2-4."""
+    cfg = load('configs/sipmask/'
+               'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco.py')
+    head = cfg.model.bbox_head
+    assert head.type == 'SipMaskPPHead'
+    assert head.stacked_convs == 2 and head.norm_cfg is None
+    backbone = cfg.model.backbone
+    assert backbone.type == 'ResNetDCNInterval' and backbone.depth == 101
+    assert backbone.dcn_interval == 3
+    assert backbone.stage_with_dcn == (False, True, True, True)
+    assert cfg.model.test_cfg.nms == dict(
+        type='fast_nms', iou_threshold=0.5, top_k=200)
+    assert cfg.model.test_cfg.score_thr == 0.1
+    train = cfg.train_dataloader
+    assert train.batch_size == 8
+    assert train.dataset.type == 'RepeatDataset' and train.dataset.times == 3
+    assert [t.type for t in train.dataset.dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'PhotoMetricDistortion',
+        'Expand', 'MinIoURandomCrop', 'Resize', 'RandomFlip', 'PackDetInputs'
+    ]
+    resize = train.dataset.dataset.pipeline[5]
+    assert resize.scale == (576, 576) and not resize.keep_ratio
+    test_resize, = [
+        t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Resize'
+    ]
+    assert test_resize.scale == (544, 544) and not test_resize.keep_ratio
+    assert cfg.optim_wrapper.clip_grad is None
+    assert 'paramwise_cfg' not in cfg.optim_wrapper
+    assert cfg.train_cfg.max_epochs == 24
+    lrs = lr_trace(cfg)
+    L = EPOCH_LENGTH
+    assert lrs[0] == pytest.approx(0.01 / 3)
+    assert lrs[250] == pytest.approx(0.01 * (1 / 3 + 2 / 3 * 250 / 500))
+    assert lrs[500] == pytest.approx(0.01)
+    assert lrs[20 * L - 1] == pytest.approx(0.01)
+    assert lrs[20 * L] == pytest.approx(0.001)
+    assert lrs[23 * L] == pytest.approx(0.0001)

@@ -361,6 +361,7 @@ REPORTED = {
     'sipmask_r50-caffe_fpn_gn-head_1x_coco': 33.5,
     'sipmask_r50-caffe_fpn_gn-head_ms-2x_coco': 35.6,
     'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco': 37.8,
+    'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco': 35.2,
 }
 # Folders of the methods this package implements, each with a metafile.
 METHODS = ('pep', 'embedmask', 'sipmask')

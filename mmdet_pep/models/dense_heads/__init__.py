@@ -1,5 +1,9 @@
 from .embedmask_head import EmbedMaskHead
+from .fcos_mask_head import FCOSMaskHead
 from .pep_head import PEPHead
 from .sipmask_head import SipMaskHead
+from .sipmask_pp_head import SipMaskPPHead
 
-__all__ = ['EmbedMaskHead', 'PEPHead', 'SipMaskHead']
+__all__ = [
+    'EmbedMaskHead', 'FCOSMaskHead', 'PEPHead', 'SipMaskHead', 'SipMaskPPHead'
+]
