@@ -433,6 +433,9 @@ class SipMaskHead(FCOSMaskHead):
         """
         losses = []
         for i, gt_instances in enumerate(batch_gt_instances):
+            if 'masks' not in gt_instances:
+                raise ValueError('SipMaskHead needs gt_instances.masks '
+                                 '(LoadAnnotations(with_mask=True))')
             pos_inds, gt_inds = pos_inds_list[i], pos_gt_inds_list[i]
             boxes = self.bbox_coder.decode(
                 points[pos_inds], bbox_preds[i, pos_inds].detach())

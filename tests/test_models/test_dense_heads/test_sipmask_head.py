@@ -355,6 +355,18 @@ def test_mask_loss_without_usable_positives_is_a_connected_zero():
     assert all(p.grad is not None for p in head.parameters())
 
 
+def test_mask_loss_needs_gt_masks():
+    head = build()
+    gt = make_gt([[2, 2, 20, 14]], [0], shape=(32, 32))
+    del gt.masks
+    with pytest.raises(ValueError, match='with_mask=True'):
+        head.loss_mask_by_feat(
+            torch.randn(1, 4, 3), torch.zeros(1, 4, 4),
+            torch.randn(1, 4, 32), torch.rand(1, 8, 16, 16),
+            torch.rand(4, 2) * 32, [torch.tensor([1])],
+            [torch.tensor([0])], [gt])
+
+
 def head_losses(head, gts, shape=(64, 64)):
     outs = head(feats(len(gts), shape))
     return head.loss_by_feat(
