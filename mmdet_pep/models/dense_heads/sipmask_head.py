@@ -410,6 +410,21 @@ class SipMaskHead(FCOSMaskHead):
             pos_gt_inds_list, batch_gt_instances)
         return losses
 
+    def usable_positives(self, points: Tensor, bbox_preds: Tensor,
+                         pos_inds: Tensor, gt_inds: Tensor) -> tuple:
+        """The positives of one image whose predicted box (detached, in
+        pixels) covers more than one basis cell, as the official loss keeps
+        them.
+
+        Returns:
+            tuple: ``pos_inds``, ``gt_inds`` and ``boxes`` (num_kept, 4).
+        """
+        boxes = self.bbox_coder.decode(points[pos_inds],
+                                       bbox_preds[pos_inds].detach())
+        keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > \
+            self.basis_stride**2
+        return pos_inds[keep], gt_inds[keep], boxes[keep]
+
     def loss_mask_by_feat(self, cls_scores: Tensor, bbox_preds: Tensor,
                           coeff_preds: Tensor, bases: Tensor, points: Tensor,
                           pos_inds_list: List[Tensor],
@@ -436,16 +451,11 @@ class SipMaskHead(FCOSMaskHead):
             if 'masks' not in gt_instances:
                 raise ValueError('SipMaskHead needs gt_instances.masks '
                                  '(LoadAnnotations(with_mask=True))')
-            pos_inds, gt_inds = pos_inds_list[i], pos_gt_inds_list[i]
-            boxes = self.bbox_coder.decode(
-                points[pos_inds], bbox_preds[i, pos_inds].detach())
-            cells = boxes / self.basis_stride
-            keep = (cells[:, 2] - cells[:, 0]) * (cells[:, 3] -
-                                                  cells[:, 1]) > 1
-            if not keep.any():
+            pos_inds, gt_inds, boxes = self.usable_positives(
+                points, bbox_preds[i], pos_inds_list[i], pos_gt_inds_list[i])
+            if len(pos_inds) == 0:
                 continue
-            pos_inds, gt_inds = pos_inds[keep], gt_inds[keep]
-            boxes, cells = boxes[keep], cells[keep]
+            cells = boxes / self.basis_stride
             labels = gt_instances.labels[gt_inds]
             with torch.no_grad():
                 weights = cls_scores[i, pos_inds, labels].sigmoid().float() * \

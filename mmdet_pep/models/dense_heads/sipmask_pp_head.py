@@ -132,16 +132,11 @@ class SipMaskPPHead(SipMaskHead):
         positives and boxes of :meth:`SipMaskHead.loss_mask_by_feat`)."""
         total, count = bases.new_zeros(()), 0.
         for i, gt_instances in enumerate(batch_gt_instances):
-            pos_inds, gt_inds = pos_inds_list[i], pos_gt_inds_list[i]
-            cells = self.bbox_coder.decode(
-                points[pos_inds],
-                bbox_preds[i, pos_inds].detach()) / self.basis_stride
-            keep = (cells[:, 2] - cells[:, 0]) * (cells[:, 3] -
-                                                  cells[:, 1]) > 1
-            if not keep.any():
+            pos_inds, gt_inds, boxes = self.usable_positives(
+                points, bbox_preds[i], pos_inds_list[i], pos_gt_inds_list[i])
+            if len(pos_inds) == 0:
                 continue
-            pos_inds, gt_inds, cells = pos_inds[keep], gt_inds[keep], \
-                cells[keep]
+            cells = boxes / self.basis_stride
             with torch.no_grad():
                 logits, inside = crop_split_logits(
                     bases[i],
