@@ -3,6 +3,7 @@ import numpy as np
 import torch
 from mmengine.structures import InstanceData
 
+from mmdet.registry import MODELS
 from mmdet.structures.mask import BitmapMasks
 from mmdet.testing import demo_mm_inputs
 
@@ -178,36 +179,62 @@ def _tiny_fcos_detector(detector: str, head: dict) -> dict:
         test_cfg=dict(nms_pre=100, score_thr=0.05, max_per_img=20))
 
 
-def tiny_embedmask_cfg(**head_overrides):
-    """A complete EmbedMask with a narrow ResNet-18 and P3-P7."""
+FCOS_STRIDES = (8, 16, 32, 64, 128)
+
+
+def tiny_fcos_head(head_type, **overrides):
+    """A 16-channel head of the FCOS family (two-conv towers, GN of 4
+    groups, 3 classes, the ranges for 128 px) for P3-P7; EmbedMask's and
+    SipMask's own sizes are small too."""
     head = dict(
-        type='EmbedMaskHead',
+        type=head_type,
         num_classes=3,
         in_channels=16,
         feat_channels=16,
         stacked_convs=2,
-        num_mask_convs=2,
+        strides=FCOS_STRIDES,
         regress_ranges=TINY_REGRESS_RANGES,
-        position_divisor=16.,
         norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
-    head.update(head_overrides)
-    return _tiny_fcos_detector('EmbedMask', head)
+    head.update(
+        dict(num_mask_convs=2, position_divisor=16.)
+        if head_type == 'EmbedMaskHead' else dict(num_bases=8,
+                                                  basis_channels=16))
+    head.update(overrides)
+    return head
+
+
+def fcos_feats(batch=1, shape=(64, 64), channels=16, fill=None):
+    """Random P3-P7 features of an input of ``shape`` (seed 0), or all
+    ``fill``."""
+    torch.manual_seed(0)
+    out = []
+    for stride in FCOS_STRIDES:
+        f = torch.randn(batch, channels, -(-shape[0] // stride),
+                        -(-shape[1] // stride))
+        if fill is not None:
+            f.fill_(fill)
+        out.append(f)
+    return tuple(out)
+
+
+def built(cfg):
+    """``MODELS.build(cfg)`` with seed 0, initialised."""
+    torch.manual_seed(0)
+    module = MODELS.build(cfg)
+    module.init_weights()
+    return module
+
+
+def tiny_embedmask_cfg(**head_overrides):
+    """A complete EmbedMask with a narrow ResNet-18 and P3-P7."""
+    return _tiny_fcos_detector(
+        'EmbedMask', tiny_fcos_head('EmbedMaskHead', **head_overrides))
 
 
 def tiny_sipmask_cfg(**head_overrides):
     """A complete SipMask with a narrow ResNet-18 and P3-P7, 8 bases."""
-    head = dict(
-        type='SipMaskHead',
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=2,
-        num_bases=8,
-        basis_channels=16,
-        regress_ranges=TINY_REGRESS_RANGES,
-        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
-    head.update(head_overrides)
-    return _tiny_fcos_detector('SipMask', head)
+    return _tiny_fcos_detector(
+        'SipMask', tiny_fcos_head('SipMaskHead', **head_overrides))
 
 
 def demo_batch(model, shapes, num_items, training):

@@ -266,37 +266,6 @@ def build_embedmask():
     return model
 
 
-def test_embedmask_bf16_autocast_predict():
-    """The distances of EmbedMask's masks are differences of large
-    expanded terms (e^2 - 2 e q + q^2 with positions of several units): in
-    bf16 they would be noise, so the head computes them in float32 under
-    autocast. Same tolerances as PEP's test above."""
-    model = build_embedmask()
-    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
-                        generator=torch.Generator().manual_seed(0))
-    ref = predict(model, [img])[0]
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        res = predict(model, [img])[0]
-    assert res.masks.dtype == torch.bool and res.masks.shape[1:] == (64, 64)
-    for key in ('scores', 'bboxes'):
-        assert res[key].dtype == torch.float32
-        assert torch.isfinite(res[key]).all()
-    assert ref.masks.any() and res.masks.any()
-    assert_bf16_close(ref, res)
-
-
-def test_embedmask_bf16_autocast_loss_step():
-    model = build_embedmask()
-    model.train()
-    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
-                        generator=torch.Generator().manual_seed(0))
-    data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
-    ref = model(**data, mode='loss')
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        losses = model(**data, mode='loss')
-    assert_bf16_losses_close(model, ref, losses)
-
-
 def build_sipmask():
     torch.manual_seed(0)
     model = MODELS.build(tiny_sipmask_cfg())
@@ -311,11 +280,20 @@ def build_sipmask():
     return model
 
 
-def test_sipmask_bf16_autocast_predict():
-    """The deformable alignment (grid_sample on the CPU), the bases and the
-    crop-split assembly under bf16 autocast: the same predictions as fp32
-    within PEP's tolerances."""
-    model = build_sipmask()
+# EmbedMask: the distances of its masks are differences of large expanded
+# terms (e^2 - 2 e q + q^2 with positions of several units), which would be
+# noise in bf16, so the head computes them in float32 under autocast.
+# SipMask: the deformable alignment (grid_sample on the CPU), the bases and
+# the crop-split assembly.
+FCOS_MODELS = pytest.mark.parametrize('build', [build_embedmask,
+                                                build_sipmask],
+                                      ids=['EmbedMask', 'SipMask'])
+
+
+@FCOS_MODELS
+def test_fcos_style_bf16_autocast_predict(build):
+    """The same predictions as fp32 within PEP's tolerances."""
+    model = build()
     img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
                         generator=torch.Generator().manual_seed(0))
     ref = predict(model, [img])[0]
@@ -329,8 +307,9 @@ def test_sipmask_bf16_autocast_predict():
     assert_bf16_close(ref, res)
 
 
-def test_sipmask_bf16_autocast_loss_step():
-    model = build_sipmask()
+@FCOS_MODELS
+def test_fcos_style_bf16_autocast_loss_step(build):
+    model = build()
     model.train()
     img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
                         generator=torch.Generator().manual_seed(0))

@@ -15,47 +15,24 @@ from mmdet_pep.models.dense_heads.embedmask_head import (
     embedding_log_probs, log_probs_to_logits)
 from mmdet_pep.models.losses import lovasz_hinge
 from mmdet_pep.models.utils import levels_to_points
-from pep_testing import img_meta, make_gt
+from pep_testing import (FCOS_STRIDES, TINY_REGRESS_RANGES, built,
+                         fcos_feats, img_meta, make_gt, tiny_fcos_head)
 
-STRIDES = [8, 16, 32, 64, 128]
-RANGES = ((-1, 16), (16, 32), (32, 64), (64, 128), (128, 1e8))
+STRIDES = list(FCOS_STRIDES)
+RANGES = TINY_REGRESS_RANGES
 
 
 def head_cfg(**overrides):
-    cfg = dict(
-        type='EmbedMaskHead',
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=2,
-        num_mask_convs=2,
-        strides=STRIDES,
-        regress_ranges=RANGES,
-        position_divisor=16.,
-        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
-        test_cfg=dict(nms_pre=100, max_per_img=20))
-    cfg.update(overrides)
-    return cfg
+    return tiny_fcos_head(
+        'EmbedMaskHead', **dict(dict(test_cfg=dict(nms_pre=100, max_per_img=20)),
+                           **overrides))
 
 
 def build(**overrides):
-    torch.manual_seed(0)
-    head = MODELS.build(head_cfg(**overrides))
-    head.init_weights()
-    return head
+    return built(head_cfg(**overrides))
 
 
-def feats(batch=1, shape=(64, 64), channels=16, fill=None):
-    """P3-P7 of an input of ``shape``."""
-    torch.manual_seed(0)
-    out = []
-    for stride in STRIDES:
-        f = torch.randn(batch, channels, -(-shape[0] // stride),
-                        -(-shape[1] // stride))
-        if fill is not None:
-            f.fill_(fill)
-        out.append(f)
-    return tuple(out)
+feats = fcos_feats
 
 
 # The maths -------------------------------------------------------------------

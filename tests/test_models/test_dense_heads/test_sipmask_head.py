@@ -14,47 +14,22 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
 from mmdet_pep.models.dense_heads.sipmask_head import (box_quadrants,
                                                        crop_split_logits)
-from pep_testing import (TINY_REGRESS_RANGES, check_masks_in_boxes, img_meta,
-                         make_gt)
-
-STRIDES = [8, 16, 32, 64, 128]
-
+from pep_testing import (FCOS_STRIDES, TINY_REGRESS_RANGES, built,
+                         check_masks_in_boxes, fcos_feats, img_meta, make_gt,
+                         tiny_fcos_head)
 
 def head_cfg(**overrides):
-    cfg = dict(
-        type='SipMaskHead',
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=2,
-        num_bases=8,
-        basis_channels=16,
-        strides=STRIDES,
-        regress_ranges=TINY_REGRESS_RANGES,
-        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
-        test_cfg=dict(nms_pre=100, max_per_img=20))
-    cfg.update(overrides)
-    return cfg
+    return tiny_fcos_head(
+        'SipMaskHead', **dict(dict(test_cfg=dict(nms_pre=100, max_per_img=20)),
+                           **overrides))
 
 
 def build(**overrides):
-    torch.manual_seed(0)
-    head = MODELS.build(head_cfg(**overrides))
-    head.init_weights()
-    return head
+    return built(head_cfg(**overrides))
 
 
-def feats(batch=1, shape=(64, 64), channels=16, fill=None):
-    """P3-P7 of an input of ``shape``."""
-    torch.manual_seed(0)
-    out = []
-    for stride in STRIDES:
-        f = torch.randn(batch, channels, -(-shape[0] // stride),
-                        -(-shape[1] // stride))
-        if fill is not None:
-            f.fill_(fill)
-        out.append(f)
-    return tuple(out)
+feats = fcos_feats
+STRIDES = list(FCOS_STRIDES)
 
 
 # The crop-split assembly ----------------------------------------------------

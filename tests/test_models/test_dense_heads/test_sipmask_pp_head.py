@@ -5,38 +5,19 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 
-from mmdet.registry import MODELS
 from mmdet_pep.models.dense_heads.sipmask_head import crop_split_logits
-from pep_testing import TINY_REGRESS_RANGES, img_meta, make_gt
-
-STRIDES = [8, 16, 32, 64, 128]
-
+from pep_testing import built, fcos_feats, img_meta, make_gt, tiny_fcos_head
 
 def build(**overrides):
-    cfg = dict(
-        type='SipMaskPPHead',
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=2,
+    defaults = dict(
         num_bases=5,
-        basis_channels=16,
-        strides=STRIDES,
-        regress_ranges=TINY_REGRESS_RANGES,
         norm_cfg=None,
         test_cfg=dict(nms_pre=100, max_per_img=20, score_thr=0.))
-    cfg.update(overrides)
-    torch.manual_seed(0)
-    head = MODELS.build(cfg)
-    head.init_weights()
-    return head
+    return built(tiny_fcos_head('SipMaskPPHead', **dict(defaults,
+                                                        **overrides)))
 
 
-def feats(batch=1, shape=(64, 64)):
-    torch.manual_seed(0)
-    return tuple(
-        torch.randn(batch, 16, -(-shape[0] // s), -(-shape[1] // s))
-        for s in STRIDES)
+feats = fcos_feats
 
 
 def test_branch_layout_and_init():
