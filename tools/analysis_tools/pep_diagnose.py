@@ -1,0 +1,253 @@
+"""How PEP's excavator and purifier behave on a data set, against the GT.
+
+For every val image this runs PEP's inference steps (original descriptors,
+excavation, node masks, purifier grouping) and gives every node the
+identity of the GT instance its mask matches (mask IoU >= ``--iou`` with a
+GT of its predicted class on the stride-4 grid; none otherwise). Counted
+over the data set:
+
+- **nodes**: originals and mined descriptors; how many match a GT, how many
+  GTs the originals find, and how many *more* GTs the mined ones find
+  (excavation recall gain), against how many mined nodes only repeat a GT
+  an original already has (redundant) or match nothing (false);
+- **purifier grouping** (on the nodes of each image, with the test config's
+  ``group_thr``): pair precision (grouped pairs of matched nodes that share
+  their GT) and pair recall (pairs of nodes of one GT that are grouped),
+  false merges (groups holding two or more GTs), splits (GTs whose nodes
+  end in two or more groups), and unmatched nodes that join a group led by
+  a matched one.
+
+Example::
+
+    python tools/analysis_tools/pep_diagnose.py \\
+        configs/pep/pep_r18_fpn_1200it_synthetic.py work_dirs/pep/iter_1200.pth
+"""
+import argparse
+import json
+from collections import Counter
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+
+from mmdet.registry import MODELS
+from mmdet_pep.models.utils import gt_masks_on_grid
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Excavator and purifier statistics of PEP against the '
+        'ground truth')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument(
+        '--iou',
+        type=float,
+        default=0.5,
+        help='mask IoU at which a node matches a GT')
+    parser.add_argument(
+        '--max-images', type=int, help='the first N images of the split')
+    parser.add_argument('--out', help='write the statistics as JSON here')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as in tools/test.py')
+    return parser.parse_args(argv)
+
+
+def node_identities(masks: torch.Tensor, labels: torch.Tensor,
+                    gt_masks: torch.Tensor, gt_labels: torch.Tensor,
+                    iou_thr: float) -> torch.Tensor:
+    """The GT index each node's mask matches (IoU >= ``iou_thr``, same
+    class, the best one), or -1.
+
+    Args:
+        masks (Tensor): Node masks (N, h, w) bool.
+        labels (Tensor): Node classes (N,).
+        gt_masks (Tensor): GT masks on the same grid (G, h, w) bool.
+        gt_labels (Tensor): (G,).
+    """
+    if len(masks) == 0 or len(gt_masks) == 0:
+        return torch.full((len(masks), ), -1, dtype=torch.long)
+    a = masks.flatten(1).float()
+    b = gt_masks.flatten(1).float()
+    inter = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None] - inter
+    iou = inter / union.clamp(min=1)
+    iou[labels[:, None] != gt_labels[None]] = -1
+    best, gt = iou.max(1)
+    return torch.where(best >= iou_thr, gt, -1)
+
+
+def group_statistics(members: torch.Tensor,
+                     identity: torch.Tensor) -> Counter:
+    """Pair and group statistics of one image's grouping.
+
+    Args:
+        members (Tensor): (G, N) bool, node n in group g.
+        identity (Tensor): (N,) GT index of each node, -1 for none.
+    """
+    stats = Counter()
+    group_of = members.float().argmax(0)
+    matched = identity >= 0
+    same_gt = (identity[:, None] == identity[None]) & matched[:, None] & \
+        matched[None]
+    same_group = group_of[:, None] == group_of[None]
+    off_diag = ~torch.eye(len(identity), dtype=torch.bool)
+    both = matched[:, None] & matched[None] & off_diag
+    stats['grouped_pairs'] += int((same_group & both).sum()) // 2
+    stats['grouped_pairs_same_gt'] += int(
+        (same_group & same_gt & off_diag).sum()) // 2
+    stats['same_gt_pairs'] += int((same_gt & off_diag).sum()) // 2
+    for g in range(len(members)):
+        gts = set(identity[members[g]].tolist()) - {-1}
+        stats['groups'] += 1
+        stats['false_merges'] += len(gts) > 1
+        leader_matched = bool(matched[members[g]].any())
+        stats['unmatched_joining_matched'] += int(
+            (members[g] & ~matched).sum()) if leader_matched else 0
+    for gt in set(identity[matched].tolist()):
+        stats['gts_with_nodes'] += 1
+        stats['split_gts'] += len(set(
+            group_of[identity == gt].tolist())) > 1
+    return stats
+
+
+def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
+    """The counts of one image (see the module docstring)."""
+    mlvl_desc, mlvl_cls, mask_feats, exc_feats = outs
+    cfg = head.test_cfg
+    captured = {}
+    original_steps = {}
+
+    def capture(name):
+        method = getattr(head, name)
+        original_steps[name] = method
+
+        def wrapped(nodes, *args, **kwargs):
+            captured[name + '_in'] = nodes
+            out = method(nodes, *args, **kwargs)
+            captured[name] = out
+            return out
+
+        setattr(head, name, wrapped)
+
+    for name in ('_excavate_test', '_node_masks'):
+        capture(name)
+    try:
+        head.predict_by_feat(
+            [d[i:i + 1] for d in mlvl_desc], [c[i:i + 1] for c in mlvl_cls],
+            mask_feats[i:i + 1],
+            None if exc_feats is None else exc_feats[i:i + 1], [img_meta],
+            rescale=False)
+    finally:
+        for name in original_steps:
+            delattr(head, name)
+    stats = Counter()
+    nodes = captured.get('_node_masks')
+    before = captured.get('_node_masks_in')
+    h, w = mask_feats.shape[-2:]
+    masks = gt.masks
+    img_h, img_w = img_meta['img_shape'][:2]
+    if (masks.height, masks.width) != (img_h, img_w):
+        # Test pipelines load annotations after resizing the image.
+        masks = masks.resize((img_h, img_w))
+    gt_masks = gt_masks_on_grid(masks, torch.arange(len(gt)), (h, w),
+                                head.mask_stride) > 0.5
+    stats['gts'] += len(gt)
+    if nodes is None or before is None:
+        return stats
+    num_originals = (
+        len(captured['_excavate_test_in']['scores'])
+        if '_excavate_test_in' in captured else len(before['scores']))
+    # Indices of the kept nodes among the candidates (the same rows).
+    kept = (nodes['desc'][:, None] == before['desc'][None]).all(-1)
+    kept = kept.float().argmax(1)
+    mined = kept >= num_originals
+    identity = node_identities(nodes['masks'].cpu(), nodes['labels'].cpu(),
+                               gt_masks.cpu(), gt.labels.cpu(), iou_thr)
+    mined = mined.cpu()
+    originals_gts = set(identity[~mined].tolist()) - {-1}
+    stats['originals'] += int((~mined).sum())
+    stats['originals_matched'] += int((identity[~mined] >= 0).sum())
+    stats['gts_found_by_originals'] += len(originals_gts)
+    stats['mined'] += int(mined.sum())
+    mined_ids = identity[mined].tolist()
+    stats['mined_false'] += sum(g < 0 for g in mined_ids)
+    stats['mined_redundant'] += sum(g in originals_gts for g in mined_ids)
+    stats['gts_added_by_mining'] += len(set(mined_ids) - originals_gts -
+                                        {-1})
+    if head.purifier is not None:
+        merge = head.purifier.merge
+        head.purifier.merge = 'mean'  # weights > 0 are the members
+        try:
+            _, weights = head.purifier.group(
+                nodes['desc'],
+                nodes['xy'],
+                nodes['scores'],
+                nodes['labels'],
+                group_thr=cfg.purify.group_thr,
+                class_agnostic=cfg.purify.class_agnostic)
+        finally:
+            head.purifier.merge = merge
+        stats.update(group_statistics((weights > 0).cpu(), identity))
+    return stats
+
+
+def summarize(stats: Counter) -> dict:
+    def ratio(a, b):
+        return stats[a] / stats[b] if stats[b] else None
+
+    return dict(
+        counts=dict(stats),
+        originals_matched=ratio('originals_matched', 'originals'),
+        gt_recall_originals=ratio('gts_found_by_originals', 'gts'),
+        gt_recall_gain_mining=ratio('gts_added_by_mining', 'gts'),
+        mined_redundant=ratio('mined_redundant', 'mined'),
+        mined_false=ratio('mined_false', 'mined'),
+        pair_precision=ratio('grouped_pairs_same_gt', 'grouped_pairs'),
+        pair_recall=ratio('grouped_pairs_same_gt', 'same_gt_pairs'),
+        false_merge_rate=ratio('false_merges', 'groups'),
+        split_rate=ratio('split_gts', 'gts_with_nodes'))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.model.type != 'PEP':
+        raise ValueError(f'{args.config}: not a PEP model (model type '
+                         f'{cfg.model.type})')
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.eval()
+    head = model.mask_head
+    loader_cfg = dict(cfg.test_dataloader)
+    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
+    stats = Counter()
+    with torch.no_grad():
+        for n, data in enumerate(Runner.build_dataloader(loader_cfg)):
+            if args.max_images is not None and n >= args.max_images:
+                break
+            data = model.data_preprocessor(data, False)
+            sample = data['data_samples'][0]
+            outs = head(model.extract_feat(data['inputs']))
+            stats += diagnose_image(head, outs, 0, sample.metainfo,
+                                    sample.gt_instances, args.iou)
+    report = summarize(stats)
+    for key, value in report.items():
+        if key != 'counts':
+            print(f'{key}: ' + ('n/a' if value is None else f'{value:.3f}'))
+    print('counts:', json.dumps(report['counts']))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+if __name__ == '__main__':
+    main()
