@@ -185,8 +185,10 @@ def results_markdown(results: List[dict], stale: List[dict],
         '| ' + ' | '.join(columns) + ' |',
         '|' + '|'.join([':---'] * 2 + ['---:'] * (len(columns) - 2)) + '|'
     ]
+    # 'all' (the mean over variants) only when there is more than one.
+    rows = list(variants) + (['all'] if len(variants) > 1 else [])
     for name in names:
-        for variant in list(variants) + ['all']:
+        for variant in rows:
             row = summary[name][variant]
             if not row:
                 continue

@@ -82,6 +82,9 @@ def test_markdown_rows_and_every_run():
     assert len(rows) == 6
     assert len(rows[0].split('|')) == len(TABLE_METRICS) + 5
     assert 'demo/A/seed2 (012345678)' in text
+    # One data set: no 'all' row repeating it.
+    text = results_markdown(results[:2], [], ['A'], ['demo'], 'T')
+    assert '| A | all |' not in text and '| A | demo | 2 |' in text
 
 
 def test_files_round_trip(tmp_path):
