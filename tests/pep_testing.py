@@ -244,3 +244,38 @@ def demo_batch(model, shapes, num_items, training):
         len(shapes), list(shapes), num_items=num_items, num_classes=3,
         with_mask=True)
     return model.data_preprocessor(packed, training)
+
+
+def check_detector_modes(model, shape, tensor_outputs):
+    """A tiny one-head detector (EmbedMask, SipMask) in every mode on two
+    images of ``shape`` (C, H, W), one with 3 GT instances and one empty:
+    the four losses are finite and reach every parameter, predictions have
+    masks at ``ori_shape`` and real boxes, and tensor mode returns
+    ``tensor_outputs = (number of outputs, channels, stride)`` of the last,
+    image-level map."""
+    data = demo_batch(model, [shape, shape], [3, 0], training=True)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls', 'loss_bbox', 'loss_centerness',
+            'loss_mask'} <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is not None for p in model.parameters()
+               if p.requires_grad)
+
+    model.eval()
+    data = demo_batch(model, [shape, shape], [3, 0], training=False)
+    with torch.no_grad():
+        preds = model(**data, mode='predict')
+        outs = model(data['inputs'], mode='tensor')
+    assert len(preds) == 2
+    for sample in preds:
+        inst = sample.pred_instances
+        assert inst.masks.shape[1:] == sample.ori_shape
+        assert inst.masks.dtype == torch.bool
+        assert inst.bboxes.shape == (len(inst), 4)
+    num_outs, channels, stride = tensor_outputs
+    assert len(outs) == num_outs and outs[-1].shape[1] == channels
+    assert outs[-1].shape[-2:] == tuple(s // stride for s in
+                                        data['inputs'].shape[-2:])
+    return losses, preds
