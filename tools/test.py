@@ -16,7 +16,7 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 # Registers PEP and the weights-only checkpoint allow-list.
 from mmdet_pep.utils import (fit_dist_backend,  # noqa: E402
-                             join_cpu_process_group)
+                             join_cpu_process_group, leave_process_group)
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -150,6 +150,7 @@ def main():
 
     # start testing
     runner.test()
+    leave_process_group()
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 # Registers PEP and the weights-only checkpoint allow-list.
 from mmdet_pep.utils import (fit_dist_backend,  # noqa: E402
-                             join_cpu_process_group)
+                             join_cpu_process_group, leave_process_group)
 
 
 def parse_args():
@@ -129,6 +129,7 @@ def main():
 
     # start training
     runner.train()
+    leave_process_group()
 
 
 if __name__ == '__main__':

@@ -53,3 +53,21 @@ def test_join_cpu_process_group_single_rank(monkeypatch, tmp_path):
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def test_leave_process_group(tmp_path):
+    import torch.distributed as dist
+
+    from mmdet_pep.utils import leave_process_group
+    leave_process_group()  # no group: nothing to do
+    assert not dist.is_initialized()
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        world_size=1)
+    try:
+        assert dist.is_initialized()
+        leave_process_group()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
