@@ -237,6 +237,45 @@ def tiny_sipmask_cfg(**head_overrides):
         'SipMask', tiny_fcos_head('SipMaskHead', **head_overrides))
 
 
+def tiny_spatialemb_cfg(backbone='resnet', **head_overrides):
+    """A complete SpatialEmbeddings: ERFNet's encoder (``'erfnet'``, the
+    official network, 2.2 M parameters) or a narrow ResNet-18 with a
+    16-channel FPN, P3-P5 summed at P3 (``'resnet'``); small decoders, 3 classes,
+    thresholds that let an untrained model predict."""
+    head = dict(
+        type='SpatialEmbHead',
+        num_classes=3,
+        in_channels=16,
+        decoder_channels=(8, 4))
+    head.update(head_overrides)
+    test_cfg = dict(seed_thr=0.5, min_pixels=4, max_centres=50,
+                    max_per_img=20)
+    if backbone == 'erfnet':
+        head['in_channels'] = 128
+        return dict(
+            type='SpatialEmbeddings',
+            data_preprocessor=dict(
+                type='DetDataPreprocessor',
+                mean=[0., 0., 0.],
+                std=[255., 255., 255.],
+                bgr_to_rgb=True,
+                pad_size_divisor=8),
+            backbone=dict(type='ERFNetEncoder'),
+            mask_head=head,
+            test_cfg=test_cfg)
+    return dict(
+        type='SpatialEmbeddings',
+        **_tiny_preprocessor_and_backbone(),
+        neck=dict(
+            type='FPN',
+            in_channels=[8, 16, 32, 64],
+            out_channels=16,
+            start_level=1,
+            num_outs=3),
+        mask_head=dict(head, in_index=(0, 1, 2)),
+        test_cfg=test_cfg)
+
+
 def demo_batch(model, shapes, num_items, training):
     """mmdet's demo inputs of ``shapes`` (C, H, W) with ``num_items`` GT
     instances each (3 classes, masks), through ``model``'s preprocessor."""

@@ -1,11 +1,13 @@
-from .backbones import ResNetDCNInterval
-from .dense_heads import EmbedMaskHead, PEPHead, SipMaskHead, SipMaskPPHead
-from .detectors import PEP, EmbedMask, SipMask
+from .backbones import ERFNetEncoder, ResNetDCNInterval
+from .dense_heads import (EmbedMaskHead, PEPHead, SipMaskHead, SipMaskPPHead,
+                          SpatialEmbHead)
+from .detectors import PEP, EmbedMask, SipMask, SpatialEmbeddings
 from .layers import PEPExcavator, PEPPurifier
-from .losses import LovaszHingeLoss
+from .losses import LovaszHingeLoss, SpatialEmbLoss
 
 __all__ = [
     'PEP', 'PEPHead', 'PEPExcavator', 'PEPPurifier', 'EmbedMask',
     'EmbedMaskHead', 'LovaszHingeLoss', 'SipMask', 'SipMaskHead',
-    'SipMaskPPHead', 'ResNetDCNInterval'
+    'SipMaskPPHead', 'ResNetDCNInterval', 'ERFNetEncoder', 'SpatialEmbHead',
+    'SpatialEmbLoss', 'SpatialEmbeddings'
 ]

@@ -1,3 +1,6 @@
 from .lovasz_hinge_loss import LovaszHingeLoss, lovasz_hinge
+from .spatial_emb_loss import SpatialEmbLoss, instance_gaussians
 
-__all__ = ['LovaszHingeLoss', 'lovasz_hinge']
+__all__ = [
+    'LovaszHingeLoss', 'lovasz_hinge', 'SpatialEmbLoss', 'instance_gaussians'
+]
