@@ -32,6 +32,9 @@ param_scheduler = [
         power=0.9,
         eta_min=0.,
         begin=0,
-        end=max_epochs,
+        # mmengine's poly reaches eta_min at its last step, end - 1; the
+        # official lambda (1 - epoch / max_epochs) ** 0.9 reaches 0 one
+        # epoch after the last.
+        end=max_epochs + 1,
         by_epoch=True)
 ]

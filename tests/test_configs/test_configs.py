@@ -23,6 +23,9 @@ CONFIGS = sorted(
     if '_base_' not in p)
 
 
+SPATIALEMB = 'configs/spatial_embeddings/spatialemb_{}.py'
+
+
 def rel(path):
     return osp.relpath(path, ROOT)
 
@@ -32,8 +35,11 @@ def load(name):
 
 
 def tiny(model_cfg):
-    """Swap the backbone for a narrow ResNet-18 with no weights to fetch."""
+    """Swap the backbone for a narrow ResNet-18 with no weights to fetch
+    (ERFNet's encoder, small and trained from scratch, stays)."""
     cfg = copy.deepcopy(model_cfg)
+    if cfg.backbone.type == 'ERFNetEncoder':
+        return cfg
     cfg.backbone = dict(type='ResNet',
                         depth=18,
                         base_channels=8,
@@ -69,7 +75,13 @@ def test_there_are_configs():
                      'configs/sipmask/'
                      'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco.py',
                      'configs/sipmask/'
-                     'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco.py'):
+                     'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco.py',
+                     SPATIALEMB.format('r18_fpn_1200it_synthetic'),
+                     SPATIALEMB.format('erfnet_crop512-200e_cityscapes-car'),
+                     SPATIALEMB.format(
+                         'erfnet_crop1024-ft20e_cityscapes-car'),
+                     SPATIALEMB.format('erfnet_crop512-200e_cityscapes'),
+                     SPATIALEMB.format('erfnet_crop1024-ft20e_cityscapes')):
         assert required in names
     # One folder per method: nothing is left in the old comparison folder.
     assert not osp.exists(osp.join(ROOT, 'configs', 'comparison'))
@@ -82,12 +94,17 @@ def test_config_builds_and_steps(path):
     torch.manual_seed(0)
     model = MODELS.build(tiny(cfg.model))
     model.init_weights()
+    num_classes = len(
+        cfg.train_dataloader.dataset.get('metainfo',
+                                         {}).get('classes', range(3)))
+    # mmdet's demo draws labels in [1, num_classes): give it 2 classes for
+    # a one-class model and map its labels into range.
     packed = demo_mm_inputs(2, [(3, 64, 64), (3, 64, 64)],
                             num_items=[3, 1],
-                            num_classes=len(
-                                cfg.train_dataloader.dataset.get(
-                                    'metainfo', {}).get('classes', range(3))),
+                            num_classes=max(num_classes, 2),
                             with_mask=True)
+    for sample in packed['data_samples']:
+        sample.gt_instances.labels %= num_classes
     data = model.data_preprocessor(packed, True)
     losses = model.loss(data['inputs'], data['data_samples'])
     loss = sum(v for k, v in losses.items() if 'loss' in k)
@@ -98,7 +115,10 @@ def test_config_builds_and_steps(path):
     with torch.no_grad():
         preds = model.predict(data['inputs'], data['data_samples'])
     assert len(preds) == 2 and 'masks' in preds[0].pred_instances
-    assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'}
+    evaluators = cfg.val_evaluator
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    assert set(evaluators[0].metric) == {'bbox', 'segm'}
 
 
 def test_paper_schedule_values():
@@ -732,3 +752,95 @@ def test_sipmask_pp_real_time_config_is_the_official():
     assert lrs[20 * L - 1] == pytest.approx(0.01)
     assert lrs[20 * L] == pytest.approx(0.001)
     assert lrs[23 * L] == pytest.approx(0.0001)
+
+
+# SpatialEmbeddings -----------------------------------------------------------
+#
+# The released car model (davyneven/SpatialEmbeddings src/train_config.py,
+# BranchedERFNet, my_loss.py, test.py) and its 1024 px fine-tune (issue #8).
+CITYSCAPES_CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train',
+                      'motorcycle', 'bicycle')
+
+
+@pytest.mark.parametrize('classes', [('car', ), CITYSCAPES_CLASSES])
+def test_spatialemb_cityscapes_recipe_is_the_official(classes):
+    name = 'erfnet_crop512-200e_cityscapes' + ('-car' if len(classes) == 1
+                                               else '')
+    cfg = load(SPATIALEMB.format(name))
+    model = cfg.model
+    assert model.type == 'SpatialEmbeddings' and 'neck' not in model
+    assert model.backbone.type == 'ERFNetEncoder'
+    pre = model.data_preprocessor
+    assert (pre.mean, pre.std, pre.bgr_to_rgb) == ([0.] * 3, [255.] * 3,
+                                                   True)
+    head = model.mask_head
+    assert head.num_classes == len(classes) and head.n_sigma == 1
+    assert head.grid_unit == 1024.
+    loss = head.loss_mask
+    assert (loss.instance_weight, loss.var_weight, loss.seed_weight,
+            loss.foreground_weight) == (1., 10., 1., 10.)
+    assert (model.test_cfg.seed_thr, model.test_cfg.min_pixels,
+            model.test_cfg.fg_thr, model.test_cfg.mask_thr) == (0.9, 128,
+                                                                0.5, 0.5)
+    loader = cfg.train_dataloader
+    assert loader.batch_size == 16
+    assert loader.sampler == dict(type='RandomSubsetSampler',
+                                  num_samples=3000)
+    dataset = loader.dataset
+    assert dataset.type == 'CityscapesDataset'
+    assert dataset.metainfo.classes == classes
+    assert cfg.val_dataloader.dataset.metainfo.classes == classes
+    assert [t.type for t in dataset.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'RandomObjectCenteredCrop',
+        'PackDetInputs'
+    ]
+    assert dataset.pipeline[2].crop_size == (512, 512)
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='Adam', lr=5e-4, weight_decay=1e-4)
+    assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
+    # Poly lr (power 0.9) stepped per epoch: lr_e = 5e-4 (1 - e / 200)^0.9.
+    lrs = lr_trace(cfg, epoch_length=1)
+    assert len(lrs) == 200
+    for epoch in (0, 1, 100, 199):
+        assert lrs[epoch] == pytest.approx(5e-4 * (1 - epoch / 200)**0.9)
+
+
+@pytest.mark.parametrize('suffix', ['-car', ''])
+def test_spatialemb_finetune_resumes_the_220_epoch_poly_schedule(suffix):
+    """Epochs 200-219 of the official 220-epoch poly schedule, on random
+    1024 crops of full images, from stage 1's weights."""
+    cfg = load(SPATIALEMB.format(f'erfnet_crop1024-ft20e_cityscapes{suffix}'))
+    stage1 = load(SPATIALEMB.format(f'erfnet_crop512-200e_cityscapes{suffix}'))
+    assert cfg.load_from.endswith(
+        f'spatialemb_erfnet_crop512-200e_cityscapes{suffix}/epoch_200.pth')
+    crop = cfg.train_dataloader.dataset.pipeline[2]
+    assert crop.type == 'RandomCrop' and crop.crop_size == (1024, 1024)
+    assert cfg.model == stage1.model
+    lrs = lr_trace(cfg, epoch_length=1)
+    assert len(lrs) == 20
+    for epoch in range(20):
+        assert lrs[epoch] == pytest.approx(
+            5e-4 * (1 - (200 + epoch) / 220)**0.9)
+
+
+def test_spatialemb_synthetic_shares_peps_recipe_and_sizes():
+    pep = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
+    other = load(SPATIALEMB.format('r18_fpn_1200it_synthetic')).to_dict()
+    pep_model, model = pep.pop('model'), other.pop('model')
+    assert _flatten(_unscoped(other)) == _flatten(_unscoped(pep))
+    for key in ('depth', 'num_stages', 'out_indices', 'frozen_stages',
+                'style', 'init_cfg', 'norm_eval'):
+        assert model['backbone'][key] == pep_model['backbone'][key], key
+    # PEP pads masks in the preprocessor (SOLOv2's base); the
+    # SpatialEmbeddings head, a BaseMaskHead, pads them itself.
+    pep_pre = dict(pep_model['data_preprocessor'])
+    assert pep_pre.pop('pad_mask')
+    assert model['data_preprocessor'] == dict(
+        pep_pre, type='DetDataPreprocessor')
+    for key in ('in_channels', 'out_channels'):
+        assert model['neck'][key] == pep_model['neck'][key]
+    head = model['mask_head']
+    assert head['num_classes'] == pep_model['mask_head']['num_classes']
+    assert head['in_channels'] == pep_model['neck']['out_channels']
+    assert model['test_cfg']['max_per_img'] == pep_model['test_cfg'][
+        'max_per_img']

@@ -250,14 +250,14 @@ def test_default_models_and_ablations(compare, tiny):
     specs = compare.build_specs(compare.parse_args([]))
     assert [s.name for s in specs] == [
         'PEP', 'PEP-CE', 'PEP-baseline', 'PEP-excavate', 'PEP-purify',
-        'SOLOv2', 'CondInst', 'EmbedMask', 'SipMask'
+        'SOLOv2', 'CondInst', 'EmbedMask', 'SipMask', 'SpatialEmbeddings'
     ]
     # Every model, ablations included, is a config file of its method's
     # folder.
     assert [osp.relpath(osp.dirname(s.config), ROOT) for s in specs] == [
         osp.join('configs', folder)
         for folder in ['pep'] * 5 +
-        ['solov2', 'condinst', 'embedmask', 'sipmask']
+        ['solov2', 'condinst', 'embedmask', 'sipmask', 'spatial_embeddings']
     ]
     assert all(osp.isfile(s.config) for s in specs)
 

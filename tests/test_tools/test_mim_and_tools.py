@@ -363,8 +363,14 @@ REPORTED = {
     'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco': 37.8,
     'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco': 35.2,
 }
+# SpatialEmbeddings' reported numbers are on Cityscapes: the released car
+# model (val, car class) and the paper's 8-class model (test).
+REPORTED_CITYSCAPES = {
+    'spatialemb_erfnet_crop1024-ft20e_cityscapes-car': 56.4,
+    'spatialemb_erfnet_crop1024-ft20e_cityscapes': 27.6,
+}
 # Folders of the methods this package implements, each with a metafile.
-METHODS = ('pep', 'embedmask', 'sipmask')
+METHODS = ('pep', 'embedmask', 'sipmask', 'spatial_embeddings')
 
 
 def mim_search(tmp_path, *args, **env):
@@ -391,10 +397,15 @@ def assert_search_results(tmp_path, **env):
     assert {k: v['coco/mask_ap'] for k, v in paper.items()} == REPORTED
     coco = mim_search(tmp_path, '--dataset', 'coco', **env)
     assert coco and not any('synthetic' in name for name in coco)
+    cityscapes = mim_search(tmp_path, '--dataset', 'cityscapes',
+                            '--condition', 'mask_ap>0', **env)
+    assert {k: v['cityscapes/mask_ap']
+            for k, v in cityscapes.items()} == REPORTED_CITYSCAPES
     # Our own measurements are listed under the synthetic set.
     ours = mim_search(tmp_path, '--condition', 'mask_ap>0', **env)
-    assert set(ours) > set(paper)
-    assert all('synthetic' in name for name in set(ours) - set(paper))
+    reported = set(paper) | set(cityscapes)
+    assert set(ours) > reported
+    assert all('synthetic' in name for name in set(ours) - reported)
     return listed
 
 

@@ -1,6 +1,6 @@
-"""EmbedMask and SipMask through the tools users run on every method of the
-zoo: mmdet's ``DetInferencer`` and ``get_flops.py``, and our latency
-tool."""
+"""EmbedMask, SipMask and SpatialEmbeddings through the tools users run on
+every method of the zoo: mmdet's ``DetInferencer`` and ``get_flops.py``,
+and our latency tool."""
 import importlib.util
 import json
 import os
@@ -21,9 +21,11 @@ from mmdet_pep.datasets.synthetic import generate_coco_split, metainfo
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
-    method: osp.join(ROOT, 'configs', method,
+    method: osp.join(ROOT, 'configs', folder,
                      f'{method}_r18_fpn_1200it_synthetic.py')
-    for method in ('embedmask', 'sipmask')
+    for method, folder in (('embedmask', 'embedmask'),
+                           ('sipmask', 'sipmask'),
+                           ('spatialemb', 'spatial_embeddings'))
 }
 methods = pytest.mark.parametrize('method', sorted(CONFIGS))
 
@@ -34,7 +36,10 @@ def test_det_inferencer_predicts_and_draws(tmp_path, method):
     img = str(tmp_path / 'data' / 'val' / '000001.png')
     cfg = Config.fromfile(CONFIGS[method])
     # Keep every candidate, so that an untrained model draws something.
-    cfg.model.test_cfg.score_thr = 0.
+    if method == 'spatialemb':
+        cfg.model.test_cfg.update(seed_thr=0., min_pixels=0)
+    else:
+        cfg.model.test_cfg.score_thr = 0.
     cfg.model.test_cfg.max_per_img = 5
     cfg_path = str(tmp_path / f'{method}.py')
     cfg.dump(cfg_path)
@@ -47,6 +52,11 @@ def test_det_inferencer_predicts_and_draws(tmp_path, method):
         with torch.no_grad():
             model.bbox_head.conv_reg.bias.fill_(1.)
             model.bbox_head.conv_coeff.bias.fill_(3.)
+    if method == 'spatialemb':
+        # Untrained seeds sit at 0.5: make every pixel foreground; each
+        # centre's Gaussian (sigma 1 at start) is then a ~6 px disc.
+        with torch.no_grad():
+            model.mask_head.seed_decoder.output_conv.bias.fill_(3.)
     ckpt = str(tmp_path / f'{method}.pth')
     save_checkpoint(
         dict(
@@ -66,7 +76,7 @@ def test_det_inferencer_predicts_and_draws(tmp_path, method):
     masks = mask_utils.decode(
         [dict(m, counts=m['counts'].encode()) for m in pred['masks']])
     assert masks.any()
-    # FCOS's boxes: real, inside the image.
+    # Real boxes, inside the image.
     for x1, y1, x2, y2 in pred['bboxes']:
         assert 0 <= x1 <= x2 <= 64 and 0 <= y1 <= y2 <= 64
     with open(out_dir / 'preds' / '000001.json') as f:

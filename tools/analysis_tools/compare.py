@@ -1,5 +1,5 @@
-"""Compare PEP, its ablations, SOLOv2, CondInst, EmbedMask and SipMask on
-one data set.
+"""Compare PEP, its ablations, SOLOv2, CondInst, EmbedMask, SipMask and
+SpatialEmbeddings on one data set.
 
 For every model, one after another, this trains the config with mmengine's
 Runner (or loads the checkpoint given for it), evaluates bbox and segm AP
@@ -47,7 +47,8 @@ are measured there.
 Examples::
 
     # PEP, its Dice-vs-CE and three Tab. 2 ablation configs, SOLOv2,
-    # CondInst, EmbedMask and SipMask, each for its schedule
+    # CondInst, EmbedMask, SipMask and SpatialEmbeddings, each for its
+    # schedule
     python tools/analysis_tools/compare.py --work-dir work_dirs/comparison
 
     # A PEP config and its Tab. 2 ablation configs (found by file name)
@@ -119,6 +120,8 @@ DEFAULT_CONFIGS = (
     ('CondInst', 'configs/condinst/condinst_r18_fpn_1200it_synthetic.py'),
     ('EmbedMask', 'configs/embedmask/embedmask_r18_fpn_1200it_synthetic.py'),
     ('SipMask', 'configs/sipmask/sipmask_r18_fpn_1200it_synthetic.py'),
+    ('SpatialEmbeddings',
+     'configs/spatial_embeddings/spatialemb_r18_fpn_1200it_synthetic.py'),
 )
 
 # The rows of the paper's Tab. 2: for a PEP config ``pep_<setting>.py``,
@@ -143,7 +146,8 @@ def parse_args(argv=None):
         help='config files, each as PATH or NAME=PATH (NAME labels the row '
         'and names its work dir; default: the file name). Default: PEP, '
         'PEP with the CE mask loss, its three Tab. 2 ablations, SOLOv2, '
-        'CondInst, EmbedMask and SipMask on the synthetic set')
+        'CondInst, EmbedMask, SipMask and SpatialEmbeddings on the synthetic '
+        'set')
     parser.add_argument(
         '--ablations',
         action='store_true',
