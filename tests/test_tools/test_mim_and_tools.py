@@ -224,15 +224,19 @@ def test_mim_train_and_test(data_root, tmp_path):
     assert_coco_metrics(output)
 
 
-@pytest.mark.parametrize('method', ['embedmask', 'sipmask'])
-def test_mim_train_fcos_style_methods(data_root, tmp_path, method):
-    """The synthetic EmbedMask and SipMask configs train with mmdet's own
-    train.py (``mim train mmdet``), cut to 4 iterations, and are
-    evaluated."""
+@pytest.mark.parametrize('folder,method,loss', [
+    ('embedmask', 'embedmask', 'loss_mask'),
+    ('sipmask', 'sipmask', 'loss_mask'),
+    ('spatial_embeddings', 'spatialemb', 'loss_inst'),
+])
+def test_mim_train_zoo_methods(data_root, tmp_path, folder, method, loss):
+    """The synthetic EmbedMask, SipMask and SpatialEmbeddings configs
+    train with mmdet's own train.py (``mim train mmdet``), cut to 4
+    iterations, and are evaluated."""
     work_dir = str(tmp_path / f'mim_{method}')
     output = run([
         MIM, 'train', 'mmdet',
-        f'configs/{method}/{method}_r18_fpn_1200it_synthetic.py',
+        f'configs/{folder}/{method}_r18_fpn_1200it_synthetic.py',
         '--work-dir', work_dir, '--cfg-options', *data_options(data_root),
         'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
         'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
@@ -240,10 +244,14 @@ def test_mim_train_fcos_style_methods(data_root, tmp_path, method):
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False', 'model.test_cfg.score_thr=0'
+        'val_dataloader.persistent_workers=False',
+        # Keep every box of the untrained FCOS heads; SpatialEmbeddings has
+        # no score threshold (its seed threshold stays).
+        'model.test_cfg.score_thr=0' if folder != 'spatial_embeddings' else
+        'model.test_cfg.max_per_img=50'
     ])
     assert osp.join('mmdet', '.mim', 'tools', 'train.py') in output
-    assert 'Iter(train) [4/4]' in output and 'loss_mask' in output
+    assert 'Iter(train) [4/4]' in output and loss in output
     assert_coco_metrics(read_log(work_dir))
     assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
 
