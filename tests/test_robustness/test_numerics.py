@@ -12,7 +12,8 @@ from mmdet.structures import DetDataSample
 from mmdet.testing import demo_mm_inputs
 import mmdet_pep.engine  # noqa: F401  (registers the hooks)
 from pep_testing import (check_masks_in_boxes, make_gt, tiny_detector_cfg,
-                         tiny_embedmask_cfg, tiny_sipmask_cfg)
+                         tiny_embedmask_cfg, tiny_sipmask_cfg,
+                         tiny_spatialemb_cfg)
 
 
 
@@ -316,6 +317,50 @@ def test_fcos_style_bf16_autocast_loss_step(build):
     data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
     ref = model(**data, mode='loss')
     assert ref['loss_mask'] > 0
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    assert_bf16_losses_close(model, ref, losses)
+
+
+def build_spatialemb():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_spatialemb_cfg())
+    model.init_weights()
+    with torch.no_grad():  # every pixel foreground: clusters to predict
+        model.mask_head.seed_decoder.output_conv.bias.fill_(3.)
+    return model
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+def test_spatialemb_non_finite_images_give_no_detections(value):
+    """SpatialEmbeddings clusters pixels: a non-finite image has no pixel
+    with finite outputs, so nothing; the other image of the batch keeps
+    its clusters."""
+    model = build_spatialemb()
+    good = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8).float()
+    res_good, res_bad = predict(model, [good, torch.full_like(good, value)])
+    check_empty(res_bad)
+    assert len(res_good) > 0
+
+
+def test_spatialemb_bf16_autocast():
+    """Under bf16 autocast the clustering still gets float32 maps (bool
+    masks, float32 finite scores and boxes) and the three losses stay
+    within the fp32 tolerances with finite gradients."""
+    model = build_spatialemb()
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        res = predict(model, [img])[0]
+    assert len(res) > 0 and res.masks.dtype == torch.bool
+    assert res.masks.shape[1:] == (64, 64)
+    for key in ('scores', 'bboxes'):
+        assert res[key].dtype == torch.float32
+        assert torch.isfinite(res[key]).all()
+    model.train()
+    data = model.data_preprocessor(batch([img], [_crowd_gt()]), True)
+    ref = model(**data, mode='loss')
+    assert ref['loss_inst'] > 0
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
     assert_bf16_losses_close(model, ref, losses)
