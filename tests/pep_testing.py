@@ -276,6 +276,25 @@ def tiny_spatialemb_cfg(backbone='resnet', **head_overrides):
         test_cfg=test_cfg)
 
 
+def tiny_sipmask_vis_cfg(**head_overrides):
+    """SipMask-VIS on the tiny SipMask: a 16-channel track head with a
+    32-d embedding and mmdet's MaskTrackRCNNTracker."""
+    detector = tiny_sipmask_cfg(**head_overrides)
+    preprocessor = dict(detector.pop('data_preprocessor'),
+                        type='TrackDataPreprocessor')
+    return dict(
+        type='SipMaskVIS',
+        detector=detector,
+        data_preprocessor=preprocessor,
+        track_head=dict(
+            type='SipMaskTrackHead',
+            in_channels=16,
+            feat_channels=16,
+            embed_channels=32,
+            norm_cfg=dict(type='GN', num_groups=4, requires_grad=True)),
+        tracker=dict(type='MaskTrackRCNNTracker', num_frames_retain=20))
+
+
 def demo_batch(model, shapes, num_items, training):
     """mmdet's demo inputs of ``shapes`` (C, H, W) with ``num_items`` GT
     instances each (3 classes, masks), through ``model``'s preprocessor."""

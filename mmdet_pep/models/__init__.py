@@ -4,10 +4,12 @@ from .dense_heads import (EmbedMaskHead, PEPHead, SipMaskHead, SipMaskPPHead,
 from .detectors import PEP, EmbedMask, SipMask, SpatialEmbeddings
 from .layers import PEPExcavator, PEPPurifier
 from .losses import LovaszHingeLoss, SpatialEmbLoss
+from .tracking_heads import SipMaskTrackHead
+from .vis import SipMaskVIS
 
 __all__ = [
     'PEP', 'PEPHead', 'PEPExcavator', 'PEPPurifier', 'EmbedMask',
     'EmbedMaskHead', 'LovaszHingeLoss', 'SipMask', 'SipMaskHead',
     'SipMaskPPHead', 'ResNetDCNInterval', 'ERFNetEncoder', 'SpatialEmbHead',
-    'SpatialEmbLoss', 'SpatialEmbeddings'
+    'SpatialEmbLoss', 'SpatialEmbeddings', 'SipMaskTrackHead', 'SipMaskVIS'
 ]

@@ -1,0 +1,3 @@
+from .sipmask_track_head import SipMaskTrackHead, centre_cells, jitter_boxes
+
+__all__ = ['SipMaskTrackHead', 'centre_cells', 'jitter_boxes']

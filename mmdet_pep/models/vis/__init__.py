@@ -1,0 +1,3 @@
+from .sipmask_vis import SipMaskVIS
+
+__all__ = ['SipMaskVIS']
