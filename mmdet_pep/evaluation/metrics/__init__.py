@@ -1,4 +1,8 @@
 from .crowd_coco_metric import (CrowdCocoMetric, SubsetCOCOeval,
                                 crowded_instances)
+from .youtube_vis_metric import PEPYouTubeVISMetric
 
-__all__ = ['CrowdCocoMetric', 'SubsetCOCOeval', 'crowded_instances']
+__all__ = [
+    'CrowdCocoMetric', 'SubsetCOCOeval', 'crowded_instances',
+    'PEPYouTubeVISMetric'
+]

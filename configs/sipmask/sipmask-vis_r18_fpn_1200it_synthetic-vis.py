@@ -1,0 +1,65 @@
+# SipMask-VIS on the embedded synthetic video set: the image model of
+# sipmask_r18_fpn_1200it_synthetic.py (ResNet-18 from scratch, 128-channel
+# FPN P3-P7 and head, two-conv towers) as detector, the track head with
+# the official rule of stacked_convs - 1 track convs (here 1) and a 512-d
+# embedding, mmdet's MaskTrackRCNNTracker; the shared schedule (AdamW,
+# 1200 iterations) on batches of 4 clips (a key and a reference frame
+# each: 8 images, as the image recipe's batch). From scratch: the official
+# recipe starts from the COCO image model, which cannot be downloaded here.
+_base_ = [
+    '../_base_/models/sipmask_r50-caffe_fpn.py',
+    '../_base_/datasets/synthetic_vis.py',
+    '../_base_/schedules/schedule_synthetic.py',
+    '../_base_/synthetic_runtime.py'
+]
+
+detector = _base_.model
+detector.pop('data_preprocessor')
+detector.backbone.update(
+    depth=18,
+    frozen_stages=-1,
+    norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=False,
+    style='pytorch',
+    init_cfg=None)
+detector.neck.update(in_channels=[64, 128, 256, 512], out_channels=128)
+detector.bbox_head.update(
+    num_classes=3,
+    in_channels=128,
+    feat_channels=128,
+    stacked_convs=2,
+    basis_channels=256,
+    regress_ranges=((-1, 16), (16, 32), (32, 64), (64, 128), (128, 1e8)))
+detector.test_cfg.update(nms_pre=200, max_per_img=50)
+del _base_.model
+
+model = dict(
+    type='SipMaskVIS',
+    data_preprocessor=dict(
+        type='TrackDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_mask=True,
+        pad_size_divisor=32),
+    detector=detector,
+    track_head=dict(
+        type='SipMaskTrackHead',
+        in_channels=128,
+        feat_channels=128,
+        num_convs=1,
+        num_levels=3,
+        embed_channels=512,
+        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)),
+    tracker=dict(
+        type='MaskTrackRCNNTracker',
+        match_weights=dict(det_score=1.0, iou=2.0, det_label=10.0),
+        num_frames_retain=20))
+
+default_hooks = dict(
+    visualization=dict(type='TrackVisualizationHook', draw=False))
+visualizer = dict(
+    type='TrackLocalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer')
+del detector

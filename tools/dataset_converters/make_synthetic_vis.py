@@ -1,0 +1,42 @@
+"""Generate the synthetic video instance segmentation set (YouTube-VIS
+layout and mmdet's converted layout; see mmdet_pep.datasets.synthetic_video).
+
+Example::
+
+    python tools/dataset_converters/make_synthetic_vis.py data/synthetic_vis \\
+        --num-train 120 --num-val 20 --num-frames 8 --image-size 128 --seed 0
+"""
+import argparse
+
+from mmdet_pep.datasets.synthetic_video import generate_vis_split
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Generate the synthetic video instance segmentation set')
+    parser.add_argument('out_dir', help='output root directory')
+    parser.add_argument('--num-train', type=int, default=120,
+                        help='number of train clips')
+    parser.add_argument('--num-val', type=int, default=20,
+                        help='number of val clips')
+    parser.add_argument('--num-frames', type=int, default=8,
+                        help='frames per clip')
+    parser.add_argument('--image-size', type=int, default=128,
+                        help='square frame side (px)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed (val uses seed + 1)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for split, num, seed in (('train', args.num_train, args.seed),
+                             ('val', args.num_val, args.seed + 1)):
+        files = generate_vis_split(args.out_dir, split, num, args.num_frames,
+                                   args.image_size, seed)
+        print(f'{split}: {num} clips of {args.num_frames} frames -> '
+              f'{files[1]}')
+
+
+if __name__ == '__main__':
+    main()
