@@ -14,7 +14,7 @@ from mmengine.registry import PARAM_SCHEDULERS
 
 import mmdet
 from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
+from mmdet.testing import demo_mm_inputs, demo_track_inputs
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -24,6 +24,7 @@ CONFIGS = sorted(
 
 
 SPATIALEMB = 'configs/spatial_embeddings/spatialemb_{}.py'
+SIPMASK_VIS = 'configs/sipmask/sipmask-vis_{}.py'
 
 
 def rel(path):
@@ -38,6 +39,9 @@ def tiny(model_cfg):
     """Swap the backbone for a narrow ResNet-18 with no weights to fetch
     (ERFNet's encoder, small and trained from scratch, stays)."""
     cfg = copy.deepcopy(model_cfg)
+    if 'detector' in cfg:  # a video model: its image detector
+        cfg.detector = tiny(cfg.detector)
+        return cfg
     if cfg.backbone.type == 'ERFNetEncoder':
         return cfg
     cfg.backbone = dict(type='ResNet',
@@ -81,7 +85,16 @@ def test_there_are_configs():
                      SPATIALEMB.format(
                          'erfnet_crop1024-ft20e_cityscapes-car'),
                      SPATIALEMB.format('erfnet_crop512-200e_cityscapes'),
-                     SPATIALEMB.format('erfnet_crop1024-ft20e_cityscapes')):
+                     SPATIALEMB.format('erfnet_crop1024-ft20e_cityscapes'),
+                     SIPMASK_VIS.format('r18_fpn_1200it_synthetic-vis'),
+                     SIPMASK_VIS.format(
+                         'r50-caffe_fpn_gn-head_1x_youtubevis2019'),
+                     SIPMASK_VIS.format(
+                         'r50-caffe_fpn_gn-head_1x_youtubevis2021'),
+                     SIPMASK_VIS.format(
+                         'r50-caffe_fpn_gn-head_1x_youtubevis2019-local'),
+                     'configs/masktrack_rcnn/'
+                     'masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py'):
         assert required in names
     # One folder per method: nothing is left in the old comparison folder.
     assert not osp.exists(osp.join(ROOT, 'configs', 'comparison'))
@@ -94,6 +107,9 @@ def test_config_builds_and_steps(path):
     torch.manual_seed(0)
     model = MODELS.build(tiny(cfg.model))
     model.init_weights()
+    if 'detector' in cfg.model:
+        step_video_model(cfg, model)
+        return
     num_classes = len(
         cfg.train_dataloader.dataset.get('metainfo',
                                          {}).get('classes', range(3)))
@@ -119,6 +135,31 @@ def test_config_builds_and_steps(path):
     if not isinstance(evaluators, (list, tuple)):
         evaluators = [evaluators]
     assert set(evaluators[0].metric) == {'bbox', 'segm'}
+
+
+def step_video_model(cfg, model):
+    """One training step on clips of two frames (a key and a reference)
+    and one prediction of a clip, with track ids, for a video config."""
+    num_classes = len(cfg.train_dataloader.dataset.get(
+        'metainfo', {}).get('classes', range(40)))
+    packed = demo_track_inputs(
+        batch_size=2, num_frames=2, key_frames_inds=[0],
+        image_shapes=(3, 64, 64), num_items=[3, 1],
+        num_classes=num_classes, with_mask=True)
+    data = model.data_preprocessor(packed, True)
+    loss, _ = model.parse_losses(
+        model.loss(data['inputs'], data['data_samples']))
+    assert torch.isfinite(loss)
+    loss.backward()
+    model.eval()
+    packed = demo_track_inputs(
+        batch_size=1, num_frames=2, image_shapes=(3, 64, 64),
+        num_items=[2], num_classes=num_classes, with_mask=True)
+    data = model.data_preprocessor(packed, False)
+    with torch.no_grad():
+        (clip, ) = model.predict(data['inputs'], data['data_samples'])
+    assert all('instances_id' in f.pred_track_instances for f in clip)
+    assert cfg.val_evaluator.metric == 'youtube_vis_ap'
 
 
 def test_paper_schedule_values():
@@ -844,3 +885,75 @@ def test_spatialemb_synthetic_shares_peps_recipe_and_sizes():
     assert head['in_channels'] == pep_model['neck']['out_channels']
     assert model['test_cfg']['max_per_img'] == pep_model['test_cfg'][
         'max_per_img']
+
+
+# SipMask-VIS -----------------------------------------------------------------
+#
+# The official SipMask-VIS/configs/sipmask/sipmask_r50_caffe_fpn_gn_1x.py.
+
+
+def test_sipmask_vis_youtube_vis_recipe_is_the_official():
+    cfg = load(SIPMASK_VIS.format('r50-caffe_fpn_gn-head_1x_youtubevis2019'))
+    model = cfg.model
+    assert model.type == 'SipMaskVIS'
+    head = model.detector.bbox_head
+    assert head.num_classes == 40 and head.stacked_convs == 3
+    assert model.track_head.num_convs == 2
+    assert model.track_head.embed_channels == 512
+    assert model.tracker.type == 'MaskTrackRCNNTracker'
+    assert model.tracker.match_weights == dict(det_score=1.0, iou=2.0,
+                                               det_label=10.0)
+    test = model.detector.test_cfg
+    assert (test.nms_pre, test.score_thr, test.max_per_img) == (200, 0.03,
+                                                                10)
+    assert test.nms.iou_threshold == 0.5
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4)
+    assert cfg.optim_wrapper.paramwise_cfg == dict(bias_lr_mult=2.,
+                                                   bias_decay_mult=0.)
+    assert cfg.train_cfg.max_epochs == 12
+    loader = cfg.train_dataloader
+    assert loader.batch_size == 8 and loader.sampler.type == 'TrackImgSampler'
+    resize = loader.dataset.pipeline[1].transforms[2]
+    assert resize.scale == (640, 360)
+    assert cfg.val_evaluator.format_only
+    # Linear warm-up from lr / 80 over 1000 iterations, x0.1 at 8 and 11.
+    lrs = lr_trace(cfg, epoch_length=1000)
+    assert lrs[0] == pytest.approx(0.005 / 80)
+    assert lrs[500] == pytest.approx(0.005 * (1 / 80 + (1 - 1 / 80) / 2))
+    assert lrs[1000] == pytest.approx(0.005)
+    assert lrs[8 * 1000] == pytest.approx(0.0005)
+    assert lrs[11 * 1000] == pytest.approx(0.00005)
+    local = load(
+        SIPMASK_VIS.format('r50-caffe_fpn_gn-head_1x_youtubevis2019-local'))
+    assert not local.val_evaluator.format_only
+    assert local.val_dataloader.dataset.ann_file.endswith('_train_val.json')
+    assert local.train_dataloader.dataset.ann_file.endswith(
+        '_train_sub.json')
+    v2021 = load(SIPMASK_VIS.format('r50-caffe_fpn_gn-head_1x_youtubevis2021'))
+    assert v2021.train_dataloader.dataset.dataset_version == '2021'
+    assert v2021.val_dataloader.dataset.dataset_version == '2021'
+
+
+def test_video_synthetic_configs_share_one_recipe():
+    """SipMask-VIS and MaskTrack R-CNN on the synthetic clips: the same
+    data, schedule and runtime; SipMask-VIS's detector is the synthetic
+    image SipMask's model."""
+    sip = load(SIPMASK_VIS.format('r18_fpn_1200it_synthetic-vis')).to_dict()
+    mt = load('configs/masktrack_rcnn/'
+              'masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py').to_dict()
+    sip_model, mt_model = sip.pop('model'), mt.pop('model')
+    assert _flatten(_unscoped(sip)) == _flatten(_unscoped(mt))
+    image = load(SIPMASK.format('r18_fpn_1200it_synthetic')).to_dict()
+    image_model = image['model']
+    image_model.pop('data_preprocessor')
+    image_model.pop('type')
+    detector = dict(sip_model['detector'])
+    assert detector.pop('type') == 'SipMask'
+    assert _flatten(_unscoped(detector)) == _flatten(_unscoped(image_model))
+    for model in (sip_model, mt_model):
+        assert model['data_preprocessor']['type'] == 'TrackDataPreprocessor'
+        assert model['detector']['backbone']['depth'] == 18
+        assert model['detector']['backbone']['init_cfg'] is None
+        assert model['detector']['neck']['out_channels'] == 128
+    assert sip_model['track_head']['num_convs'] == 1  # stacked_convs - 1

@@ -377,6 +377,10 @@ REPORTED_CITYSCAPES = {
     'spatialemb_erfnet_crop1024-ft20e_cityscapes-car': 56.4,
     'spatialemb_erfnet_crop1024-ft20e_cityscapes': 27.6,
 }
+# SipMask-VIS's is on YouTube-VIS 2019 val (the official README).
+REPORTED_YOUTUBE_VIS = {
+    'sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019': 32.5,
+}
 # Folders of the methods this package implements, each with a metafile.
 METHODS = ('pep', 'embedmask', 'sipmask', 'spatial_embeddings')
 
@@ -409,9 +413,13 @@ def assert_search_results(tmp_path, **env):
                             '--condition', 'mask_ap>0', **env)
     assert {k: v['cityscapes/mask_ap']
             for k, v in cityscapes.items()} == REPORTED_CITYSCAPES
+    youtube_vis = mim_search(tmp_path, '--dataset', 'youtube-vis',
+                             '--condition', 'mask_ap>0', **env)
+    assert {k: v['youtube-vis 2019/mask_ap']
+            for k, v in youtube_vis.items()} == REPORTED_YOUTUBE_VIS
     # Our own measurements are listed under the synthetic set.
     ours = mim_search(tmp_path, '--condition', 'mask_ap>0', **env)
-    reported = set(paper) | set(cityscapes)
+    reported = set(paper) | set(cityscapes) | set(youtube_vis)
     assert set(ours) > reported
     assert all('synthetic' in name for name in set(ours) - reported)
     return listed
