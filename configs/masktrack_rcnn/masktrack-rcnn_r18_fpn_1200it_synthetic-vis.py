@@ -3,8 +3,8 @@
 # on exactly SipMask-VIS's synthetic recipe: ResNet-18 from scratch with
 # PEP's input normalisation, 128-channel FPN, the embedded video set, AdamW
 # for 1200 iterations on batches of 4 clips. Only sizes change: backbone,
-XX
-# frames.
+# FPN and head channels, 3 classes (mmdet's anchors of 32-512 px at strides
+# 4-64 are kept; low-quality matching gives the smallest objects theirs).
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/synthetic_vis.py',
