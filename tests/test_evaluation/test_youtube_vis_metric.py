@@ -16,13 +16,13 @@ def square(y, x, size=8, shape=(32, 32)):
     return mask
 
 
-def clip(pred_masks, pred_scores):
-    """Two frames of 32 x 32, two still GT tracks of class 0 (ids 1, 2:
+def clip(pred_masks, pred_scores, pred_ids=None, num_frames=2):
+    """Frames of 32 x 32, two still GT tracks of class 0 (ids 1, 2:
     squares at (2, 2) and (20, 20)); ``pred_masks`` (tracks x (32, 32)) are
-    predicted in both frames with ids 0, 1, ..."""
+    predicted in every frame, with ids 0, 1, ... or ``pred_ids[t]``."""
     gts = [square(2, 2), square(20, 20)]
     frames = []
-    for t in range(2):
+    for t in range(num_frames):
         instances = []
         for track_id, mask in enumerate(gts, 1):
             ys, xs = np.nonzero(mask)
@@ -33,7 +33,7 @@ def clip(pred_masks, pred_scores):
                      mask=rle))
         sample = DetDataSample(
             metainfo=dict(img_id=t + 1, video_id=1, frame_id=t,
-                          ori_shape=(32, 32), ori_video_length=2,
+                          ori_shape=(32, 32), ori_video_length=num_frames,
                           instances=instances))
         pred = InstanceData()
         pred.masks = torch.from_numpy(np.stack(pred_masks)).bool() \
@@ -41,7 +41,8 @@ def clip(pred_masks, pred_scores):
         pred.bboxes = torch.zeros(len(pred_masks), 4)
         pred.scores = torch.tensor(pred_scores, dtype=torch.float32)
         pred.labels = torch.zeros(len(pred_masks), dtype=torch.long)
-        pred.instances_id = torch.arange(len(pred_masks))
+        pred.instances_id = torch.arange(len(pred_masks)) \
+            if pred_ids is None else torch.tensor(pred_ids[t])
         sample.pred_track_instances = pred
         frames.append(sample)
     track = TrackDataSample()
@@ -84,5 +85,21 @@ def test_no_prediction_at_all_scores_zero():
     assert set(res) == {
         f'youtube_vis/segm_{k}'
         for k in ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
-    }
+    } | {'youtube_vis/id_switches'}
     assert not hasattr(np, 'float')  # the NumPy shim did not leak
+
+
+def test_identity_switches_by_hand():
+    """Four frames; the two tracks' ids are swapped in frame 1 (two
+    switches) and stay swapped in frames 2 and 3 (none): 2. Perfect ids:
+    0."""
+    masks = [square(2, 2), square(20, 20)]
+    res = evaluate(clip(masks, [0.9, 0.8], num_frames=4,
+                        pred_ids=[[0, 1], [1, 0], [1, 0], [1, 0]]))
+    assert res['youtube_vis/id_switches'] == 2
+    res = evaluate(clip(masks, [0.9, 0.8], num_frames=4))
+    assert res['youtube_vis/id_switches'] == 0
+    # A prediction that covers no GT (IoU < 0.5) matches nothing.
+    res = evaluate(clip([square(2, 2), square(20, 2)], [0.9, 0.8],
+                        num_frames=3, pred_ids=[[0, 1], [1, 0], [1, 0]]))
+    assert res['youtube_vis/id_switches'] == 1

@@ -1,12 +1,15 @@
 """YouTube-VIS AP that runs on current NumPy and survives a run without
-predictions."""
+predictions, plus identity switches."""
 import contextlib
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
+from scipy.optimize import linear_sum_assignment
 
 from mmdet.evaluation.metrics import YouTubeVISMetric
 from mmdet.registry import METRICS
+from mmdet.structures.mask import encode_mask_results
 
 # What mmdet's YouTubeVISMetric reports by default (its ``metric_items``).
 DEFAULT_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
@@ -32,9 +35,42 @@ def numpy_float_alias() -> Iterator[None]:
             del np.float
 
 
+def count_id_switches(frames: Sequence[tuple], iou_thr: float = 0.5) -> int:
+    """Identity switches of one clip, as MOT counts them (CLEAR MOT's
+    IDSW): in every frame the GT and predicted instances are matched one
+    to one (Hungarian, mask IoU >= ``iou_thr``); a GT instance switches
+    when its match has another predicted id than its previous match
+    (frames where it is unmatched or absent do not reset that).
+
+    Args:
+        frames (Sequence[tuple]): Per frame ``(gt_ids, gt_rles, pred_ids,
+            pred_rles)``: GT instance ids and COCO RLE masks, predicted
+            track ids and RLE masks.
+        iou_thr (float): Least mask IoU of a match.
+
+    Returns:
+        int: The number of switches.
+    """
+    last, switches = {}, 0
+    for gt_ids, gt_rles, pred_ids, pred_rles in frames:
+        if not len(gt_rles) or not len(pred_rles):
+            continue
+        iou = mask_utils.iou(list(pred_rles), list(gt_rles),
+                             [0] * len(gt_rles))  # (P, G)
+        rows, cols = linear_sum_assignment(-iou)
+        for p, g in zip(rows, cols):
+            if iou[p, g] < iou_thr:
+                continue
+            gt_id, pred_id = int(gt_ids[g]), int(pred_ids[p])
+            if gt_id in last and last[gt_id] != pred_id:
+                switches += 1
+            last[gt_id] = pred_id
+    return switches
+
+
 @METRICS.register_module()
 class PEPYouTubeVISMetric(YouTubeVISMetric):
-    """mmdet's ``YouTubeVISMetric`` with two fixes:
+    """mmdet's ``YouTubeVISMetric`` with two fixes and one more number:
 
     - it runs on NumPy >= 1.24 (:func:`numpy_float_alias`; mmdet's raises
       ``AttributeError: module 'numpy' has no attribute 'float'`` in its
@@ -42,14 +78,41 @@ class PEPYouTubeVISMetric(YouTubeVISMetric):
     - a model that predicted nothing on the whole set gets AP 0 (-1, COCO's
       "undefined", without any ground truth either): mmdet's YouTube-VIS
       loader reads the first prediction and raises an ``IndexError``,
-      which ends a training at its first validation.
+      which ends a training at its first validation;
+    - ``id_switches``: the identity switches of all clips
+      (:func:`count_id_switches`), where the GT is local (not with
+      ``format_only``).
     """
 
+    def process_video(self, data_samples) -> None:
+        frames = []
+        for sample in data_samples:
+            sample = sample.to_dict()
+            pred = sample['pred_track_instances']
+            gts = sample.get('instances', [])
+            frames.append(([ann['instance_id'] for ann in gts],
+                           [ann['mask'] for ann in gts],
+                           pred['instances_id'].tolist(),
+                           encode_mask_results(
+                               pred['masks'].detach().cpu().numpy())))
+        super().process_video(data_samples)
+        # Carried with the video's results, so that ranks gather it too.
+        self.results[-1] = (*self.results[-1], count_id_switches(frames))
+
     def compute_metrics(self, results: List) -> Dict[str, float]:
+        switches = sum(r[2] for r in results if len(r) > 2)
+        results = [r[:2] for r in results]
         preds, gts = zip(*results) if results else ((), ())
         if self.format_only or self.format_preds(preds):
             with numpy_float_alias():
-                return super().compute_metrics(results)
-        has_gt = bool(self.format_gts(gts)['annotations'])
-        items = self.metric_items or DEFAULT_ITEMS
-        return {f'segm_{item}': 0. if has_gt else -1. for item in items}
+                metrics = super().compute_metrics(results)
+        else:
+            has_gt = bool(self.format_gts(gts)['annotations'])
+            items = self.metric_items or DEFAULT_ITEMS
+            metrics = {
+                f'segm_{item}': 0. if has_gt else -1.
+                for item in items
+            }
+        if not self.format_only:
+            metrics['id_switches'] = float(switches)
+        return metrics
