@@ -11,7 +11,6 @@ AP and identity switches -> clips drawn with one colour per track.
    prints the numbers and the paths.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
