@@ -24,6 +24,7 @@ import torch
 from modelindex.load_model_index import load as load_model_index
 from pycocotools import mask as mask_utils
 
+import mmdet
 from mmdet_pep.datasets.synthetic import generate_coco_split
 from mmdet_pep.utils import load_checkpoint_weights_only
 from pep_testing import check_masks_in_boxes
@@ -479,3 +480,45 @@ def test_wheel_ships_mim_files_and_mim_search_reads_them(tmp_path):
     listed = assert_search_results(tmp_path, PYTHONPATH=str(site))
     assert listed['pep_r101_fpn_3x_coco']['config'] == (
         'configs/pep/pep_r101_fpn_3x_coco.py')
+
+
+def test_video_model_through_mim_train_and_mmdets_tracking_test(tmp_path):
+    """SipMask-VIS on tiny synthetic clips: ``mim train mmdet`` (mmdet's
+    own train.py) for 2 iterations with its YouTube-VIS validation, then
+    mmdet's tracking test entry (tools/test_tracking.py) on the
+    checkpoint."""
+    from mmdet_pep.datasets.synthetic_video import generate_vis_split
+    data_root = str(tmp_path / 'clips') + '/'
+    generate_vis_split(data_root, 'train', 3, num_frames=3, image_size=64)
+    generate_vis_split(data_root, 'val', 2, num_frames=3, image_size=64,
+                       seed=1)
+    config = 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py'
+    options = [
+        f'{split}_dataloader.dataset.data_root={data_root}'
+        for split in ('train', 'val', 'test')
+    ] + [
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'model.detector.test_cfg.score_thr=0'
+    ]
+    work_dir = str(tmp_path / 'mim_vis')
+    output = run([
+        MIM, 'train', 'mmdet', config, '--work-dir', work_dir,
+        '--cfg-options', *options, 'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+        'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'
+    ])
+    assert osp.join('mmdet', '.mim', 'tools', 'train.py') in output
+    assert 'loss_match' in output
+    assert 'youtube_vis/segm_mAP:' in read_log(work_dir)
+    ckpt = osp.join(work_dir, 'iter_2.pth')
+    tool = osp.join(
+        osp.dirname(mmdet.__file__), '.mim', 'tools', 'test_tracking.py')
+    output = run([
+        PYTHON, tool, config, '--checkpoint', ckpt, '--work-dir',
+        str(tmp_path / 'track_test'), '--cfg-options', *options
+    ])
+    assert 'youtube_vis/segm_mAP:' in output
+    assert 'youtube_vis/id_switches:' in output
