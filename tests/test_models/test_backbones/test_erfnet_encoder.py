@@ -1,5 +1,5 @@
-"""ERFNetEncoder and the ERFNet blocks: the official layer list, shapes on
-odd sizes, the decoder's x8 upsampling."""
+"""ERFNetEncoder: the official layer list, shapes on odd sizes, and the
+decoder's x8 upsampling back to them."""
 import pytest
 import torch
 
@@ -37,18 +37,3 @@ def test_stride_8_on_any_size_and_decoder_back_to_full(shape):
     out = dec(feat)
     assert dec.upsample_ratio == 8
     assert out.shape == (2, 5, 8 * -(-h // 8), 8 * -(-w // 8))
-
-
-def test_downsampler_concatenates_conv_and_pool():
-    down = ERFNetDownsampler(3, 16).eval()
-    with torch.no_grad():
-        down.conv.weight.zero_()
-        down.conv.bias.zero_()
-    x = torch.arange(2 * 3 * 4 * 4.).view(2, 3, 4, 4)
-    out = down(x)
-    # The pooled channels come last: BN (eval, fresh stats) is ~identity.
-    pooled = torch.nn.functional.max_pool2d(x, 2)
-    assert torch.allclose(out[:, 13:], pooled, rtol=1e-3)
-    assert torch.all(out[:, :13] == 0)
-    with pytest.raises(ValueError, match='out_channels'):
-        ERFNetDownsampler(16, 16)
