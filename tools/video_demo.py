@@ -31,7 +31,7 @@ def parse_args(argv=None):
         '--checkpoint', help='test this checkpoint instead of training')
     parser.add_argument(
         '--max-iters', type=int, help="train this many iterations instead "
-        "of the config's")
+        "of the config's (the LR schedule compressed in proportion)")
     parser.add_argument('--num-drawn', type=int, default=4,
                         help='clips written as strips and GIFs')
     parser.add_argument('--score-thr', type=float, default=0.3,
@@ -62,23 +62,14 @@ def make_data(args) -> None:
 
 
 def build_cfg(args):
+    from mmdet_pep.utils.config_rewrites import set_data_root, set_max_iters
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    for split in ('train', 'val', 'test'):
-        cfg[f'{split}_dataloader'].dataset.data_root = args.data_root
+    set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir
     if args.max_iters:
-        cfg.train_cfg.max_iters = args.max_iters
-        cfg.train_cfg.val_interval = args.max_iters
-        cfg.default_hooks.checkpoint.interval = args.max_iters
-        cfg.param_scheduler = [
-            dict(s, end=min(s['end'], args.max_iters))
-            for s in cfg.param_scheduler
-        ]
-        for s in cfg.param_scheduler:
-            if s['type'] == 'MultiStepLR':
-                s['milestones'] = [int(args.max_iters * 0.8)]
+        set_max_iters(cfg, args.max_iters)
     return cfg
 
 
