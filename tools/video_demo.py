@@ -49,16 +49,17 @@ def parse_args(argv=None):
 
 
 def make_data(args) -> None:
-    from mmdet_pep.datasets.synthetic_video import generate_vis_split
-    for split, num, seed in (('train', args.num_train, 0),
-                             ('val', args.num_val, 1)):
-        ann = osp.join(args.data_root, 'annotations',
-                       f'youtube_vis_{split}.json')
-        if not osp.isfile(ann):
-            generate_vis_split(args.data_root, split, num, args.num_frames,
-                               args.image_size, seed)
-            print(f'[video_demo] wrote {num} {split} clips to '
-                  f'{args.data_root}')
+    from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
+    if all(
+            osp.isfile(
+                osp.join(args.data_root, 'annotations',
+                         f'youtube_vis_{split}.json'))
+            for split in ('train', 'val')):
+        return
+    generate_vis_dataset(args.data_root, args.num_train, args.num_val,
+                         args.num_frames, args.image_size)
+    print(f'[video_demo] wrote {args.num_train} train and {args.num_val} '
+          f'val clips to {args.data_root}')
 
 
 def build_cfg(args):

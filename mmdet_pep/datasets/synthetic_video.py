@@ -233,3 +233,23 @@ def generate_vis_split(out_dir: str,
         with open(path, 'w') as f:
             json.dump(content, f, sort_keys=True, separators=(',', ':'))
     return files
+
+
+def generate_vis_dataset(out_dir: str,
+                         num_train: int = 120,
+                         num_val: int = 20,
+                         num_frames: int = 8,
+                         image_size: int = 128,
+                         seed: int = 0) -> dict:
+    """Write the train split (``seed``) and the val split (``seed + 1``,
+    so that no clip of val is one of train) of the synthetic video set.
+
+    Returns:
+        dict: ``{split: (YouTube-VIS file, mmdet's converted file)}``.
+    """
+    return {
+        split: generate_vis_split(out_dir, split, num, num_frames,
+                                  image_size, split_seed)
+        for split, num, split_seed in (('train', num_train, seed),
+                                       ('val', num_val, seed + 1))
+    }

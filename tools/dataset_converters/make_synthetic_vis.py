@@ -8,7 +8,7 @@ Example::
 """
 import argparse
 
-from mmdet_pep.datasets.synthetic_video import generate_vis_split
+from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
 
 
 def parse_args(argv=None):
@@ -30,12 +30,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    for split, num, seed in (('train', args.num_train, args.seed),
-                             ('val', args.num_val, args.seed + 1)):
-        files = generate_vis_split(args.out_dir, split, num, args.num_frames,
-                                   args.image_size, seed)
+    files = generate_vis_dataset(args.out_dir, args.num_train, args.num_val,
+                                 args.num_frames, args.image_size, args.seed)
+    for split, num in (('train', args.num_train), ('val', args.num_val)):
         print(f'{split}: {num} clips of {args.num_frames} frames -> '
-              f'{files[1]}')
+              f'{files[split][1]}')
 
 
 if __name__ == '__main__':
