@@ -27,6 +27,19 @@ TABLE_METRICS = (
     ('coco/segm_isolated_recall50', 'isolated R@0.5', 100.),
     ('coco/segm_duplicates_per_img', 'dup/img', 1.),
 )
+# The same for video instance segmentation (PEPYouTubeVISMetric's keys).
+VIS_TABLE_METRICS = (
+    ('youtube_vis/segm_mAP', 'VIS AP', 100.),
+    ('youtube_vis/segm_mAP_50', 'AP50', 100.),
+    ('youtube_vis/segm_mAP_75', 'AP75', 100.),
+    ('youtube_vis/segm_mAP_s', 'AP small', 100.),
+    ('youtube_vis/segm_mAP_m', 'AP medium', 100.),
+    ('youtube_vis/id_switches', 'ID switches', 1.),
+)
+IMAGE_NOTE = (
+    'AP and recall in %, mask (segm) metrics of `CrowdCocoMetric` '
+    '(crowded: within 2 px of a same-class instance), dup/img: duplicates '
+    'among the top 100 predictions per image.')
 RESULT_KEYS = ('name', 'config', 'config_digest', 'code_commit', 'variant',
                'seed', 'max_iters', 'metrics')
 
@@ -109,18 +122,22 @@ def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
     return mean, math.sqrt(sum((v - mean)**2 for v in values) / (n - 1))
 
 
-def summarize(results: List[dict], names: Sequence[str],
-              variants: Sequence[str]) -> Dict[str, dict]:
+def summarize(results: List[dict],
+              names: Sequence[str],
+              variants: Sequence[str],
+              metrics: Sequence[tuple] = TABLE_METRICS) -> Dict[str, dict]:
     """Mean and spread over seeds, per model and data variant.
 
     Args:
         results: Current result files (see :func:`is_current`).
         names: Models, in table order.
         variants: Data variants, in table order.
+        metrics: ``(result key, column title, scale)`` of each column
+            (:data:`TABLE_METRICS` or :data:`VIS_TABLE_METRICS`).
 
     Returns:
         dict: ``{name: {variant: {key: (mean, std, n)}, 'all': ...}}`` for
-        the keys of :data:`TABLE_METRICS` (a run without a key, e.g. no
+        the keys of ``metrics`` (a run without a key, e.g. no
         detections, leaves it out; -1, "empty subset", too). ``'all'`` is
         the mean over variants of the variant means, with the pooled seed
         std (root mean of the variances), only when every variant has a
@@ -134,7 +151,7 @@ def summarize(results: List[dict], names: Sequence[str],
         rows = {}
         for variant in variants:
             row = {}
-            for key, _, _ in TABLE_METRICS:
+            for key, _, _ in metrics:
                 values = [
                     r['metrics'][key] for r in runs[(name, variant)]
                     if r['metrics'].get(key, -1) != -1
@@ -143,7 +160,7 @@ def summarize(results: List[dict], names: Sequence[str],
                     row[key] = (*mean_std(values), len(values))
             rows[variant] = row
         pooled = {}
-        for key, _, _ in TABLE_METRICS:
+        for key, _, _ in metrics:
             cells = [rows[v].get(key) for v in variants]
             if not all(cells):
                 continue
@@ -166,22 +183,30 @@ def _cell(value: Optional[tuple], scale: float) -> str:
     return text if std is None else f'{text} ± {std * scale:.{digits}f}'
 
 
-def results_markdown(results: List[dict], stale: List[dict],
-                     names: Sequence[str], variants: Sequence[str],
-                     title: str) -> str:
-    """The summary table, every run, and the stale runs, in Markdown."""
-    summary = summarize(results, names, variants)
-    columns = ['Model', 'Data', 'runs'] + [t for _, t, _ in TABLE_METRICS]
+def results_markdown(results: List[dict],
+                     stale: List[dict],
+                     names: Sequence[str],
+                     variants: Sequence[str],
+                     title: str,
+                     metrics: Sequence[tuple] = TABLE_METRICS,
+                     note: str = IMAGE_NOTE,
+                     tool: str = 'compare.py --seeds ... --variants ...'
+                     ) -> str:
+    """The summary table, every run, and the stale runs, in Markdown.
+
+    ``metrics`` are the columns (see :func:`summarize`), ``note`` what they
+    mean and ``tool`` the command of ``tools/analysis_tools/`` that
+    writes the result files.
+    """
+    summary = summarize(results, names, variants, metrics)
+    columns = ['Model', 'Data', 'runs'] + [t for _, t, _ in metrics]
     lines = [
         f'# {title}', '',
-        'Built by `tools/analysis_tools/compare.py --seeds ... --variants '
-        '...` from the result files in this folder (one per training run: '
+        f'Built by `tools/analysis_tools/{tool}` from the result files '
+        'in this folder (one per training run: '
         '`<variant>/<model>/seed<S>.json`); do not edit by hand. '
         'Mean ± sample std over seeds; `all` is the mean of the variant '
-        'means with the pooled seed std. AP and recall in %, mask '
-        '(segm) metrics of `CrowdCocoMetric` (crowded: within 2 px of a '
-        'same-class instance), dup/img: duplicates among the top 100 '
-        'predictions per image.', '',
+        f'means with the pooled seed std. {note}', '',
         '| ' + ' | '.join(columns) + ' |',
         '|' + '|'.join([':---'] * 2 + ['---:'] * (len(columns) - 2)) + '|'
     ]
@@ -196,10 +221,10 @@ def results_markdown(results: List[dict], stale: List[dict],
             lines.append('| ' + ' | '.join(
                 [name, variant, str(runs)] +
                 [_cell(row.get(key), scale)
-                 for key, _, scale in TABLE_METRICS]) + ' |')
+                 for key, _, scale in metrics]) + ' |')
     lines += ['', '## Every run', '']
     run_columns = ['Model', 'Data', 'seed', 'iters', 'code'] + [
-        t for _, t, _ in TABLE_METRICS
+        t for _, t, _ in metrics
     ]
     lines += [
         '| ' + ' | '.join(run_columns) + ' |',
@@ -213,7 +238,7 @@ def results_markdown(results: List[dict], stale: List[dict],
              str(r['max_iters']), r['code_commit'][:9]] + [
                  _cell((r['metrics'][key], None, 1), scale)
                  if key in r['metrics'] else '-'
-                 for key, _, scale in TABLE_METRICS
+                 for key, _, scale in metrics
              ]) + ' |')
     if stale:
         lines += [

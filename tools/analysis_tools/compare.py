@@ -890,36 +890,44 @@ def table_specs(specs: List[ModelSpec], results: List[dict]) -> list:
     return list(specs) + list(extra.values())
 
 
-def write_results_table(specs: List[ModelSpec], args,
-                        fingerprints: dict) -> str:
+def write_results_table(specs: List[ModelSpec],
+                        args,
+                        fingerprints: dict,
+                        make_cfg=protocol_cfg,
+                        known_variants=tuple(VARIANTS),
+                        title: str = 'Results over seeds and data variants',
+                        **table) -> str:
     """Rebuild ``<results-dir>/README.md`` from the result files.
 
     A file is current when its config digest and code commit equal those of
-    the model's config now (computed here for models not yet seen).
+    the model's config now (computed here with ``make_cfg``, as
+    :func:`protocol_cfg`, for models not yet seen). Runs of a variant not
+    in ``known_variants`` are stale; ``table`` goes to
+    :func:`results_markdown` (its columns, note and tool).
     """
     results = load_results(args.results_dir)
     specs = table_specs(specs, results)
     variants = [
-        v for v in VARIANTS
+        v for v in known_variants
         if v in args.variants or any(r['variant'] == v for r in results)
     ]
     by_name = {spec.name: spec for spec in specs}
     current, stale = [], []
     for r in results:
         spec = by_name.get(r['name'])
-        if spec is None or r['variant'] not in VARIANTS:
+        if spec is None or r['variant'] not in known_variants:
             stale.append(r)
             continue
         key = (r['name'], r['variant'])
         if key not in fingerprints:
             fingerprints[key] = fingerprint(
-                protocol_cfg(spec, args, r['variant'], 0))
+                make_cfg(spec, args, r['variant'], 0))
         (current
          if is_current(r, fingerprints[key][:2]) else stale).append(r)
     text = results_markdown(
         current, stale, [s.name for s in specs
                          if any(r['name'] == s.name for r in current)],
-        variants, 'Results over seeds and data variants')
+        variants, title, **table)
     mkdir_or_exist(args.results_dir)
     path = osp.join(args.results_dir, 'README.md')
     with open(path, 'w') as f:
@@ -927,24 +935,28 @@ def write_results_table(specs: List[ModelSpec], args,
     return text
 
 
-def run_protocol(specs: List[ModelSpec], args) -> dict:
+def run_protocol(specs: List[ModelSpec],
+                 args,
+                 make_cfg=protocol_cfg,
+                 write_table=write_results_table) -> dict:
     """Train and test every model per seed and variant, skipping the runs
     whose result file is current; rebuild the table after each run.
+
+    ``make_cfg(spec, args, variant, seed)`` gives a run's config
+    (:func:`protocol_cfg`) and ``write_table(specs, args, fingerprints)``
+    rebuilds the table (:func:`write_results_table`): ``compare_vis.py``
+    passes its own for the video models. The data must exist.
 
     Returns:
         dict: ``ran``, ``skipped`` and ``pending`` (``--table-only``) as
         lists of ``(variant, name, seed)``, and the ``table`` text.
     """
-    if not args.table_only:
-        for variant in args.variants:
-            ensure_variant_data(
-                variant_data_root(args.data_dir, variant), variant)
     fingerprints = {}
     done = dict(ran=[], skipped=[], pending=[])
     for seed in args.seeds:
         for variant in args.variants:
             for spec in specs:
-                cfg = protocol_cfg(spec, args, variant, seed)
+                cfg = make_cfg(spec, args, variant, seed)
                 key = (spec.name, variant)
                 if key not in fingerprints:
                     fingerprints[key] = fingerprint(cfg)
@@ -992,8 +1004,8 @@ def run_protocol(specs: List[ModelSpec], args) -> dict:
                         date=time.strftime('%Y-%m-%d')))
                 print_log(f'[compare] wrote {path}')
                 done['ran'].append(run)
-                write_results_table(specs, args, fingerprints)
-    done['table'] = write_results_table(specs, args, fingerprints)
+                write_table(specs, args, fingerprints)
+    done['table'] = write_table(specs, args, fingerprints)
     return done
 
 
@@ -1003,6 +1015,10 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.protocol:
+        if not args.table_only:
+            for variant in args.variants:
+                ensure_variant_data(
+                    variant_data_root(args.data_dir, variant), variant)
         done = run_protocol(specs, args)
         print(done['table'])
         print(f'[compare] {len(done["ran"])} run(s) done, '

@@ -1,0 +1,159 @@
+"""Compare video instance segmentation models on the synthetic clips over
+seeds: SipMask-VIS against mmdet's MaskTrack R-CNN by default.
+
+The video counterpart of ``compare.py --seeds``, with its machinery: every
+model is trained once per seed with mmengine's Runner on the embedded
+synthetic video set (``mmdet_pep.datasets.synthetic_video``, generated in
+``--data-root`` when missing) and tested with its config's evaluator
+(``PEPYouTubeVISMetric``: YouTube-VIS AP and identity switches). Each
+finished run writes ``<results-dir>/clips/<model>/seed<S>.json`` (config,
+its digest, the commit of the model code behind it, seed, every metric);
+a run whose file exists for the same config digest and code commit is
+skipped, so the comparison resumes and accumulates across sessions when the
+files are committed. After every run, and with ``--table-only`` without
+training, ``<results-dir>/README.md`` is rebuilt from the files: mean ±
+std over seeds per model, and every run.
+
+Examples::
+
+    # SipMask-VIS and MaskTrack R-CNN, three seeds (docs/results_vis/)
+    python tools/analysis_tools/compare_vis.py --seeds 0 1 2
+    # One model on a shortened schedule, elsewhere
+    python tools/analysis_tools/compare_vis.py \\
+        SipMask-VIS=configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py \\
+        --max-iters 300 --results-dir work_dirs/vis_screen
+    # Rebuild the table from the result files only
+    python tools/analysis_tools/compare_vis.py --table-only
+"""
+import argparse
+import os.path as osp
+import sys
+from functools import partial
+
+import torch
+from mmengine.config import Config, DictAction
+
+from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
+from mmdet_pep.utils.results import VIS_TABLE_METRICS
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import compare  # noqa: E402  (compare.py beside this file)
+
+ROOT = compare.ROOT
+DEFAULT_CONFIGS = (
+    ('SipMask-VIS',
+     'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py'),
+    ('MaskTrack-RCNN',
+     'configs/masktrack_rcnn/masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py'),
+)
+# The one data set: the embedded synthetic clips (the result files keep a
+# variant level, as compare.py's, for more sets later).
+VARIANT = 'clips'
+NOTE = ('YouTube-VIS AP (%, of `PEPYouTubeVISMetric`: mmdet\'s '
+        '`YouTubeVISMetric` on the local ground truth) on the synthetic '
+        'val clips; ID switches: identity switches of all val clips '
+        '(CLEAR-MOT: a GT track matched at mask IoU >= 0.5 to a '
+        'different predicted track than at its last match).')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        'models', nargs='*',
+        help='NAME=CONFIG or CONFIG (named after the file); default: '
+        f'{", ".join(name for name, _ in DEFAULT_CONFIGS)}')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--data-root', default='data/synthetic_vis/')
+    parser.add_argument('--work-dir', default='work_dirs/comparison_vis')
+    parser.add_argument('--results-dir', default='docs/results_vis')
+    parser.add_argument(
+        '--max-iters', type=int,
+        help="train this many iterations instead of the config's (the LR "
+        'schedule compressed in proportion)')
+    parser.add_argument(
+        '--table-only', action='store_true',
+        help='rebuild the table from the result files, train nothing')
+    parser.add_argument(
+        '--allow-dirty', action='store_true',
+        help='run although the model code has uncommitted changes (its '
+        'results are written but count as stale)')
+    parser.add_argument('--step-warmup', type=int, default=5,
+                        help='training steps left out of the step time')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: torch\'s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='KEY=VALUE overrides of every config, as tools/train.py')
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f'--seeds repeats a value: {args.seeds}')
+    if min(args.seeds) < 0:
+        parser.error(f'--seeds must be >= 0, got {args.seeds}')
+    for name in ('max_iters', 'threads'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    args.variants = [VARIANT]
+    # What compare.build_specs reads.
+    args.configs = args.models or [
+        f'{name}={osp.join(ROOT, config)}' for name, config in DEFAULT_CONFIGS
+    ]
+    args.ablations, args.checkpoints, args.eval_only = False, [], False
+    return args
+
+
+def vis_cfg(spec, args, variant: str, seed: int) -> Config:
+    """One run's config: the model's on ``--data-root``'s clips, with the
+    command line's changes and ``seed``, in its own work dir
+    ``<work-dir>/<variant>/<name>/seed<seed>``."""
+    cfg = Config.fromfile(spec.config)
+    set_data_root(cfg, args.data_root)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.max_iters:
+        set_max_iters(cfg, args.max_iters)
+    set_seed(cfg, seed)
+    cfg.work_dir = osp.join(args.work_dir, variant, spec.name, f'seed{seed}')
+    cfg.experiment_name = f'{variant}_{spec.name}_seed{seed}'
+    return cfg
+
+
+def ensure_data(data_root: str) -> None:
+    """Generate the synthetic video set (the defaults of
+    ``make_synthetic_vis.py``) unless both annotation files exist."""
+    from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
+    if all(
+            osp.isfile(
+                osp.join(data_root, 'annotations',
+                         f'youtube_vis_{split}.json'))
+            for split in ('train', 'val')):
+        return
+    generate_vis_dataset(data_root)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    specs = compare.build_specs(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.table_only:
+        ensure_data(args.data_root)
+    write_table = partial(
+        compare.write_results_table,
+        make_cfg=vis_cfg,
+        known_variants=(VARIANT, ),
+        title='Video instance segmentation over seeds',
+        metrics=VIS_TABLE_METRICS,
+        note=NOTE,
+        tool='compare_vis.py --seeds ...')
+    done = compare.run_protocol(
+        specs, args, make_cfg=vis_cfg, write_table=write_table)
+    print(done['table'])
+    print(f'[compare_vis] {len(done["ran"])} run(s) done, '
+          f'{len(done["skipped"])} current, {len(done["pending"])} to do; '
+          f'table: {osp.join(args.results_dir, "README.md")}')
+    return done
+
+
+if __name__ == '__main__':
+    main()
