@@ -32,8 +32,6 @@ VIS_TABLE_METRICS = (
     ('youtube_vis/segm_mAP', 'VIS AP', 100.),
     ('youtube_vis/segm_mAP_50', 'AP50', 100.),
     ('youtube_vis/segm_mAP_75', 'AP75', 100.),
-    ('youtube_vis/segm_mAP_s', 'AP small', 100.),
-    ('youtube_vis/segm_mAP_m', 'AP medium', 100.),
     ('youtube_vis/id_switches', 'ID switches', 1.),
 )
 IMAGE_NOTE = (
@@ -237,7 +235,7 @@ def results_markdown(results: List[dict],
              str(r['seed']),
              str(r['max_iters']), r['code_commit'][:9]] + [
                  _cell((r['metrics'][key], None, 1), scale)
-                 if key in r['metrics'] else '-'
+                 if r['metrics'].get(key, -1) != -1 else '-'
                  for key, _, scale in metrics
              ]) + ' |')
     if stale:

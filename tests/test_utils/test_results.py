@@ -87,6 +87,29 @@ def test_markdown_rows_and_every_run():
     assert '| A | all |' not in text and '| A | demo | 2 |' in text
 
 
+def test_undefined_metrics_and_other_columns():
+    # -1 is COCO's "no GT in this subset": left out of the means and shown
+    # as '-' in the runs, not as -100.
+    runs = [
+        result('A', 'clips', 0, 0.2, crowded=-1.),
+        result('A', 'clips', 1, 0.4, crowded=-1.)
+    ]
+    text = results_markdown(runs, [], ['A'], ['clips'], 'T')
+    rows = [line for line in text.splitlines() if line.startswith('| A')]
+    crowded = [title for _, title, _ in TABLE_METRICS].index('crowded AP')
+    # The mean row has 3 leading columns, the runs 5.
+    assert [row.split(' | ')[first + crowded]
+            for row, first in zip(rows, (3, 5, 5))] == ['-'] * 3
+    assert '-100' not in text
+    # Other columns, note and tool (the video table's).
+    columns = (('coco/segm_mAP', 'AP', 100.), ('coco/bbox_mAP', 'B', 1.))
+    text = results_markdown(runs, [], ['A'], ['clips'], 'V',
+                            metrics=columns, note='N.', tool='x.py')
+    assert '| Model | Data | runs | AP | B |' in text
+    assert '| A | clips | 2 | 30.0 ± 14.1 | 0.31 ± 0.14 |' in text
+    assert '`tools/analysis_tools/x.py`' in text and 'std. N.' in text
+
+
 def test_files_round_trip(tmp_path):
     r1 = result('A', 'demo', 1, 0.3)
     r0 = result('A', 'demo', 0, 0.2)
