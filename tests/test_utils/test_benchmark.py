@@ -1,6 +1,7 @@
 """Latency, step-time and memory measurement, and benchmark_cpu.py."""
 import importlib.util
 import inspect
+import itertools
 import json
 import os.path as osp
 import subprocess
@@ -12,6 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
@@ -271,3 +274,36 @@ def test_benchmark_cpu_test_set(tmp_path, keep_threads):
     pooled = np.concatenate([run['latencies_ms'] for run in floor['runs']])
     assert floor['overall']['median_ms'] == pytest.approx(np.median(pooled))
     assert len(report['peak_memory']) == 2
+
+
+def test_benchmark_cpu_mosaic_of_test_images(tmp_path, keep_threads):
+    data_root = str(tmp_path / 'data') + '/'
+    generate_coco_split(data_root, 'val', 3, image_size=64)
+    tool = _load_tool('benchmark_cpu')
+    cfg = Config.fromfile(PEP_CONFIG)
+    cfg.test_dataloader.dataset.data_root = data_root
+    init_default_scope('mmdet')
+    # 200 x 300: the pipeline's 128 px tiles, 2 rows x 3 columns, cut at
+    # the border; the three images fill the first row and start over.
+    batch = next(tool.mosaic_batches(cfg, 200, 300, 1))
+    canvas = batch['inputs'][0]
+    assert canvas.shape == (3, 200, 300) and canvas.dtype == torch.uint8
+    tiles = [b['inputs'][0] for b in itertools.islice(
+        tool.dataset_batches(cfg, 1), 3)]
+    assert all(t.shape[-2:] == (128, 128) for t in tiles)
+    assert torch.equal(canvas[:, :128, :128], tiles[0])
+    assert torch.equal(canvas[:, :128, 128:256], tiles[1])
+    assert torch.equal(canvas[:, :128, 256:], tiles[2][:, :, :44])
+    assert torch.equal(canvas[:, 128:, :128], tiles[0][:, :72])
+    assert batch['data_samples'][0].img_shape == (200, 300)
+
+    report = tool.main([
+        PEP_CONFIG, '--device', 'cpu', '--threads', '1', '--input-size',
+        '200', '300', '--mosaic', '--max-iter', '2', '--num-warmup', '1',
+        '--cfg-options', f'test_dataloader.dataset.data_root={data_root}'
+    ])
+    assert report['mosaic'] and report['input'] == [200, 300]
+    assert len(report['detections_per_image']) == 1
+    assert report['detections_per_image'][0] >= 0
+    with pytest.raises(SystemExit):
+        tool.parse_args([PEP_CONFIG, '--mosaic'])

@@ -102,7 +102,15 @@ def parse_args(argv=None):
         help='time one random uint8 image of this size, fed to the data '
         'preprocessor as the data loader would, instead of the test set. '
         'A trained model finds few objects in noise, so its post-processing '
-        'is cheaper than on real images')
+        'is cheaper than on real images: see --mosaic')
+    parser.add_argument(
+        '--mosaic',
+        action='store_true',
+        help='with --input-size: tile the test set\'s images (as its '
+        'pipeline makes them) into each input instead of noise, so that '
+        'objects keep the size the model was trained on and a trained '
+        'model finds as many per area as on the test set: a realistic '
+        'number of candidates at a large input size')
     parser.add_argument(
         '--part',
         nargs='+',
@@ -130,6 +138,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
+    if args.mosaic and not args.input_size:
+        parser.error('--mosaic tiles test images into --input-size: give it')
     if args.max_iter <= args.num_warmup:
         parser.error(f'--max-iter ({args.max_iter}) must exceed --num-warmup '
                      f'({args.num_warmup}): it includes the warm-up')
@@ -170,7 +180,13 @@ def synthetic_batches(height, width, batch_size):
             0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
         for _ in range(batch_size)
     ]
-    samples = [
+    return itertools.repeat(
+        dict(inputs=inputs, data_samples=_samples(height, width, batch_size)))
+
+
+def _samples(height, width, batch_size):
+    """Data samples of ``batch_size`` unscaled images of one size."""
+    return [
         DetDataSample(
             metainfo=dict(
                 img_id=i,
@@ -178,7 +194,36 @@ def synthetic_batches(height, width, batch_size):
                 img_shape=(height, width),
                 scale_factor=(1., 1.))) for i in range(batch_size)
     ]
-    return itertools.repeat(dict(inputs=inputs, data_samples=samples))
+
+
+def mosaic_batches(cfg, height, width, batch_size):
+    """The same batch forever, each image a mosaic of test images.
+
+    The test loader's images (after its pipeline) are pasted row by row,
+    left to right, into ``height x width`` canvases (the last row and
+    column cut at the border); the images run out only if the test set is
+    smaller than one canvas, then they start over.
+
+    Returns:
+        Iterator[dict]: Batches with ``inputs`` and ``data_samples``.
+    """
+    tiles = dataset_batches(cfg, 1)
+    inputs = []
+    for _ in range(batch_size):
+        canvas = torch.zeros((3, height, width), dtype=torch.uint8)
+        y = 0
+        while y < height:
+            x, row_h = 0, 0
+            while x < width:
+                tile = next(tiles)['inputs'][0]
+                h, w = tile.shape[-2:]
+                h, w = min(h, height - y), min(w, width - x)
+                canvas[:, y:y + h, x:x + w] = tile[:, :h, :w]
+                x, row_h = x + w, max(row_h, h)
+            y += row_h
+        inputs.append(canvas)
+    return itertools.repeat(
+        dict(inputs=inputs, data_samples=_samples(height, width, batch_size)))
 
 
 def dataset_batches(cfg, batch_size):
@@ -233,7 +278,9 @@ def main(argv=None):
             'No --checkpoint: timing randomly initialised weights.',
             logger,
             level=logging.WARNING)
-    if args.input_size:
+    if args.mosaic:
+        batches = mosaic_batches(cfg, *args.input_size, args.batch_size)
+    elif args.input_size:
         batches = synthetic_batches(*args.input_size, args.batch_size)
     else:
         batches = dataset_batches(cfg, args.batch_size)
@@ -256,6 +303,12 @@ def main(argv=None):
         for part in args.part:
             runs[part].append(result[part])
 
+    # What the timed images yield: the work of post-processing grows with it.
+    with torch.no_grad():
+        detections = [
+            len(sample.pred_instances)
+            for sample in model.test_step(next(batches))
+        ]
     report = dict(
         config=args.config,
         checkpoint=args.checkpoint,
@@ -265,6 +318,8 @@ def main(argv=None):
         batch_size=args.batch_size,
         input=(list(args.input_size)
                if args.input_size else 'test dataloader'),
+        mosaic=args.mosaic,
+        detections_per_image=detections,
         fuse_conv_bn=args.fuse_conv_bn,
         max_iter=args.max_iter,
         num_warmup=args.num_warmup,
@@ -279,6 +334,8 @@ def main(argv=None):
         peak_memory=memory)
 
     print_log('============== Done ==================', logger)
+    print_log(f'detections per image of the first batch: {detections}',
+              logger)
     for part, res in report['parts'].items():
         s = res['overall']
         print_log(
