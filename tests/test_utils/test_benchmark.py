@@ -1,4 +1,5 @@
 """Latency, step-time and memory measurement, and benchmark_cpu.py."""
+import copy
 import importlib.util
 import inspect
 import itertools
@@ -307,3 +308,23 @@ def test_benchmark_cpu_mosaic_of_test_images(tmp_path, keep_threads):
     assert report['detections_per_image'][0] >= 0
     with pytest.raises(SystemExit):
         tool.parse_args([PEP_CONFIG, '--mosaic'])
+
+
+def test_benchmark_cpu_init_weights_without_downloads(keep_threads):
+    tool = _load_tool('benchmark_cpu')
+    coco = Config.fromfile(
+        osp.join(ROOT, 'configs/pep/pep_r50_fpn_1x_coco.py'))
+    assert coco.model.backbone.init_cfg.type == 'Pretrained'
+    model_cfg = copy.deepcopy(coco.model)
+    tool._drop_pretrained(model_cfg)
+    assert model_cfg.backbone.init_cfg is None
+    assert 'Pretrained' not in str(model_cfg)
+    # The head gets its own init (PEP's background prior), nothing is
+    # fetched; the config passed in is left as it was.
+    init_default_scope('mmdet')
+    model = tool.build_model(coco, None, False, torch.device('cpu'),
+                             init_weights=True)
+    assert coco.model.backbone.init_cfg.type == 'Pretrained'
+    assert model.mask_head.conv_cls.bias[-1].item() == pytest.approx(4.6)
+    default = tool.build_model(coco, None, False, torch.device('cpu'))
+    assert default.mask_head.conv_cls.bias[-1].item() != pytest.approx(4.6)
