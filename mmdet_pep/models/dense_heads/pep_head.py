@@ -6,13 +6,14 @@ C foreground classes, D descriptor channels (= channels of the general
 feature B), h x w mask-feature size (stride 4), G GT instances of an image,
 P positive grid cells, N descriptors of an image.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.config import ConfigDict
+from mmengine.model import bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -74,7 +75,16 @@ class PEPHead(BaseMaskHead):
             its ``out_channels`` is the descriptor size D (paper: 256).
         excavator (dict, optional): Config of :class:`PEPExcavator`.
         purifier (dict, optional): Config of :class:`PEPPurifier`.
-        loss_perceive (dict): Loss of the semantic maps (Eq. 1).
+        loss_perceive (dict): Loss of the semantic maps (Eq. 1). The paper's
+            softmax CE over C+1 classes (``use_sigmoid=False``, the
+            default), averaged over all cells; or, with ``use_sigmoid=True``
+            (e.g. ``dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
+            alpha=0.25, loss_weight=1.0)``), SOLOv2's perceiving loss: C
+            sigmoid maps, background none of them, summed and divided by
+            the number of positive cells + 1. A real fork (issue #13): the
+            paper's mean over ~1k mostly-background cells per image gives
+            the few positive cells little weight, the normalised focal loss
+            is what the Baseline's peer SOLOv2 trains with.
         loss_mask (dict): Mask loss (Eq. 7). The paper's CE is
             ``dict(type='CrossEntropyLoss', use_sigmoid=True)``;
             ``dict(type='DiceLoss', use_sigmoid=True)`` is the alternative.
@@ -186,6 +196,11 @@ class PEPHead(BaseMaskHead):
         else:
             self.purifier = None
         self.loss_perceive = MODELS.build(loss_perceive)
+        self.perceive_sigmoid = bool(loss_perceive.get('use_sigmoid', False))
+        # Channels of the semantic map: C (sigmoid) or C + 1 (softmax, the
+        # background last).
+        self.cls_out_channels = num_classes + (0 if self.perceive_sigmoid
+                                               else 1)
         self.loss_mask = MODELS.build(loss_mask)
         self._init_layers()
 
@@ -266,15 +281,19 @@ class PEPHead(BaseMaskHead):
                     padding=1,
                     norm_cfg=self.norm_cfg))
         self.conv_cls = nn.Conv2d(
-            self.feat_channels, self.num_classes + 1, 3, padding=1)
+            self.feat_channels, self.cls_out_channels, 3, padding=1)
         self.conv_desc = nn.Conv2d(
             self.feat_channels, self.desc_channels, 3, padding=1)
 
     def init_weights(self) -> None:
-        """Bias the background logit like a focal prior (p_fg ~ 0.01); the
-        Normal init leaves the foreground biases at 0."""
+        """Start the semantic maps at p_fg ~ 0.01: softmax, the background
+        logit at 4.6 (the Normal init leaves the foreground biases at 0);
+        sigmoid, every class's bias at the focal prior."""
         super().init_weights()
-        nn.init.constant_(self.conv_cls.bias[-1:], 4.6)
+        if self.perceive_sigmoid:
+            nn.init.constant_(self.conv_cls.bias, bias_init_with_prob(0.01))
+        else:
+            nn.init.constant_(self.conv_cls.bias[-1:], 4.6)
 
     def resize_feats(self, x: Sequence[Tensor]) -> List[Tensor]:
         """SOLO's resampling: P2 down by 2, the last level up to the one
@@ -296,7 +315,8 @@ class PEPHead(BaseMaskHead):
             - mlvl_desc_preds (list[Tensor]): Descriptors, each level
               (B, D, S_l, S_l).
             - mlvl_cls_preds (list[Tensor]): Semantic logits, each level
-              (B, C+1, S_l, S_l), background last.
+              (B, C+1, S_l, S_l), background last (C channels with a
+              sigmoid ``loss_perceive``).
             - mask_feats (Tensor): General feature B, (B, D, h, w).
             - exc_feats (Tensor | None): Excavation features
               (B, F, h/2, w/2), None without an excavator.
@@ -495,15 +515,24 @@ class PEPHead(BaseMaskHead):
              mask_size=mask_size)
 
         flat_cls = torch.cat([
-            p.permute(0, 2, 3, 1).reshape(p.size(0), -1, self.num_classes + 1)
+            p.permute(0, 2, 3, 1).reshape(p.size(0), -1,
+                                          self.cls_out_channels)
             for p in mlvl_cls_preds
-        ], 1)  # (B, sum S^2, C+1)
+        ], 1)  # (B, sum S^2, C+1 or C)
         flat_desc = torch.cat([
             p.permute(0, 2, 3, 1).reshape(p.size(0), -1, self.desc_channels)
             for p in mlvl_desc_preds
         ], 1)  # (B, sum S^2, D)
-        loss_perceive = self.loss_perceive(
-            flat_cls.reshape(-1, self.num_classes + 1), torch.cat(labels))
+        labels = torch.cat(labels)
+        if self.perceive_sigmoid:
+            num_pos = int((labels < self.num_classes).sum())
+            loss_perceive = self.loss_perceive(
+                flat_cls.reshape(-1, self.cls_out_channels),
+                labels,
+                avg_factor=num_pos + 1)
+        else:
+            loss_perceive = self.loss_perceive(
+                flat_cls.reshape(-1, self.cls_out_channels), labels)
 
         cell_xy = self._cell_xy().to(mask_feats.device)
         # Nodes of each image: its positive cells (originals), then the
@@ -602,7 +631,8 @@ class PEPHead(BaseMaskHead):
         flat_scores, flat_desc, strides = [], [], []
         for lvl, (cls, desc) in enumerate(zip(mlvl_cls_preds,
                                               mlvl_desc_preds)):
-            prob = cls.float().softmax(dim=1)[:, :-1]
+            prob = (cls.float().sigmoid() if self.perceive_sigmoid else
+                    cls.float().softmax(dim=1)[:, :-1])
             # Point NMS: a cell is an original only at a local maximum.
             hmax = F.max_pool2d(prob, 2, stride=1, padding=1)[..., :-1, :-1]
             prob = prob * (hmax == prob)
@@ -701,7 +731,7 @@ class PEPHead(BaseMaskHead):
             ``stride`` of the N originals, (N,), (N,), (N, D), (N, 2), (N,).
         """
         # Non-finite features must give no detections, never a crash: their
-        # softmax probabilities are NaN (never +-inf), and NaN becomes 0.
+        # probabilities are NaN (GroupNorm of an inf is NaN), NaN becomes 0.
         cls_scores = torch.nan_to_num(cls_scores)
         candidates = (cls_scores > cfg.score_thr).nonzero()
         if candidates.size(0) == 0:

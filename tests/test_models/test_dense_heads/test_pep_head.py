@@ -212,3 +212,45 @@ def test_matrix_nms_after_purifying_only_drops_or_decays():
     check_result_types(decayed, (64, 64))
     assert 0 < len(decayed) <= len(plain)
     assert decayed.scores.max() <= plain.scores.max() + 1e-6
+
+
+FOCAL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+             loss_weight=1.0)
+
+
+def test_sigmoid_perceiving_is_solov2s_normalised_focal_loss():
+    head = build_head(loss_perceive=FOCAL, excavator=None, purifier=None)
+    assert head.conv_cls.out_channels == 3  # C maps, no background map
+    prior = -torch.log(torch.tensor(99.))  # p = 0.01
+    assert torch.allclose(head.conv_cls.bias, prior.expand(3), atol=1e-4)
+    gt = crowd_gt()
+    outs = head(fpn_feats(1, (64, 64)))
+    losses = head.loss_by_feat(
+        *outs, batch_gt_instances=[gt], batch_img_metas=[img_meta()])
+    # By hand: the focal loss of every cell and class, summed, over the
+    # number of positive cells + 1 (background = no class on).
+    labels = head._get_targets_single(gt, img_meta(), (16, 16))[0]
+    logits = torch.cat([p.permute(0, 2, 3, 1).reshape(-1, 3)
+                        for p in outs[1]])
+    target = torch.nn.functional.one_hot(labels, 4)[:, :3].float()
+    p = logits.sigmoid()
+    pt = torch.where(target > 0, p, 1 - p)
+    alpha = torch.where(target > 0, 0.25, 0.75)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, reduction='none')
+    num_pos = int((labels < 3).sum())
+    assert num_pos > 0
+    want = (alpha * (1 - pt)**2 * bce).sum() / (num_pos + 1)
+    torch.testing.assert_close(losses['loss_perceive'], want)
+    sum(losses.values()).backward()
+    assert head.conv_cls.weight.grad.abs().sum() > 0
+
+
+def test_sigmoid_perceiving_predicts_with_sigmoid_scores():
+    head = build_head(loss_perceive=FOCAL)
+    with torch.no_grad():
+        head.conv_cls.bias.fill_(3.)  # every class on everywhere
+    results = predict(head, fpn_feats(1, (64, 64)), max_per_img=5)
+    assert len(results[0]) > 0
+    assert ((results[0].scores > 0) & (results[0].scores <= 1)).all()
+    assert set(results[0].labels.tolist()) <= {0, 1, 2}
