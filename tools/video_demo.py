@@ -49,17 +49,15 @@ def parse_args(argv=None):
 
 
 def make_data(args) -> None:
-    from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
-    if all(
-            osp.isfile(
-                osp.join(args.data_root, 'annotations',
-                         f'youtube_vis_{split}.json'))
-            for split in ('train', 'val')):
-        return
-    generate_vis_dataset(args.data_root, args.num_train, args.num_val,
-                         args.num_frames, args.image_size)
-    print(f'[video_demo] wrote {args.num_train} train and {args.num_val} '
-          f'val clips to {args.data_root}')
+    from mmdet_pep.datasets.synthetic_video import ensure_vis_dataset
+    if ensure_vis_dataset(
+            args.data_root,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            num_frames=args.num_frames,
+            image_size=args.image_size):
+        print(f'[video_demo] wrote {args.num_train} train and '
+              f'{args.num_val} val clips to {args.data_root}')
 
 
 def build_cfg(args):

@@ -253,3 +253,20 @@ def generate_vis_dataset(out_dir: str,
         for split, num, split_seed in (('train', num_train, seed),
                                        ('val', num_val, seed + 1))
     }
+
+
+def ensure_vis_dataset(out_dir: str, **kwargs) -> bool:
+    """Generate the synthetic video set in ``out_dir`` (``kwargs`` as
+    :func:`generate_vis_dataset`) unless the YouTube-VIS annotation files
+    of both splits exist there.
+
+    Returns:
+        bool: Whether it was generated now.
+    """
+    if all(
+            osp.isfile(
+                osp.join(out_dir, 'annotations', f'youtube_vis_{split}.json'))
+            for split in ('train', 'val')):
+        return False
+    generate_vis_dataset(out_dir, **kwargs)
+    return True

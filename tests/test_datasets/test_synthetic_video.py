@@ -10,7 +10,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from mmdet.datasets import YouTubeVISDataset
-from mmdet_pep.datasets.synthetic_video import generate_vis_split
+from mmdet_pep.datasets.synthetic_video import (ensure_vis_dataset,
+                                                generate_vis_split)
 
 
 @pytest.fixture(scope='module')
@@ -112,3 +113,17 @@ def test_loads_in_mmdet_youtube_vis_dataset(clips):
     ids = {i['instance_id'] for im in video['images'] for i in im['instances']}
     assert ids == {a['id'] for a in ytvis['annotations']
                    if a['video_id'] == 1}
+
+
+def test_ensure_generates_only_what_is_missing(tmp_path):
+    out = str(tmp_path / 'vis')
+    kwargs = dict(num_train=2, num_val=1, num_frames=2, image_size=32)
+    assert ensure_vis_dataset(out, **kwargs)
+    ann = tmp_path / 'vis' / 'annotations' / 'youtube_vis_val.json'
+    stamp = ann.stat().st_mtime_ns
+    # Both splits there: nothing is written again.
+    assert not ensure_vis_dataset(out, **kwargs)
+    assert ann.stat().st_mtime_ns == stamp
+    # One split missing: the set is made again.
+    ann.unlink()
+    assert ensure_vis_dataset(out, **kwargs) and ann.is_file()

@@ -33,6 +33,7 @@ from functools import partial
 import torch
 from mmengine.config import Config, DictAction
 
+from mmdet_pep.datasets.synthetic_video import ensure_vis_dataset
 from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
 from mmdet_pep.utils.results import VIS_TABLE_METRICS
 
@@ -118,26 +119,14 @@ def vis_cfg(spec, args, variant: str, seed: int) -> Config:
     return cfg
 
 
-def ensure_data(data_root: str) -> None:
-    """Generate the synthetic video set (the defaults of
-    ``make_synthetic_vis.py``) unless both annotation files exist."""
-    from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
-    if all(
-            osp.isfile(
-                osp.join(data_root, 'annotations',
-                         f'youtube_vis_{split}.json'))
-            for split in ('train', 'val')):
-        return
-    generate_vis_dataset(data_root)
-
-
 def main(argv=None):
     args = parse_args(argv)
     specs = compare.build_specs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.table_only:
-        ensure_data(args.data_root)
+        # The defaults of make_synthetic_vis.py.
+        ensure_vis_dataset(args.data_root)
     write_table = partial(
         compare.write_results_table,
         make_cfg=vis_cfg,
