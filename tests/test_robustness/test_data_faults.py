@@ -281,7 +281,7 @@ def test_crowd_of_300_instances(data_root):
     loss_work(model, sample, 3)  # warm-up: lazy initialisation is not work
     # Training work must grow at most linearly with the number of GT
     # instances (the excavator and purifier sample a bounded number of
-    # descriptors; targets are one pass over the GTs). The same image with
+    # descriptors; targets are one set of tensor ops). The same image with
     # 3, num/2 and num GTs: the fixed cost (backbone, neck) cancels in the
     # differences, and linear work adds as much per GT in the second half
     # as in the first, while work over pairs of GTs (G^2) would add
@@ -290,12 +290,16 @@ def test_crowd_of_300_instances(data_root):
     works, losses = zip(*(loss_work(model, sample, g) for g in counts))
     assert losses[-1]['loss_excavate_cls'] > 0
     assert losses[-1]['loss_graph'] > 0
-    for measure in ('ops', 'elements'):
-        w = [getattr(work, measure) for work in works]
-        assert w[0] < w[1] < w[2], (measure, w)
-        first = (w[1] - w[0]) / (counts[1] - counts[0])
-        second = (w[2] - w[1]) / (counts[2] - counts[1])
-        assert second < 1.5 * first, (measure, w)
+    w = [work.elements for work in works]
+    assert w[0] < w[1] < w[2], ('elements', w)
+    first = (w[1] - w[0]) / (counts[1] - counts[0])
+    second = (w[2] - w[1]) / (counts[2] - counts[1])
+    assert second < 1.5 * first, ('elements', w)
+    # The number of tensor ops does not grow with the GTs at all: the
+    # targets are built without a Python loop over instances (PEPHead.
+    # _assign_cells), so only the sampled descriptors vary it slightly.
+    ops = [work.ops for work in works]
+    assert max(ops) - min(ops) < 0.01 * ops[0], ('ops', ops)
 
     # Let every cell pass the score threshold: the worst case for the
     # excavator and the purifier at inference. Their work is bounded by
