@@ -85,6 +85,23 @@ class PEPHead(BaseMaskHead):
             paper's mean over ~1k mostly-background cells per image gives
             the few positive cells little weight, the normalised focal loss
             is what the Baseline's peer SOLOv2 trains with.
+        rel_coords (str, optional): Relative-coordinate channels appended
+            to B per descriptor (issue #13), so that Eq. 6 stays one 1x1
+            dynamic conv, now over ``[B, R_n]``: ``None`` (the paper),
+            ``'linear'`` (CondInst's two channels ``rx, ry``) or
+            ``'quadratic'`` (``rx, ry, rx^2, ry^2, rx*ry``). ``r`` is the
+            offset of every pixel from the descriptor's cell (an original)
+            or key pixel (a mined one), in units of the largest object size
+            of the descriptor's level (``scale_ranges[l][1]``; mined ones
+            count as level 0), as CondInst divides by its sizes of
+            interest. The descriptor then has ``D + 2`` or ``D + 5``
+            channels, the last ones the weights of ``R_n``. Why: touching
+            look-alike objects have near-identical appearance, so ``I (x) B``
+            alone cannot tell which of them a descriptor means; with
+            CondInst's linear channels a single linear conv can only add a
+            half-plane ramp, whereas the quadratic ones let the kernel add
+            an elliptical log-prior around its own position (the spatial
+            prior SpatialEmbeddings relies on), still one linear 1x1 conv.
         loss_mask (dict): Mask loss (Eq. 7). The paper's CE is
             ``dict(type='CrossEntropyLoss', use_sigmoid=True)``;
             ``dict(type='DiceLoss', use_sigmoid=True)`` is the alternative.
@@ -124,6 +141,7 @@ class PEPHead(BaseMaskHead):
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
         loss_mask: ConfigType = dict(
             type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        rel_coords: Optional[str] = None,
         max_originals_train: int = 16,
         norm_cfg: ConfigType = dict(
             type='GN', num_groups=32, requires_grad=True),
@@ -140,6 +158,10 @@ class PEPHead(BaseMaskHead):
         if max_originals_train < 1:
             raise ValueError('max_originals_train must be >= 1, got '
                              f'{max_originals_train}')
+        if rel_coords not in self.REL_COORD_CHANNELS:
+            raise ValueError(
+                'rel_coords must be one of '
+                f'{list(self.REL_COORD_CHANNELS)}, got {rel_coords!r}')
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         if not 0 <= pos_scale <= 1:
@@ -179,12 +201,24 @@ class PEPHead(BaseMaskHead):
         mask_feature_head['in_channels'] = in_channels
         self.mask_feature_head = MaskFeatModule(**mask_feature_head)
         self.mask_stride = self.mask_feature_head.mask_stride
-        self.desc_channels = self.mask_feature_head.out_channels
+        self.rel_coords = rel_coords
+        # D kernel weights over B, then the weights of the relative
+        # coordinates.
+        self.desc_channels = (
+            self.mask_feature_head.out_channels +
+            self.REL_COORD_CHANNELS[rel_coords])
+        # Largest object size (px) of each level: the unit of the relative
+        # coordinates of its descriptors.
+        self.register_buffer(
+            'level_scales',
+            torch.tensor([float(hi) for _, hi in self.scale_ranges]),
+            persistent=False)
 
         if excavator is not None:
             excavator = dict(excavator)
             excavator.setdefault('num_classes', num_classes)
-            excavator.setdefault('in_channels', self.desc_channels)
+            excavator.setdefault('in_channels',
+                                 self.mask_feature_head.out_channels)
             excavator.setdefault('desc_channels', self.desc_channels)
             self.excavator = MODELS.build(excavator)
         else:
@@ -203,6 +237,9 @@ class PEPHead(BaseMaskHead):
                                                else 1)
         self.loss_mask = MODELS.build(loss_mask)
         self._init_layers()
+
+    # Channels of R_n for each ``rel_coords`` choice.
+    REL_COORD_CHANNELS = {None: 0, 'linear': 2, 'quadratic': 5}
 
     # The one declaration of every test_cfg key and its default.
     TEST_CFG_DEFAULTS = dict(
@@ -535,13 +572,15 @@ class PEPHead(BaseMaskHead):
                 flat_cls.reshape(-1, self.cls_out_channels), labels)
 
         cell_xy = self._cell_xy().to(mask_feats.device)
+        cell_scale = self.level_scales[self.cell_index[0]]
         # Nodes of each image: its positive cells (originals), then the
         # descriptors mined around its centre cells.
-        batch_desc, batch_xy, batch_inds = [], [], []
+        batch_desc, batch_xy, batch_scale, batch_inds = [], [], [], []
         for i in range(len(batch_img_metas)):
             pos = (pos_gt_inds[i] >= 0).nonzero(as_tuple=True)[0]
             batch_desc.append(flat_desc[i, pos])
             batch_xy.append(cell_xy[pos])
+            batch_scale.append(cell_scale[pos])
             batch_inds.append(pos_gt_inds[i][pos])
         exc_losses = {}
         if self.excavator is not None:
@@ -553,13 +592,19 @@ class PEPHead(BaseMaskHead):
                     batch_desc[i] = torch.cat(
                         [batch_desc[i], mined['descriptors']])
                     batch_xy[i] = torch.cat([batch_xy[i], mined['xy']])
+                    batch_scale[i] = torch.cat([
+                        batch_scale[i],
+                        self.level_scales[:1].expand(len(mined['xy']))
+                    ])
                     batch_inds[i] = torch.cat(
                         [batch_inds[i], mined['gt_inds']])
 
         # Eq. 6-7: every node's mask is its 1x1 dynamic conv over B.
         mask_preds = [
-            torch.einsum('nd,dhw->nhw', desc, feats)
-            for desc, feats in zip(batch_desc, mask_feats) if desc.size(0)
+            self._dynamic_masks(desc, xy, scale, feats)
+            for desc, xy, scale, feats in zip(batch_desc, batch_xy,
+                                              batch_scale, mask_feats)
+            if desc.size(0)
         ]
         if mask_preds:
             mask_targets = [
@@ -578,6 +623,50 @@ class PEPHead(BaseMaskHead):
             losses.update(
                 self.purifier.loss(batch_desc, batch_xy, batch_inds))
         return losses
+
+    def _dynamic_masks(self, desc: Tensor, xy: Tensor, scale: Tensor,
+                       mask_feats: Tensor) -> Tensor:
+        """Eq. 6: the mask logits of N descriptors, each a 1x1 dynamic
+        conv over B and, with ``rel_coords``, over its own relative
+        coordinates (see the class docstring).
+
+        The coordinate channels depend on x or y alone (or on their
+        product), so they are added as broadcast rows and columns, never
+        materialised as an (N, K, h, w) input.
+
+        Args:
+            desc (Tensor): Descriptors, (N, D) or (N, D + K).
+            xy (Tensor): Their positions in the [-1, 1] frame, (N, 2).
+            scale (Tensor): Their unit of relative coordinates in pixels,
+                (N,).
+            mask_feats (Tensor): General feature B of the image, (D, h, w).
+
+        Returns:
+            Tensor: Mask logits, (N, h, w).
+        """
+        dim, h, w = mask_feats.shape
+        logits = torch.einsum('nd,dhw->nhw', desc[:, :dim], mask_feats)
+        if self.rel_coords is None:
+            return logits
+        weights = desc[:, dim:].to(logits.dtype)
+        xs, ys = (coord_grid(1, w, mask_feats.device)[0, 0],
+                  coord_grid(h, 1, mask_feats.device)[1, :, 0])
+        # Normalised offsets -> pixels of the padded input -> level units.
+        unit = scale.to(xy.dtype)[:, None]
+        rx = ((xs[None] - xy[:, :1]) * (w * self.mask_stride / 2) /
+              unit).to(logits.dtype)  # (N, w)
+        ry = ((ys[None] - xy[:, 1:]) * (h * self.mask_stride / 2) /
+              unit).to(logits.dtype)  # (N, h)
+        col = weights[:, :1] * rx
+        row = weights[:, 1:2] * ry
+        if self.rel_coords == 'quadratic':
+            col = col + weights[:, 2:3] * rx.square()
+            row = row + weights[:, 3:4] * ry.square()
+        logits = logits + col[:, None, :] + row[:, :, None]
+        if self.rel_coords == 'quadratic':
+            logits = logits + (weights[:, 4:5, None] * ry[:, :, None] *
+                               rx[:, None, :])
+        return logits
 
     def _excavate_train(self, flat_desc: Tensor, cell_xy: Tensor,
                         pos_gt_inds: List[Tensor], center_cells: List[Tensor],
@@ -727,8 +816,9 @@ class PEPHead(BaseMaskHead):
         best first, at most ``nms_pre``; None if there is none.
 
         Returns:
-            dict | None: ``scores``, ``labels``, ``desc``, ``xy`` and
-            ``stride`` of the N originals, (N,), (N,), (N, D), (N, 2), (N,).
+            dict | None: ``scores``, ``labels``, ``desc``, ``xy``,
+            ``stride`` and ``scale`` (unit of the relative coordinates) of
+            the N originals, (N,), (N,), (N, D), (N, 2), (N,), (N,).
         """
         # Non-finite features must give no detections, never a crash: their
         # probabilities are NaN (GroupNorm of an inf is NaN), NaN becomes 0.
@@ -745,7 +835,8 @@ class PEPHead(BaseMaskHead):
             labels=labels,
             desc=desc_preds[cells],
             xy=cell_xy[cells],
-            stride=strides[cells])
+            stride=strides[cells],
+            scale=self.level_scales[self.cell_index[0, cells]])
 
     def _excavate_test(self, nodes: dict, exc_feat: Tensor,
                        cfg: ConfigDict) -> dict:
@@ -770,6 +861,10 @@ class PEPHead(BaseMaskHead):
             stride=torch.cat([
                 stride,
                 stride.new_full((int(keep.sum()), ), min(self.strides))
+            ]),
+            scale=torch.cat([
+                nodes['scale'],
+                self.level_scales[:1].expand(int(keep.sum()))
             ]))
 
     def _node_masks(self, nodes: dict, mask_feats: Tensor,
@@ -783,7 +878,8 @@ class PEPHead(BaseMaskHead):
             ``mask_logits`` (N, h, w), ``mask_probs``, ``masks`` and
             ``areas`` of the kept nodes; None if none is kept.
         """
-        mask_logits = torch.einsum('nd,dhw->nhw', nodes['desc'], mask_feats)
+        mask_logits = self._dynamic_masks(nodes['desc'], nodes['xy'],
+                                          nodes['scale'], mask_feats)
         mask_probs = mask_logits.sigmoid()
         masks = mask_probs > cfg.mask_thr
         areas = masks.sum((1, 2)).float()

@@ -254,3 +254,71 @@ def test_sigmoid_perceiving_predicts_with_sigmoid_scores():
     assert len(results[0]) > 0
     assert ((results[0].scores > 0) & (results[0].scores <= 1)).all()
     assert set(results[0].labels.tolist()) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize('rel_coords,channels', [('linear', 2),
+                                                 ('quadratic', 5)])
+def test_rel_coords_are_one_dynamic_conv_over_b_and_the_offsets(
+        rel_coords, channels):
+    head = build_head(rel_coords=rel_coords)
+    dim = head.mask_feature_head.out_channels
+    assert head.desc_channels == dim + channels
+    assert head.conv_desc.out_channels == dim + channels
+    assert head.excavator.desc_channels == dim + channels
+    # By hand: the channels [B, R_n] materialised, R_n the pixel offsets
+    # from the node (pixel centres at stride 4) in units of its scale.
+    torch.manual_seed(1)
+    desc = torch.randn(3, dim + channels)
+    xy = torch.tensor([[-0.5, 0.25], [0.0, 0.0], [0.9, -0.8]])
+    scale = torch.tensor([12., 24., 48.])
+    feats = torch.randn(dim, 6, 8)
+    px = (torch.arange(8) + 0.5) * 4  # pixel centres, 32 px wide
+    py = (torch.arange(6) + 0.5) * 4  # 24 px high
+    node_x, node_y = (xy[:, 0] + 1) / 2 * 32, (xy[:, 1] + 1) / 2 * 24
+    rx = ((px[None] - node_x[:, None]) / scale[:, None])[:, None, :]
+    ry = ((py[None] - node_y[:, None]) / scale[:, None])[:, :, None]
+    rx, ry = rx.expand(3, 6, 8), ry.expand(3, 6, 8)
+    coords = [rx, ry] + ([rx**2, ry**2, rx * ry]
+                         if rel_coords == 'quadratic' else [])
+    inputs = torch.cat([feats[None].expand(3, -1, -1, -1),
+                        torch.stack(coords, 1)], 1)
+    want = (desc[:, :, None, None] * inputs).sum(1)
+    torch.testing.assert_close(
+        head._dynamic_masks(desc, xy, scale, feats), want)
+
+
+def test_rel_coords_quadratic_kernel_peaks_at_its_own_node():
+    # B all zero, weights -(rx^2 + ry^2): the mask is a bump centred on the
+    # node, wherever the node is (a sign or axis error moves the peak).
+    head = build_head(rel_coords='quadratic')
+    dim = head.mask_feature_head.out_channels
+    desc = torch.zeros(2, dim + 5)
+    desc[:, dim + 2:dim + 4] = -1
+    # The centres of stride-4 pixels (col 1, row 6) and (col 6, row 3).
+    xy = torch.tensor([[-0.625, 0.625], [0.625, -0.125]])
+    logits = head._dynamic_masks(desc, xy, torch.tensor([8., 8.]),
+                                 torch.randn(dim, 8, 8) * 0)
+    peaks = [divmod(int(m.argmax()), 8) for m in logits]
+    assert peaks == [(6, 1), (3, 6)]  # (row, col) of stride-4 pixels
+
+
+def test_rel_coords_train_and_predict_end_to_end():
+    head = build_head(rel_coords='quadratic')
+    losses = head_losses(head, [crowd_gt(), make_gt([], [])])
+    for key in LOSS_KEYS:
+        assert torch.isfinite(losses[key]) and losses[key].item() > 0, key
+    sum(losses.values()).backward()
+    # The coordinate weights of the descriptors learn from the mask loss.
+    dim = head.mask_feature_head.out_channels
+    assert head.conv_desc.weight.grad[dim:].abs().sum() > 0
+    head.eval()
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+        results = predict(head, fpn_feats(), score_thr=0.3)
+    check_result_types(results[0], (64, 64))
+    assert len(results[0]) > 0
+
+
+def test_unknown_rel_coords_is_rejected():
+    with pytest.raises(ValueError, match='rel_coords'):
+        build_head(rel_coords='cubic')
