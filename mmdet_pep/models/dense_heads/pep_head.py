@@ -111,7 +111,8 @@ class PEPHead(BaseMaskHead):
         train_cfg (dict, optional): Unused, kept for the mmdet interface.
         test_cfg (dict, optional): ``nms_pre``, ``score_thr``, ``mask_thr``,
             ``max_per_img``; ``excavate=dict(max_originals, key_thr,
-            max_keys)``; ``purify=dict(group_thr, class_agnostic)``; and
+            max_keys)``; ``purify=dict(group_thr, class_agnostic,
+            matrix_nms, mask_iou_thr, rescore)`` (see :meth:`_purify`); and
             Matrix NMS keys ``kernel``, ``sigma``, ``filter_thr`` used
             without a purifier.
         init_cfg (dict or list[dict], optional): Initialization config.
@@ -253,7 +254,12 @@ class PEPHead(BaseMaskHead):
         sigma=2.0,
         filter_thr=0.05,
         excavate=dict(max_originals=30, key_thr=0.3, max_keys=4),
-        purify=dict(group_thr=0.5, class_agnostic=False, matrix_nms=False))
+        purify=dict(
+            group_thr=0.5,
+            class_agnostic=False,
+            matrix_nms=False,
+            mask_iou_thr=0.0,
+            rescore=False))
 
     @classmethod
     def _check_test_cfg(cls, test_cfg: OptConfigType) -> ConfigDict:
@@ -282,7 +288,9 @@ class PEPHead(BaseMaskHead):
                              ('score_thr', cfg.score_thr),
                              ('mask_thr', cfg.mask_thr),
                              ('excavate.key_thr', cfg.excavate.key_thr),
-                             ('purify.group_thr', cfg.purify.group_thr)):
+                             ('purify.group_thr', cfg.purify.group_thr),
+                             ('purify.mask_iou_thr',
+                              cfg.purify.mask_iou_thr)):
             if not 0 <= value <= 1:
                 raise ValueError(
                     f'test_cfg.{where} must be in [0, 1], got {value}')
@@ -874,7 +882,8 @@ class PEPHead(BaseMaskHead):
         score becomes category confidence x mask quality ("maskness").
 
         Returns:
-            dict | None: ``scores``, ``labels``, ``desc``, ``xy``,
+            dict | None: ``scores``, ``cls_scores`` (the category
+            confidences alone), ``labels``, ``desc``, ``xy``,
             ``mask_logits`` (N, h, w), ``mask_probs``, ``masks`` and
             ``areas`` of the kept nodes; None if none is kept.
         """
@@ -887,10 +896,11 @@ class PEPHead(BaseMaskHead):
         if not keep.any():
             return None
         mask_probs, masks, areas = mask_probs[keep], masks[keep], areas[keep]
-        scores = nodes['scores'][keep] * (mask_probs * masks).sum(
-            (1, 2)) / areas
+        cls_scores = nodes['scores'][keep]
+        scores = cls_scores * self._maskness(mask_probs, masks, areas)
         return dict(
             scores=torch.nan_to_num(scores),
+            cls_scores=cls_scores,
             labels=nodes['labels'][keep],
             desc=nodes['desc'][keep],
             xy=nodes['xy'][keep],
@@ -899,18 +909,44 @@ class PEPHead(BaseMaskHead):
             masks=masks,
             areas=areas)
 
+    @staticmethod
+    def _maskness(mask_probs: Tensor, masks: Tensor, areas: Tensor) -> Tensor:
+        """SOLOv2's mask quality: the mean probability inside each binary
+        mask, (N,)."""
+        return (mask_probs * masks).sum((1, 2)) / areas
+
     def _purify(self, nodes: dict, cfg: ConfigDict) -> dict:
         """Group the nodes with the purifier (§3.4) and merge each group
         into one instance: its mask from the members' merged logits, its
-        score and label the leader's; groups with an empty merged mask are
-        dropped. At most ``max_per_img`` groups, best first."""
+        label the leader's; groups with an empty merged mask are dropped.
+        At most ``max_per_img`` groups, best first.
+
+        Two departures from the paper, both off by default and measured in
+        issue #13 (``test_cfg.purify``):
+
+        - ``mask_iou_thr`` > 0: two nodes may only be linked if their masks
+          overlap by more than this IoU. The learned similarity sees
+          descriptors and positions only, so touching look-alike instances
+          (mask IoU ~0) can be merged into one; duplicates of one object
+          overlap strongly. 0: the paper's graph alone decides.
+        - ``rescore``: the group's score is the leader's category
+          confidence x the maskness of the *merged* mask, instead of the
+          leader's own score (computed before its mask was merged).
+        """
+        allowed = None
+        if cfg.purify.mask_iou_thr > 0:
+            flat = nodes['masks'].flatten(1).float()
+            inter = flat @ flat.t()
+            union = nodes['areas'][:, None] + nodes['areas'][None] - inter
+            allowed = inter > cfg.purify.mask_iou_thr * union
         leaders, weights = self.purifier.group(
             nodes['desc'],
             nodes['xy'],
             nodes['scores'],
             nodes['labels'],
             group_thr=cfg.purify.group_thr,
-            class_agnostic=cfg.purify.class_agnostic)
+            class_agnostic=cfg.purify.class_agnostic,
+            allowed=allowed)
         leaders = leaders[:cfg.max_per_img]
         weights = weights[:cfg.max_per_img]
         mask_probs = torch.einsum('gn,nhw->ghw', weights,
@@ -918,8 +954,12 @@ class PEPHead(BaseMaskHead):
         masks = mask_probs > cfg.mask_thr
         areas = masks.sum((1, 2)).float()
         keep = areas > 0
+        scores = nodes['scores'][leaders]
+        if cfg.purify.rescore:
+            scores = nodes['cls_scores'][leaders] * torch.nan_to_num(
+                self._maskness(mask_probs, masks, areas))
         return dict(
-            scores=nodes['scores'][leaders][keep],
+            scores=scores[keep],
             labels=nodes['labels'][leaders][keep],
             mask_probs=mask_probs[keep],
             masks=masks[keep],

@@ -3,7 +3,7 @@
 Shape shorthand: B images, N descriptors of one image, D descriptor
 channels, G groups (final instances).
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -157,7 +157,8 @@ class PEPPurifier(BaseModule):
 
     def group(self, descriptors: Tensor, xy: Tensor, scores: Tensor,
               labels: Tensor, group_thr: float,
-              class_agnostic: bool = False) -> Tuple[Tensor, Tensor]:
+              class_agnostic: bool = False,
+              allowed: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Greedily group descriptors of one image and merge each group.
 
         Args:
@@ -169,6 +170,9 @@ class PEPPurifier(BaseModule):
                 descriptor joins a group.
             class_agnostic (bool): Whether descriptors of different
                 predicted classes may share a group.
+            allowed (Tensor, optional): Pairs that may be linked at all,
+                (N, N) bool, e.g. those whose masks overlap (PEPHead's
+                ``test_cfg.purify.mask_iou_thr``); None: every pair.
 
         Returns:
             tuple[Tensor, Tensor]:
@@ -186,6 +190,8 @@ class PEPPurifier(BaseModule):
             linked = self(descriptors, xy).sigmoid() > group_thr
         if not class_agnostic:
             linked &= labels[:, None] == labels[None, :]
+        if allowed is not None:
+            linked &= allowed
         linked = linked[order][:, order].cpu().numpy()
         # owner[p]: sorted position of the leader of sorted position p.
         owner = [-1] * n

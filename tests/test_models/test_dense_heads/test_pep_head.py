@@ -322,3 +322,92 @@ def test_rel_coords_train_and_predict_end_to_end():
 def test_unknown_rel_coords_is_rejected():
     with pytest.raises(ValueError, match='rel_coords'):
         build_head(rel_coords='cubic')
+
+
+def constructed_nodes(head):
+    """Three nodes on an 8 x 8 mask map: A (left square), B (the touching
+    right square, mask IoU 0 with A) and C (a shifted duplicate of A, IoU
+    0.6 with A); category confidences 0.9, 0.8, 0.6."""
+    logits = torch.full((3, 8, 8), -6.)
+    logits[0, 2:6, 0:4] = 6.
+    logits[1, 2:6, 4:8] = 6.
+    logits[2, 2:6, 1:4] = 4.
+    logits[2, 2:4, 0] = 4.
+    nodes = dict(
+        desc=torch.zeros(3, head.desc_channels),
+        xy=torch.zeros(3, 2),
+        scale=torch.ones(3),
+        stride=torch.zeros(3),
+        scores=torch.tensor([0.9, 0.8, 0.6]),
+        labels=torch.zeros(3, dtype=torch.long))
+    head._dynamic_masks = lambda desc, xy, scale, feats: logits
+    return head._node_masks(nodes, None, head.test_cfg)
+
+
+def purify_with(head, link_logit, **purify):
+    head.purifier.forward = lambda desc, xy: torch.full((3, 3), link_logit)
+    cfg = head._check_test_cfg({**head.test_cfg,
+                                'purify': {**head.test_cfg.purify,
+                                           **purify}})
+    nodes = constructed_nodes(head)
+    out = head._purify(nodes, cfg)
+    if cfg.purify.matrix_nms:
+        out = head._matrix_nms(out, cfg)
+    return nodes, out
+
+
+def test_purify_by_the_graph_alone_merges_touching_instances():
+    # The paper's grouping: a graph that links everything merges the two
+    # touching squares (and the duplicate) into one instance, and the
+    # score-weighted mean of the logits outvotes B: B is lost.
+    head = build_head()
+    nodes, out = purify_with(head, 9.)
+    assert len(out['scores']) == 1
+    assert out['masks'][0, 2:6, 1:4].all() and not out['masks'][0, :, 4:].any()
+    # Score: the leader's, computed before the merge.
+    torch.testing.assert_close(out['scores'], nodes['scores'][:1])
+
+
+def test_mask_iou_gate_keeps_touching_instances_apart():
+    head = build_head()
+    nodes, out = purify_with(head, 9., mask_iou_thr=0.5)
+    assert len(out['scores']) == 2  # A with its duplicate C; B alone
+    assert out['masks'][0, 2:6, 0:4].all() and not out['masks'][0, :, 4:].any()
+    assert torch.equal(out['masks'][1], nodes['masks'][1])
+    assert nodes['masks'][0].logical_and(nodes['masks'][2]).sum() / \
+        nodes['masks'][0].logical_or(nodes['masks'][2]).sum() > 0.5
+
+
+def test_rescore_uses_the_merged_mask():
+    head = build_head()
+    nodes, out = purify_with(head, 9., mask_iou_thr=0.5, rescore=True)
+    # By hand: A and C merged with weights 0.9 x m_A, 0.6 x m_C (their
+    # scores), the score is A's confidence x the merged mask's maskness.
+    w = nodes['scores'][[0, 2]] / nodes['scores'][[0, 2]].sum()
+    merged = (w[:, None, None] * nodes['mask_logits'][[0, 2]]).sum(0)
+    prob = merged.sigmoid()
+    mask = prob > 0.5
+    want = nodes['cls_scores'][0] * prob[mask].mean()
+    torch.testing.assert_close(out['scores'][0], want)
+    assert out['scores'][0] < nodes['scores'][0]  # C's weaker logits
+    torch.testing.assert_close(out['scores'][1], nodes['scores'][1])
+
+
+def test_split_group_keeps_a_full_score_duplicate_unless_matrix_nms():
+    # A graph that links nothing leaves the duplicate C as its own group
+    # at its full score; Matrix NMS after purifying decays it by its IoU
+    # with A and leaves A and the touching B (IoU 0) as they were.
+    head = build_head()
+    nodes, out = purify_with(head, -9.)
+    torch.testing.assert_close(out['scores'], nodes['scores'])
+    _, decayed = purify_with(head, -9., matrix_nms=True)
+    assert len(decayed['scores']) == 3
+    torch.testing.assert_close(decayed['scores'][:2], nodes['scores'][:2])
+    assert decayed['scores'][2] < 0.5 * nodes['scores'][2]
+
+
+def test_purify_switches_are_checked():
+    with pytest.raises(ValueError, match='purify.mask_iou_thr'):
+        build_head(test_cfg=dict(purify=dict(mask_iou_thr=1.5)))
+    with pytest.raises(ValueError, match='unknown keys'):
+        build_head(test_cfg=dict(purify=dict(rescores=True)))
