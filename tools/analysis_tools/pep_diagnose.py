@@ -11,8 +11,8 @@ over the data set:
   (excavation recall gain), against how many mined nodes only repeat a GT
   an original already has (redundant) or match nothing (false);
 - **purifier grouping** (on the nodes of each image, with the test config's
-  ``group_thr``): pair precision (grouped pairs of matched nodes that share
-  their GT) and pair recall (pairs of nodes of one GT that are grouped),
+  ``group_thr`` and ``mask_iou_thr``): pair precision (grouped pairs of
+  matched nodes that share their GT) and pair recall (pairs of nodes of one GT that are grouped),
   false merges (groups holding two or more GTs), splits (GTs whose nodes
   end in two or more groups), and unmatched nodes that join a group led by
   a matched one.
@@ -183,13 +183,7 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
         merge = head.purifier.merge
         head.purifier.merge = 'mean'  # weights > 0 are the members
         try:
-            _, weights = head.purifier.group(
-                nodes['desc'],
-                nodes['xy'],
-                nodes['scores'],
-                nodes['labels'],
-                group_thr=cfg.purify.group_thr,
-                class_agnostic=cfg.purify.class_agnostic)
+            _, weights = head._group(nodes, cfg)
         finally:
             head.purifier.merge = merge
         stats.update(group_statistics((weights > 0).cpu(), identity))

@@ -915,6 +915,25 @@ class PEPHead(BaseMaskHead):
         mask, (N,)."""
         return (mask_probs * masks).sum((1, 2)) / areas
 
+    def _group(self, nodes: dict, cfg: ConfigDict) -> Tuple[Tensor, Tensor]:
+        """The purifier's groups of the nodes (see
+        :meth:`PEPPurifier.group`), links between masks that overlap by
+        at most ``purify.mask_iou_thr`` left out when it is > 0."""
+        allowed = None
+        if cfg.purify.mask_iou_thr > 0:
+            flat = nodes['masks'].flatten(1).float()
+            inter = flat @ flat.t()
+            union = nodes['areas'][:, None] + nodes['areas'][None] - inter
+            allowed = inter > cfg.purify.mask_iou_thr * union
+        return self.purifier.group(
+            nodes['desc'],
+            nodes['xy'],
+            nodes['scores'],
+            nodes['labels'],
+            group_thr=cfg.purify.group_thr,
+            class_agnostic=cfg.purify.class_agnostic,
+            allowed=allowed)
+
     def _purify(self, nodes: dict, cfg: ConfigDict) -> dict:
         """Group the nodes with the purifier (§3.4) and merge each group
         into one instance: its mask from the members' merged logits, its
@@ -933,20 +952,7 @@ class PEPHead(BaseMaskHead):
           confidence x the maskness of the *merged* mask, instead of the
           leader's own score (computed before its mask was merged).
         """
-        allowed = None
-        if cfg.purify.mask_iou_thr > 0:
-            flat = nodes['masks'].flatten(1).float()
-            inter = flat @ flat.t()
-            union = nodes['areas'][:, None] + nodes['areas'][None] - inter
-            allowed = inter > cfg.purify.mask_iou_thr * union
-        leaders, weights = self.purifier.group(
-            nodes['desc'],
-            nodes['xy'],
-            nodes['scores'],
-            nodes['labels'],
-            group_thr=cfg.purify.group_thr,
-            class_agnostic=cfg.purify.class_agnostic,
-            allowed=allowed)
+        leaders, weights = self._group(nodes, cfg)
         leaders = leaders[:cfg.max_per_img]
         weights = weights[:cfg.max_per_img]
         mask_probs = torch.einsum('gn,nhw->ghw', weights,
