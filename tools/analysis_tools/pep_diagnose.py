@@ -12,10 +12,10 @@ over the data set:
   an original already has (redundant) or match nothing (false);
 - **purifier grouping** (on the nodes of each image, with the test config's
   ``group_thr`` and ``mask_iou_thr``): pair precision (grouped pairs of
-  matched nodes that share their GT) and pair recall (pairs of nodes of one GT that are grouped),
-  false merges (groups holding two or more GTs), splits (GTs whose nodes
-  end in two or more groups), and unmatched nodes that join a group led by
-  a matched one.
+  matched nodes that share their GT) and pair recall (pairs of nodes of
+  one GT that are grouped), false merges (groups holding two or more GTs),
+  splits (GTs whose nodes end in two or more groups), and unmatched nodes
+  that join a group led by a matched one.
 
 Example::
 
