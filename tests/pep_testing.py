@@ -1,4 +1,8 @@
-"""Test helpers: tiny PEP and EmbedMask models and hand-made ground truth."""
+"""Test helpers: tiny PEP and EmbedMask models, hand-made ground truth and
+the scripts of ``tools/`` as modules."""
+import importlib.util
+import os.path as osp
+
 import numpy as np
 import torch
 from mmengine.structures import InstanceData
@@ -6,6 +10,18 @@ from mmengine.structures import InstanceData
 from mmdet.registry import MODELS
 from mmdet.structures.mask import BitmapMasks
 from mmdet.testing import demo_mm_inputs
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_tool(path):
+    """Import a script of ``tools/`` as a module, e.g.
+    ``load_tool('analysis_tools/compare')``."""
+    spec = importlib.util.spec_from_file_location(
+        osp.basename(path), osp.join(ROOT, 'tools', path + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_gt(boxes, labels, shape=(64, 64), shape_kind='rect'):

@@ -2,7 +2,6 @@
 its multi-seed protocol (--seeds/--variants): result files per run,
 skipping and resuming, the table rebuilt from the files."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -15,8 +14,7 @@ from mmdet.registry import MODELS
 from mmdet_pep.datasets.synthetic import (VARIANTS, generate_coco_split,
                                           generate_dataset)
 from mmdet_pep.utils.results import load_results, summarize
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT, load_tool
 PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
 SOLOV2_CONFIG = osp.join(ROOT,
                          'configs/solov2/solov2_r18_fpn_1200it_synthetic.py')
@@ -84,17 +82,9 @@ LATENCY_KEYS = {
 }
 
 
-def _load_compare():
-    path = osp.join(ROOT, 'tools', 'analysis_tools', 'compare.py')
-    spec = importlib.util.spec_from_file_location('compare', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def compare():
-    return _load_compare()
+    return load_tool('analysis_tools/compare')
 
 
 @pytest.fixture(scope='module')

@@ -2,7 +2,6 @@
 for 2 iterations with seeds 0 and 1, one result file per run, the table of
 YouTube-VIS AP and identity switches built from them, a re-run that trains
 nothing."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -10,25 +9,16 @@ import torch
 
 from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
 from mmdet_pep.utils.results import VIS_TABLE_METRICS, load_results
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT, load_tool
 CONFIG = osp.join(ROOT, 'configs', 'sipmask',
                   'sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
 COMMIT = 'c0ffee' * 6 + 'abcd'
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'compare_vis',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_vis.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
 
 @pytest.fixture(scope='module')
 def tool():
-    return _load_tool()
+    return load_tool('analysis_tools/compare_vis')
 
 
 def _main(tool, argv):

@@ -1,27 +1,17 @@
 """A tiny `make demo`: generate data, train, evaluate, draw, plot."""
-import importlib.util
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load_demo():
-    spec = importlib.util.spec_from_file_location(
-        'demo', osp.join(ROOT, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from pep_testing import ROOT, load_tool
 
 
 def test_build_cfg_rewrites_data_schedule_and_seed():
     """The command line reaches the config through mmdet_pep.utils' shared
     rewrites (tested themselves in tests/test_utils/test_config_rewrites.py).
     """
-    demo = _load_demo()
+    demo = load_tool('demo')
     args = demo.parse_args([
         '--data-root', 'd/', '--train-ann', 'tr.json', '--val-ann', 'va.json',
         '--train-img', 'ti/', '--val-img', 'vi/', '--max-iters', '600',

@@ -2,7 +2,6 @@
 import json
 import os.path as osp
 
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu

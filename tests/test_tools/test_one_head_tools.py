@@ -1,7 +1,6 @@
 """EmbedMask, SipMask and SpatialEmbeddings through the tools users run on
 every method of the zoo: mmdet's ``DetInferencer`` and ``get_flops.py``,
 and our latency tool."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,8 +17,7 @@ import mmdet
 from mmdet.apis import DetInferencer
 from mmdet.registry import MODELS
 from mmdet_pep.datasets.synthetic import generate_coco_split, metainfo
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT, load_tool
 CONFIGS = {
     method: osp.join(ROOT, 'configs', folder,
                      f'{method}_r18_fpn_1200it_synthetic.py')
@@ -113,11 +111,7 @@ def test_mmdet_get_flops(tmp_path, method):
 
 @methods
 def test_benchmark_cpu_runs(tmp_path, method):
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_cpu',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_cpu.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('analysis_tools/benchmark_cpu')
     threads = torch.get_num_threads()
     try:
         report = tool.main([

@@ -1,6 +1,5 @@
 """tools/analysis_tools/pep_diagnose.py: node identities and grouping
 statistics by hand, and a run on a tiny PEP."""
-import importlib.util
 import os.path as osp
 from collections import Counter
 
@@ -10,19 +9,13 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
 from mmdet_pep.datasets.synthetic import generate_coco_split
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT, load_tool
 PEP_TINY = osp.join(ROOT, 'configs', 'pep', 'pep_r18_fpn_tiny_synthetic.py')
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'pep_diagnose',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'pep_diagnose.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/pep_diagnose')
 
 
 def square(y, x, side=4, size=12):

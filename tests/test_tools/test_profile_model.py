@@ -1,6 +1,5 @@
 """tools/analysis_tools/profile_model.py: stage times of inference and a
 training step, marked from outside the model, which is left unchanged."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -8,8 +7,7 @@ import pytest
 import torch
 
 from mmdet_pep.datasets.synthetic import generate_coco_split
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT, load_tool
 PEP_TINY = osp.join(ROOT, 'configs', 'pep', 'pep_r18_fpn_tiny_synthetic.py')
 EMBEDMASK = osp.join(ROOT, 'configs', 'embedmask',
                      'embedmask_r18_fpn_1200it_synthetic.py')
@@ -17,12 +15,7 @@ EMBEDMASK = osp.join(ROOT, 'configs', 'embedmask',
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'profile_model',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'profile_model.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/profile_model')
 
 
 @pytest.fixture(scope='module')

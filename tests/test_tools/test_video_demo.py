@@ -1,19 +1,14 @@
 """tools/video_demo.py end to end on tiny clips: generates them, trains
 SipMask-VIS for two iterations, prints YouTube-VIS AP and identity
 switches, writes a strip and a GIF per drawn clip."""
-import importlib.util
 import os.path as osp
 
 from PIL import Image
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import load_tool
 
 
 def test_video_demo_trains_tests_and_draws(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'video_demo', osp.join(ROOT, 'tools', 'video_demo.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('video_demo')
     work_dir = str(tmp_path / 'work')
     metrics, written = tool.main([
         '--work-dir', work_dir, '--data-root', str(tmp_path / 'data') + '/',

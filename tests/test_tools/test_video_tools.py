@@ -1,25 +1,15 @@
 """The video data tools: make_synthetic_vis.py and split_youtubevis.py."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', 'dataset_converters', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from pep_testing import load_tool
 
 
 @pytest.fixture(scope='module')
 def video_set(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('vis'))
-    load_tool('make_synthetic_vis').main([
+    load_tool('dataset_converters/make_synthetic_vis').main([
         root, '--num-train', '5', '--num-val', '2', '--num-frames', '3',
         '--image-size', '64'
     ])
@@ -38,7 +28,7 @@ def test_make_synthetic_vis_writes_both_splits(video_set):
 
 
 def test_split_by_video(video_set, tmp_path):
-    split = load_tool('split_youtubevis').split
+    split = load_tool('dataset_converters/split_youtubevis').split
     ann = osp.join(video_set, 'annotations', 'youtube_vis_train.json')
     with open(ann) as f:
         full = json.load(f)

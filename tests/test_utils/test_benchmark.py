@@ -1,6 +1,5 @@
 """Latency, step-time and memory measurement, and benchmark_cpu.py."""
 import copy
-import importlib.util
 import inspect
 import itertools
 import json
@@ -25,8 +24,7 @@ from mmdet_pep.utils.benchmark import (PeakMemory, StepTimerHook, cycle,
                                        inference_step, measure_latency,
                                        summarize_latencies)
 from pep_testing import tiny_detector_cfg
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT, load_tool
 PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
 
 
@@ -215,14 +213,6 @@ def test_step_timer_hook(monkeypatch):
         hook.summary(num_warmup=4)
 
 
-def _load_tool(name):
-    path = osp.join(ROOT, 'tools', 'analysis_tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def keep_threads():
     """The tools set torch's thread count; other tests keep theirs."""
@@ -232,7 +222,7 @@ def keep_threads():
 
 
 def test_benchmark_cpu_synthetic_input(tmp_path, keep_threads):
-    tool = _load_tool('benchmark_cpu')
+    tool = load_tool('analysis_tools/benchmark_cpu')
     out = str(tmp_path / 'bench.json')
     report = tool.main([
         PEP_CONFIG, '--device', 'cpu', '--threads', '1', '--input-size', '64',
@@ -260,7 +250,7 @@ def test_benchmark_cpu_synthetic_input(tmp_path, keep_threads):
 def test_benchmark_cpu_test_set(tmp_path, keep_threads):
     data_root = str(tmp_path / 'data') + '/'
     generate_coco_split(data_root, 'val', 3, image_size=64)
-    tool = _load_tool('benchmark_cpu')
+    tool = load_tool('analysis_tools/benchmark_cpu')
     report = tool.main([
         PEP_CONFIG, '--device', 'cpu', '--threads', '1', '--batch-size', '2',
         '--repeat-num', '2', '--max-iter', '3', '--num-warmup', '1', '--part',
@@ -280,7 +270,7 @@ def test_benchmark_cpu_test_set(tmp_path, keep_threads):
 def test_benchmark_cpu_mosaic_of_test_images(tmp_path, keep_threads):
     data_root = str(tmp_path / 'data') + '/'
     generate_coco_split(data_root, 'val', 3, image_size=64)
-    tool = _load_tool('benchmark_cpu')
+    tool = load_tool('analysis_tools/benchmark_cpu')
     cfg = Config.fromfile(PEP_CONFIG)
     cfg.test_dataloader.dataset.data_root = data_root
     init_default_scope('mmdet')
@@ -311,7 +301,7 @@ def test_benchmark_cpu_mosaic_of_test_images(tmp_path, keep_threads):
 
 
 def test_benchmark_cpu_init_weights_without_downloads(keep_threads):
-    tool = _load_tool('benchmark_cpu')
+    tool = load_tool('analysis_tools/benchmark_cpu')
     coco = Config.fromfile(
         osp.join(ROOT, 'configs/pep/pep_r50_fpn_1x_coco.py'))
     assert coco.model.backbone.init_cfg.type == 'Pretrained'
