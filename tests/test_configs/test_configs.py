@@ -392,8 +392,12 @@ def _flatten(d, prefix=''):
     return out
 
 
-@pytest.mark.parametrize('setting',
-                         ['r101_fpn_3x_coco', 'r18_fpn_1200it_synthetic'])
+@pytest.mark.parametrize('setting', [
+    'r101_fpn_3x_coco', 'r18_fpn_1200it_synthetic',
+    'r18_fpn_focal-perceive_1200it_synthetic',
+    'r18_fpn_rel-coords_1200it_synthetic',
+    'r18_fpn_native-grids_1200it_synthetic'
+])
 @pytest.mark.parametrize('variant,switched', [
     ('baseline', {'excavator', 'purifier'}),
     ('excavate', {'purifier'}),
@@ -407,6 +411,19 @@ def test_ablation_configs_differ_only_in_switches(variant, switched, setting):
         full['model']['mask_head'].pop(name)
         abl['model']['mask_head'].pop(name)
     assert _flatten(full) == _flatten(abl)
+
+
+@pytest.mark.parametrize('setting,key,value', [
+    ('rel-coords', 'rel_coords', 'quadratic'),
+    ('native-grids', 'num_grids', [16, 16, 8, 4, 4]),
+])
+def test_pep_variant_config_differs_only_in_its_switch(setting, key, value):
+    plain = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
+    variant = load(
+        f'configs/pep/pep_r18_fpn_{setting}_1200it_synthetic.py').to_dict()
+    assert variant['model']['mask_head'].pop(key) == value
+    plain['model']['mask_head'].pop(key, None)
+    assert _flatten(plain) == _flatten(variant)
 
 
 def test_ce_mask_config_differs_only_in_the_mask_loss():
