@@ -196,7 +196,8 @@ def test_test_cfg_kernel_and_defaults_of_nested_parts():
     cfg = PEPHead._check_test_cfg(dict(purify=dict(matrix_nms=True),
                                        excavate=None))
     assert cfg.purify == dict(group_thr=0.5, class_agnostic=False,
-                              matrix_nms=True)
+                              matrix_nms=True, mask_iou_thr=0.0,
+                              rescore=False)
     assert cfg.excavate == PEPHead.TEST_CFG_DEFAULTS['excavate']
     assert PEPHead._check_test_cfg(None) == PEPHead.TEST_CFG_DEFAULTS
 
