@@ -426,6 +426,17 @@ def test_pep_variant_config_differs_only_in_its_switch(setting, key, value):
     assert _flatten(plain) == _flatten(variant)
 
 
+@pytest.mark.parametrize('variant', ['pep', 'pep-excavate'])
+def test_key_feat_configs_differ_only_in_the_excavator_input(variant):
+    plain = load(f'configs/pep/{variant}_r18_fpn_rel-coords_1200it_synthetic'
+                 '.py').to_dict()
+    keyed = load(f'configs/pep/{variant}_r18_fpn_rel-coords_key-feat_'
+                 '1200it_synthetic.py').to_dict()
+    assert keyed['model']['mask_head']['excavator'].pop('key_features')
+    assert 'key_features' not in plain['model']['mask_head']['excavator']
+    assert _flatten(plain) == _flatten(keyed)
+
+
 def test_ce_mask_config_differs_only_in_the_mask_loss():
     dice = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
     ce = load('configs/pep/pep_r18_fpn_ce-mask_1200it_synthetic.py').to_dict()

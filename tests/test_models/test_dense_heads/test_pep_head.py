@@ -319,6 +319,25 @@ def test_rel_coords_train_and_predict_end_to_end():
     assert len(results[0]) > 0
 
 
+def test_excavator_key_features_train_and_predict_end_to_end():
+    cfg = tiny_head_cfg()
+    head = build_head(excavator=dict(cfg['excavator'], key_features=True))
+    losses = head_losses(head, [crowd_gt(), make_gt([], [])])
+    for key in LOSS_KEYS:
+        assert torch.isfinite(losses[key]) and losses[key].item() > 0, key
+    sum(losses.values()).backward()
+    # The mining MLP learns from the key pixels' feature columns.
+    first = head.excavator.mine_fcs[0]
+    assert first.in_features == head.desc_channels + 4 + 8
+    assert first.weight.grad[:, -8:].abs().sum() > 0
+    head.eval()
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+        results = predict(head, fpn_feats(), score_thr=0.3)
+    check_result_types(results[0], (64, 64))
+    assert len(results[0]) > 0
+
+
 def test_unknown_rel_coords_is_rejected():
     with pytest.raises(ValueError, match='rel_coords'):
         build_head(rel_coords='cubic')

@@ -313,8 +313,8 @@ def test_mined_keys_classes_and_negative_keys():
     calls = []
     mine = exc.mine
 
-    def spy(desc, ori_xy, key_xy):
-        out = mine(desc, ori_xy, key_xy)
+    def spy(desc, ori_xy, key_xy, **kwargs):
+        out = mine(desc, ori_xy, key_xy, **kwargs)
         calls.append((desc, ori_xy, key_xy, out[1]))
         return out
 
@@ -340,6 +340,54 @@ def test_mined_keys_classes_and_negative_keys():
     assert mined['xy'].tolist() == [cell(2, 4), cell(2, 2)]
 
 
+def test_key_features_are_the_excavation_feature_at_each_key_cell():
+    exc = tiny_excavator(num_neg_keys=1, key_features=True)
+    logits = torch.full((2, 8, 8), -6.)
+    logits[:, 6, 6] = 2.  # one false peak per map, as above
+    exc.excavate_maps = lambda feat, desc, xy: logits
+    calls = []
+    mine = exc.mine
+
+    def spy(desc, ori_xy, key_xy, key_feats=None):
+        calls.append(key_feats)
+        return mine(desc, ori_xy, key_xy, key_feats=key_feats)
+
+    exc.mine = spy
+    feats = torch.randn(1, 4, 8, 8)
+    boxes, centers = touching_pair()
+    desc = torch.randn(2, 8)
+    ori_xy = torch.tensor([[-0.5, -0.5], [0.0, -0.5]])
+    exc.loss(feats, [dict(descriptors=desc, xy=ori_xy,
+                          gt_inds=torch.tensor([0, 1]))],
+             [dict(boxes=boxes, centers=centers,
+                   labels=torch.tensor([1, 1]))], (64, 64))
+    # Training: the positive keys at GT 1's and GT 0's centre cells (2, 4)
+    # and (2, 2), then the negatives at the false peak (6, 6).
+    assert torch.equal(calls[0], feats[0][:, [2, 2, 6, 6], [4, 2, 6, 6]].t())
+    # Inference: the peak the map keeps.
+    out = exc.predict(feats[0], desc, ori_xy, dict(key_thr=0.3, max_keys=1))
+    assert torch.equal(calls[1], feats[0][:, [6, 6], [6, 6]].t())
+    # The feature reaches the mined descriptor and its class...
+    key_xy = out['xy'][:1]
+    one = mine(desc[:1], ori_xy[:1], key_xy, key_feats=torch.zeros(1, 4))
+    two = mine(desc[:1], ori_xy[:1], key_xy, key_feats=torch.ones(1, 4))
+    assert not torch.allclose(one[0], two[0])
+    assert not torch.allclose(one[1], two[1])
+    # ... and cannot be left out by mistake.
+    with pytest.raises(ValueError, match='key_features'):
+        mine(desc, ori_xy, out['xy'])
+
+
+def test_without_key_features_the_mined_descriptor_ignores_the_map():
+    exc = tiny_excavator()  # the paper's literal input (default)
+    desc, ori_xy = torch.randn(1, 8), torch.zeros(1, 2)
+    key_xy = torch.tensor([[0.25, -0.25]])
+    one = exc.mine(desc, ori_xy, key_xy)
+    two = exc.mine(desc, ori_xy, key_xy, key_feats=torch.ones(1, 4))
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    assert exc.mine_fcs[0].in_features == 8 + 4
+
+
 def test_negative_keys_never_sit_on_a_gt_centre():
     exc = tiny_excavator(num_neg_keys=1)
     # The strongest predicted peaks sit on the GT centres; they are
@@ -350,7 +398,7 @@ def test_negative_keys_never_sit_on_a_gt_centre():
     exc.excavate_maps = lambda feat, desc, xy: logits
     calls = []
     mine = exc.mine
-    exc.mine = lambda d, o, k: calls.append(k) or mine(d, o, k)
+    exc.mine = lambda d, o, k, **kw: calls.append(k) or mine(d, o, k, **kw)
     excavate_one(exc, torch.randn(2, 8), torch.zeros(2, 2),
                  torch.tensor([0, 1]), torch.tensor([0, 0]))
     negatives = calls[0][2:]
@@ -616,7 +664,7 @@ def mock_excavation(head, peak_logit):
         lambda feat, desc, xy: logits.expand(desc.size(0), 8, 8))
     keys = []
 
-    def mine(desc, ori_xy, key_xy):
+    def mine(desc, ori_xy, key_xy, key_feats=None):
         keys.append(key_xy)
         cls_logits = torch.tensor([[-10., 10., -10., -10.]])
         return (onehot('C').expand(key_xy.size(0), 16),
@@ -1039,7 +1087,7 @@ def test_excavate_losses_of_a_lone_object_and_a_single_key():
     exc = tiny_excavator(num_neg_keys=0)
     calls = []
     mine = exc.mine
-    exc.mine = lambda d, o, k: calls.append(mine(d, o, k)) or calls[-1]
+    exc.mine = lambda d, o, k, **kw: calls.append(mine(d, o, k, **kw)) or calls[-1]
     losses, _ = excavate_one(exc, torch.randn(1, 8), torch.zeros(1, 2),
                              torch.tensor([0]), torch.tensor([1, 1]))
     expected = F.cross_entropy(calls[0][1], torch.tensor([1]))
