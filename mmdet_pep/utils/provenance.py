@@ -28,6 +28,9 @@ PACKAGE_DIR = osp.dirname(osp.abspath(mmdet_pep.__file__))
 VOLATILE_KEYS = ('work_dir', 'experiment_name', 'randomness', 'load_from',
                  'resume', 'launcher', 'visualizer', 'log_processor',
                  'default_hooks', 'env_cfg', 'log_level')
+# Settings that only evaluate a trained model (with ``model.test_cfg``): two
+# runs differing only in them train the same weights.
+EVAL_KEYS = ('test_dataloader', 'test_evaluator', 'test_cfg')
 
 
 def _types(node) -> Iterator[str]:
@@ -148,5 +151,33 @@ def config_digest(cfg: Config) -> str:
         k: v
         for k, v in cfg.to_dict().items() if k not in VOLATILE_KEYS
     }
+    return _digest(content)
+
+
+def training_digest(cfg: Config) -> str:
+    """SHA-256 of what ``cfg`` trains: :func:`config_digest` without the
+    settings that only evaluate (:data:`EVAL_KEYS` and ``model.test_cfg``).
+
+    Two configs with one training digest train the same weights from the
+    same seed, so the finished checkpoint of one is tested for the other
+    instead of being trained again. Validation settings stay in: they run
+    during training.
+    """
+    content = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in VOLATILE_KEYS + EVAL_KEYS
+    }
+    if isinstance(content.get('model'), dict):
+        content['model'] = {
+            k: v
+            for k, v in content['model'].items() if k != 'test_cfg'
+        }
+    return _digest(content)
+
+
+def _digest(content: dict) -> str:
+    """SHA-256 of ``content`` in canonical JSON (sorted keys; tuples as
+    lists; other objects by repr)."""
     text = json.dumps(content, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()

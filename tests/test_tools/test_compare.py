@@ -470,7 +470,9 @@ def test_a_finished_training_is_tested_not_retrained(protocol, compare,
 def test_a_training_of_other_code_is_not_reused(protocol, compare,
                                                 monkeypatch):
     path = protocol['root'] / 'results' / 'demo' / 'SOLO' / 'seed0.json'
-    text = path.read_text()
+    stamp = (protocol['root'] / 'work' / 'demo' / 'SOLO' / 'seed0' /
+             'fingerprint.json')
+    text, stamp_text = path.read_text(), stamp.read_text()
     os.remove(path)
     monkeypatch.setattr(compare, 'code_commit',
                         lambda files, root: 'f' * 40)
@@ -480,7 +482,10 @@ def test_a_training_of_other_code_is_not_reused(protocol, compare,
                            match='trained .*demo/SOLO/seed0'):
             _run(compare, protocol['argv'])
     finally:
+        # The would-be training stamped its work dir for the other code.
+        assert stamp.read_text() != stamp_text
         path.write_text(text)
+        stamp.write_text(stamp_text)
 
 
 def test_another_config_makes_the_results_stale(protocol, compare):
@@ -494,6 +499,30 @@ def test_another_config_makes_the_results_stale(protocol, compare):
     # The files are kept: the original config makes them current again.
     done, _ = _run(compare, protocol['argv'] + ['--table-only'])
     assert len(done['skipped']) == 4 and 'stale' not in done['table']
+
+
+def test_another_evaluation_retests_the_finished_trainings(
+        protocol, compare, monkeypatch, tmp_path):
+    # Only model.test_cfg differs: every run is tested again from its
+    # finished checkpoint (no training) and written as current for the new
+    # config, with the training digest of the old one.
+    _no_training(compare, monkeypatch)
+    results_dir = str(protocol['root'] / 'results')
+    argv = [a if a != results_dir else str(tmp_path)
+            for a in protocol['argv']]
+    argv += ['--cfg-options', 'model.test_cfg.max_per_img=1']
+    done, _ = _run(compare, argv)
+    assert sorted(done['ran']) == sorted(protocol['done']['ran'])
+    old = {(r['variant'], r['seed']): r for r in load_results(results_dir)}
+    for r in load_results(str(tmp_path)):
+        before = old[(r['variant'], r['seed'])]
+        assert r['training_digest'] == before['training_digest']
+        assert r['config_digest'] != before['config_digest']
+        assert r['train_minutes'] is None
+    # A setting that trains differently is trained again.
+    argv[-1] = 'model.mask_head.feat_channels=8'
+    with pytest.raises(AssertionError, match='trained'):
+        _run(compare, argv)
 
 
 def test_uncommitted_model_code_is_refused(protocol, compare, monkeypatch,

@@ -5,7 +5,8 @@ import subprocess
 from mmengine.config import Config
 
 from mmdet_pep.utils.provenance import (_imported_files, code_commit,
-                                        code_files, config_digest)
+                                        code_files, config_digest,
+                                        training_digest)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PEP = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
@@ -79,3 +80,21 @@ def test_code_commit(tmp_path):
     assert code_commit(['a.py'], str(tmp_path)) == first + '+dirty'
     assert code_commit(['b.py'], str(tmp_path)) == second
     assert code_commit(['a.py'], str(tmp_path / 'nope')) == 'unknown'
+
+
+def test_training_digest_leaves_out_what_only_evaluates():
+    cfg = Config.fromfile(PEP)
+    digest, trained = config_digest(cfg), training_digest(cfg)
+    assert len(trained) == 64 and trained != digest
+    cfg.model.test_cfg.purify.mask_iou_thr = 0.5
+    cfg.test_evaluator = dict(type='CocoMetric', metric='segm')
+    cfg.test_dataloader.batch_size = 7
+    assert config_digest(cfg) != digest
+    assert training_digest(cfg) == trained
+    # What trains, and what validates during training, still counts.
+    for key, value in (('model.mask_head.num_classes', 4),
+                       ('optim_wrapper.optimizer.lr', 0.5),
+                       ('val_evaluator.metric', 'bbox')):
+        other = Config.fromfile(PEP)
+        other.merge_from_dict({key: value})
+        assert training_digest(other) != trained, key

@@ -98,7 +98,8 @@ import mmdet
 from mmdet_pep.datasets.synthetic import VARIANTS, generate_dataset, metainfo
 from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
 from mmdet_pep.utils.config_rewrites import set_classes, set_image_scale
-from mmdet_pep.utils.provenance import code_commit, code_files, config_digest
+from mmdet_pep.utils.provenance import (code_commit, code_files, config_digest,
+                                        training_digest)
 from mmdet_pep.utils.results import (is_current, load_results, read_result,
                                      result_path, results_markdown,
                                      write_result)
@@ -827,9 +828,11 @@ def protocol_cfg(spec: ModelSpec, args, variant: str, seed: int) -> Config:
 
 
 def fingerprint(cfg: Config) -> tuple:
-    """``(config digest, code commit, code files)`` of a run's config."""
+    """``(config digest, code commit, code files, training digest)`` of a
+    run's config."""
     files = code_files(cfg)
-    return config_digest(cfg), code_commit(files, ROOT), files
+    return (config_digest(cfg), code_commit(files, ROOT), files,
+            training_digest(cfg))
 
 
 def final_checkpoint(cfg: Config) -> str:
@@ -840,14 +843,20 @@ def final_checkpoint(cfg: Config) -> str:
     return osp.join(cfg.work_dir, f'epoch_{loop.max_epochs}.pth')
 
 
-def train_and_test(cfg: Config, digest: str, commit: str,
-                   step_warmup: int) -> tuple:
+def train_and_test(cfg: Config,
+                   digest: str,
+                   commit: str,
+                   step_warmup: int,
+                   train_digest: Optional[str] = None) -> tuple:
     """Train ``cfg`` (or take its finished checkpoint) and test it.
 
-    A work dir whose ``fingerprint.json`` holds ``digest`` and ``commit``
-    and whose final checkpoint exists was trained with this config and this
-    model code by a run that stopped before writing its result: it is
-    tested, not trained again.
+    A work dir whose final checkpoint exists and whose ``fingerprint.json``
+    holds ``commit`` and ``train_digest`` (see :func:`training_digest`) was
+    trained with these weights' config and this model code: by a run that
+    stopped before writing its result, or for a config that differs only in
+    how it is evaluated (``model.test_cfg``, the test data or metric). It is
+    tested, not trained again. A stamp without a training digest (older
+    runs) is reused only for the same whole config digest.
 
     Returns:
         tuple: The metrics, the training-step summary (None when reused)
@@ -856,11 +865,17 @@ def train_and_test(cfg: Config, digest: str, commit: str,
     mkdir_or_exist(cfg.work_dir)
     stamp = osp.join(cfg.work_dir, 'fingerprint.json')
     fingerprint_now = dict(config_digest=digest, code_commit=commit)
+    if train_digest is not None:
+        fingerprint_now['training_digest'] = train_digest
     checkpoint = final_checkpoint(cfg)
     reuse = osp.isfile(checkpoint) and osp.isfile(stamp)
     if reuse:
         with open(stamp) as f:
-            reuse = json.load(f) == fingerprint_now
+            old = json.load(f)
+        same = ('training_digest', train_digest) if old.get(
+            'training_digest') else ('config_digest', digest)
+        reuse = (old.get('code_commit') == commit
+                 and old.get(same[0]) == same[1])
     if reuse:
         print_log(f'[compare] testing the finished {checkpoint}')
         cfg_test = without_validation(cfg)
@@ -960,7 +975,7 @@ def run_protocol(specs: List[ModelSpec],
                 key = (spec.name, variant)
                 if key not in fingerprints:
                     fingerprints[key] = fingerprint(cfg)
-                digest, commit, files = fingerprints[key]
+                digest, commit, files, train_digest = fingerprints[key]
                 path = result_path(args.results_dir, variant, spec.name,
                                    seed)
                 run = (variant, spec.name, seed)
@@ -980,7 +995,7 @@ def run_protocol(specs: List[ModelSpec],
                 print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
                           f'training {spec.config} in {cfg.work_dir}')
                 metrics, step, minutes = train_and_test(
-                    cfg, digest, commit, args.step_warmup)
+                    cfg, digest, commit, args.step_warmup, train_digest)
                 config = osp.relpath(osp.abspath(spec.config), ROOT)
                 write_result(
                     path,
@@ -988,6 +1003,7 @@ def run_protocol(specs: List[ModelSpec],
                         name=spec.name,
                         config=config,
                         config_digest=digest,
+                        training_digest=train_digest,
                         code_commit=commit,
                         code_files=files,
                         variant=variant,
