@@ -437,6 +437,22 @@ def test_key_feat_configs_differ_only_in_the_excavator_input(variant):
     assert _flatten(plain) == _flatten(keyed)
 
 
+def test_paper_purify_config_differs_only_in_the_purify_test_cfg():
+    tuned = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
+    paper = load(
+        'configs/pep/pep_r18_fpn_paper-purify_1200it_synthetic.py').to_dict()
+    switches = ('mask_iou_thr', 'rescore', 'matrix_nms')
+    tuned_purify = tuned['model']['test_cfg']['purify']
+    paper_purify = paper['model']['test_cfg']['purify']
+    assert [tuned_purify.pop(k) for k in switches] == [0.5, True, True]
+    # The paper's purifier: the head's own defaults.
+    from mmdet_pep.models import PEPHead
+    defaults = PEPHead.TEST_CFG_DEFAULTS['purify']
+    assert [paper_purify.pop(k) for k in switches] == [
+        defaults[k] for k in switches] == [0.0, False, False]
+    assert _flatten(tuned) == _flatten(paper)
+
+
 def test_ce_mask_config_differs_only_in_the_mask_loss():
     dice = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
     ce = load('configs/pep/pep_r18_fpn_ce-mask_1200it_synthetic.py').to_dict()
