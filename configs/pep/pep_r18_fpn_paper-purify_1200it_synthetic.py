@@ -1,7 +1,8 @@
 # pep_r18_fpn_1200it_synthetic.py with the paper's purifying at inference
 # (§3.4): every link the graph makes merges, no re-scoring, no Matrix NMS.
-# Training is the same, so compare.py re-tests the other config's finished
-# checkpoints for this one instead of training again.
+# Training is the same: given under the same model name (work dir) as the
+# tuned config, compare.py re-tests that config's finished checkpoints
+# instead of training again.
 _base_ = './pep_r18_fpn_1200it_synthetic.py'
 
 model = dict(
