@@ -32,7 +32,7 @@ model = dict(
         loss_mask=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0)),
     # Purifying as measured best on the synthetic crowds
     # (docs/pep_accuracy.md: every PEP checkpoint of the screens, both data
-    # variants): links only between masks that overlap (IoU >= 0.5), each
+    # variants): links only between masks that overlap (IoU > 0.5), each
     # merged group re-scored by its merged mask, then Matrix NMS over the
     # groups. The paper's purifier (every link the graph makes, no
     # re-scoring, no NMS) is
