@@ -302,40 +302,38 @@ def test_rel_coords_quadratic_kernel_peaks_at_its_own_node():
     assert peaks == [(6, 1), (3, 6)]  # (row, col) of stride-4 pixels
 
 
-def test_rel_coords_train_and_predict_end_to_end():
-    head = build_head(rel_coords='quadratic')
+def train_then_predict(head):
+    """One backward pass of every loss on a crowd and an empty image (each
+    loss finite and positive), then a prediction with a class forced on
+    that must find something; the head keeps its gradients."""
     losses = head_losses(head, [crowd_gt(), make_gt([], [])])
     for key in LOSS_KEYS:
         assert torch.isfinite(losses[key]) and losses[key].item() > 0, key
     sum(losses.values()).backward()
-    # The coordinate weights of the descriptors learn from the mask loss.
-    dim = head.mask_feature_head.out_channels
-    assert head.conv_desc.weight.grad[dim:].abs().sum() > 0
     head.eval()
     with torch.no_grad():
         head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
         results = predict(head, fpn_feats(), score_thr=0.3)
     check_result_types(results[0], (64, 64))
     assert len(results[0]) > 0
+    return head
+
+
+def test_rel_coords_train_and_predict_end_to_end():
+    head = train_then_predict(build_head(rel_coords='quadratic'))
+    # The coordinate weights of the descriptors learn from the mask loss.
+    dim = head.mask_feature_head.out_channels
+    assert head.conv_desc.weight.grad[dim:].abs().sum() > 0
 
 
 def test_excavator_key_features_train_and_predict_end_to_end():
     cfg = tiny_head_cfg()
-    head = build_head(excavator=dict(cfg['excavator'], key_features=True))
-    losses = head_losses(head, [crowd_gt(), make_gt([], [])])
-    for key in LOSS_KEYS:
-        assert torch.isfinite(losses[key]) and losses[key].item() > 0, key
-    sum(losses.values()).backward()
+    head = train_then_predict(
+        build_head(excavator=dict(cfg['excavator'], key_features=True)))
     # The mining MLP learns from the key pixels' feature columns.
     first = head.excavator.mine_fcs[0]
     assert first.in_features == head.desc_channels + 4 + 8
     assert first.weight.grad[:, -8:].abs().sum() > 0
-    head.eval()
-    with torch.no_grad():
-        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
-        results = predict(head, fpn_feats(), score_thr=0.3)
-    check_result_types(results[0], (64, 64))
-    assert len(results[0]) > 0
 
 
 def test_unknown_rel_coords_is_rejected():
