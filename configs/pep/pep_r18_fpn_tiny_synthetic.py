@@ -36,6 +36,8 @@ model = dict(
         nms_pre=50,
         score_thr=0.,
         max_per_img=20,
+        # Keep every candidate through the Matrix NMS after purifying too.
+        filter_thr=0.,
         excavate=dict(max_originals=10)))
 
 # The base pipelines were resolved with its 128 px `image_size`, so changing
