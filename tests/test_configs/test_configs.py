@@ -437,6 +437,17 @@ def test_key_feat_configs_differ_only_in_the_excavator_input(variant):
     assert _flatten(plain) == _flatten(keyed)
 
 
+@pytest.mark.parametrize('variant', ['pep', 'pep-excavate'])
+def test_detach_exc_configs_differ_only_in_the_switch(variant):
+    plain = load(f'configs/pep/{variant}_r18_fpn_rel-coords_1200it_synthetic'
+                 '.py').to_dict()
+    detached = load(f'configs/pep/{variant}_r18_fpn_rel-coords_detach-exc_'
+                    '1200it_synthetic.py').to_dict()
+    assert detached['model']['mask_head'].pop('detach_excavation') is True
+    assert 'detach_excavation' not in plain['model']['mask_head']
+    assert _flatten(plain) == _flatten(detached)
+
+
 def test_paper_purify_config_differs_only_in_the_purify_test_cfg():
     tuned = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
     paper = load(

@@ -336,6 +336,56 @@ def test_excavator_key_features_train_and_predict_end_to_end():
     assert first.weight.grad[:, -8:].abs().sum() > 0
 
 
+@pytest.mark.parametrize('detach', [False, True])
+def test_detach_excavation_keeps_mining_out_of_the_base_network(detach):
+    """The mining losses (L_E, L_PE and, detached, the mined masks' own
+    loss) reach the base network (B, towers) end to end, and only the
+    excavator with ``detach_excavation``."""
+    head = build_head(rel_coords='quadratic', detach_excavation=detach)
+    losses = head_losses(head, [crowd_gt()])
+    mining = ['loss_excavate', 'loss_excavate_cls']
+    if detach:
+        assert losses['loss_mask_mined'].item() > 0
+        mining.append('loss_mask_mined')
+    else:
+        assert 'loss_mask_mined' not in losses
+    sum(losses[key] for key in mining).backward()
+    base_grads = [
+        p.grad for name, p in head.named_parameters()
+        if not name.startswith(('excavator.', 'purifier.'))
+    ]
+    reached = [g is not None and g.abs().sum() > 0 for g in base_grads]
+    assert any(reached) != detach
+    mine_grad = head.excavator.mine_fcs[0].weight.grad
+    assert mine_grad is not None and mine_grad.abs().sum() > 0
+
+
+def test_detach_excavation_leaves_the_baseline_mask_loss():
+    """Detached, L_M is the Baseline's (originals only) on the same head
+    outputs; end to end the mined masks share its mean."""
+    head = build_head(detach_excavation=True)
+    gts = [crowd_gt(), make_gt([], [])]
+    metas = [img_meta() for _ in gts]
+    outs = head(fpn_feats(len(gts)))
+    detached = head.loss_by_feat(
+        *outs, batch_gt_instances=gts, batch_img_metas=metas)
+    excavator, head.excavator = head.excavator, None
+    baseline = head.loss_by_feat(
+        *outs[:3], None, batch_gt_instances=gts, batch_img_metas=metas)
+    assert 'loss_mask_mined' not in baseline
+    for key in ('loss_perceive', 'loss_mask'):
+        assert torch.allclose(detached[key], baseline[key]), key
+    head.excavator, head.detach_excavation = excavator, False
+    joint = head.loss_by_feat(
+        *outs, batch_gt_instances=gts, batch_img_metas=metas)
+    assert not torch.allclose(joint['loss_mask'], baseline['loss_mask'])
+
+
+def test_detach_excavation_trains_and_predicts_end_to_end():
+    head = train_then_predict(build_head(detach_excavation=True))
+    assert head.mask_feature_head.conv_pred.conv.weight.grad.abs().sum() > 0
+
+
 def test_unknown_rel_coords_is_rejected():
     with pytest.raises(ValueError, match='rel_coords'):
         build_head(rel_coords='cubic')
