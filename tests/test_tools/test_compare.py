@@ -6,6 +6,7 @@ import io
 import json
 import os
 import os.path as osp
+import shutil
 
 import pytest
 import torch
@@ -523,6 +524,54 @@ def test_another_evaluation_retests_the_finished_trainings(
     argv[-1] = 'model.mask_head.feat_channels=8'
     with pytest.raises(AssertionError, match='trained'):
         _run(compare, argv)
+
+
+def test_options_apply_to_the_named_models_only(protocol, compare,
+                                               monkeypatch, tmp_path):
+    # TOP1: SOLO's config with --cfg-options, in a copy of the results next
+    # to SOLO's runs; tested from a copy of SOLO's seed-0 training (only
+    # model.test_cfg differs, so nothing trains).
+    root = protocol['root']
+    shutil.copytree(root / 'results', tmp_path / 'results')
+    work = tmp_path / 'work' / 'demo' / 'TOP1' / 'seed0'
+    shutil.copytree(root / 'work' / 'demo' / 'SOLO' / 'seed0', work)
+    # Stamped from SOLO's result (a test above re-stamps SOLO's work dir
+    # for a training it then refuses).
+    solo = json.loads(
+        (root / 'results' / 'demo' / 'SOLO' / 'seed0.json').read_text())
+    (work / 'fingerprint.json').write_text(
+        json.dumps({
+            key: solo[key]
+            for key in ('config_digest', 'code_commit', 'training_digest')
+        }))
+    moved = {
+        str(root / 'results'): str(tmp_path / 'results'),
+        str(root / 'work'): str(tmp_path / 'work')
+    }
+    base = [moved.get(a, a) for a in protocol['argv']]
+    config = base[0].split('=', 1)[1]
+    _no_training(compare, monkeypatch)
+    done, _ = _run(compare, [
+        f'TOP1={config}', '--seeds', '0', '--variants', 'demo',
+        *base[base.index('--data-dir'):], '--cfg-options',
+        'model.test_cfg.max_per_img=1'
+    ])
+    assert done['ran'] == [('demo', 'TOP1', 0)]
+    top1 = json.loads(
+        (tmp_path / 'results' / 'demo' / 'TOP1' / 'seed0.json').read_text())
+    assert top1['cfg_options'] == {'model.test_cfg.max_per_img': 1}
+    # SOLO, not named, is judged by its own (empty) options: current.
+    assert 'stale' not in done['table']
+    assert any(row.startswith('| SOLO |') for row in _table_rows(
+        done['table']))
+    # Naming SOLO alone, without options, keeps TOP1 current by the options
+    # its run recorded.
+    done, _ = _run(compare, base + ['--table-only'])
+    assert len(done['skipped']) == 4 and 'stale' not in done['table']
+    assert '| TOP1 | demo | 1 |' in done['table']
+    solo = json.loads(
+        (tmp_path / 'results' / 'demo' / 'SOLO' / 'seed0.json').read_text())
+    assert solo.get('cfg_options') is None
 
 
 def test_uncommitted_model_code_is_refused(protocol, compare, monkeypatch,

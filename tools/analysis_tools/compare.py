@@ -30,14 +30,14 @@ synthetic set's ``VARIANTS``: ``demo``, and ``dense`` with larger images,
 four classes, smaller objects in larger clusters; generated under
 ``--data-dir`` when missing) and tested with ``CrowdCocoMetric``. Each
 finished run writes ``<results-dir>/<variant>/<model>/seed<S>.json`` (config,
-its digest, the commit of the model code behind it, seed, variant, every
-metric); a run whose file exists for the same config digest and code commit
-is skipped, so the protocol resumes where it stopped and accumulates across
-sessions when the files are committed. After every run, and with
-``--table-only`` without training, ``<results-dir>/README.md`` is rebuilt
-from the files: mean ± std over seeds per model and variant, the mean over
-variants, and every run. Latency is not measured in this mode (see the
-single-run comparison and ``benchmark_cpu.py``).
+its digest, the commit of the model code behind it, ``--cfg-options``, seed,
+variant, every metric); a run whose file exists for the same config digest
+and code commit is skipped, so the protocol resumes where it stopped and
+accumulates across sessions when the files are committed. After every run,
+and with ``--table-only`` without training, ``<results-dir>/README.md`` is
+rebuilt from the files: mean ± std over seeds per model and variant, the
+mean over variants, and every run. Latency is not measured in this mode (see
+the single-run comparison and ``benchmark_cpu.py``).
 
 Latency and inference memory are measured on ``--device``. Training runs
 where mmengine's Runner puts the model (a GPU when there is one; set
@@ -916,11 +916,14 @@ def write_results_table(specs: List[ModelSpec],
 
     A file is current when its config digest and code commit equal those of
     the model's config now (computed here with ``make_cfg``, as
-    :func:`protocol_cfg`, for models not yet seen). Runs of a variant not
-    in ``known_variants`` are stale; ``table`` goes to
-    :func:`results_markdown` (its columns, note and tool).
+    :func:`protocol_cfg`, for models not yet seen). The command line's
+    ``--cfg-options`` apply to the models it names; a model of the folder
+    that it does not name is judged with the options its own run recorded.
+    Runs of a variant not in ``known_variants`` are stale; ``table`` goes
+    to :func:`results_markdown` (its columns, note and tool).
     """
     results = load_results(args.results_dir)
+    named = {spec.name for spec in specs}
     specs = table_specs(specs, results)
     variants = [
         v for v in known_variants
@@ -934,9 +937,15 @@ def write_results_table(specs: List[ModelSpec],
             stale.append(r)
             continue
         key = (r['name'], r['variant'])
+        run_args = args
+        if r['name'] not in named:
+            options = r.get('cfg_options')
+            run_args = argparse.Namespace(**{**vars(args),
+                                             'cfg_options': options})
+            key += (json.dumps(options, sort_keys=True), )
         if key not in fingerprints:
             fingerprints[key] = fingerprint(
-                make_cfg(spec, args, r['variant'], 0))
+                make_cfg(spec, run_args, r['variant'], 0))
         (current
          if is_current(r, fingerprints[key][:2]) else stale).append(r)
     text = results_markdown(
@@ -1006,6 +1015,7 @@ def run_protocol(specs: List[ModelSpec],
                         training_digest=train_digest,
                         code_commit=commit,
                         code_files=files,
+                        cfg_options=args.cfg_options or None,
                         variant=variant,
                         seed=seed,
                         max_iters=cfg.train_cfg.get('max_iters'),
