@@ -448,6 +448,18 @@ def test_detach_exc_configs_differ_only_in_the_switch(variant):
     assert _flatten(plain) == _flatten(detached)
 
 
+@pytest.mark.parametrize('variant', ['pep', 'pep-excavate'])
+def test_key_desc_configs_differ_only_in_the_excavator_input(variant):
+    plain = load(f'configs/pep/{variant}_r18_fpn_rel-coords_detach-exc_'
+                 '1200it_synthetic.py').to_dict()
+    keyed = load(f'configs/pep/{variant}_r18_fpn_rel-coords_detach-exc_'
+                 'key-desc_1200it_synthetic.py').to_dict()
+    excavator = keyed['model']['mask_head']['excavator']
+    assert excavator.pop('key_features') == 'descriptor'
+    assert 'key_features' not in plain['model']['mask_head']['excavator']
+    assert _flatten(plain) == _flatten(keyed)
+
+
 def test_paper_purify_config_differs_only_in_the_purify_test_cfg():
     tuned = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
     paper = load(

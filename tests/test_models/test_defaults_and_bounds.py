@@ -229,6 +229,7 @@ def test_excavator_accepts_boundary_values(kwargs):
     (dict(num_neg_keys=-1), '^num_neg_keys must'),
     (dict(max_keys_train=0), 'max_keys_train'),
     (dict(num_convs=0), 'num_convs'),
+    (dict(key_features='cell'), '^key_features must'),
 ])
 def test_excavator_rejects_invalid_values(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -6,7 +6,7 @@ C foreground classes, D descriptor channels (= channels of the general
 feature B), h x w mask-feature size (stride 4), G GT instances of an image,
 P positive grid cells, N descriptors of an image.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -731,7 +731,9 @@ class PEPHead(BaseMaskHead):
                 dict(
                     descriptors=flat_desc[i, ori],
                     xy=cell_xy[ori],
-                    gt_inds=pos_gt_inds[i][ori]))
+                    gt_inds=pos_gt_inds[i][ori],
+                    key_sampler=self._key_sampler(flat_desc[i],
+                                                  self.cell_index[0, ori])))
         batch_gt = [
             dict(boxes=boxes, centers=centers, labels=gt.labels)
             for boxes, centers, gt in zip(gt_boxes, gt_centers,
@@ -739,6 +741,31 @@ class PEPHead(BaseMaskHead):
         ]
         return self.excavator.loss(exc_feats, batch_originals, batch_gt,
                                    batch_img_metas[0]['batch_input_shape'])
+
+    def _key_sampler(self, desc_preds: Tensor, levels: Tensor) -> Callable:
+        """For ``PEPExcavator(key_features='descriptor')``: a function of
+        ``(key_ori (K,), key_xy (K, 2))`` giving the predicted descriptor
+        (K, D) of the cell that holds each key pixel on the grid of the
+        level of its original (``levels`` (N,)): crowded look-alikes share
+        a size, so a neighbour's cell is sought on its original's level.
+
+        Args:
+            desc_preds (Tensor): Descriptors of all cells of one image,
+                (sum S^2, D).
+            levels (Tensor): Level of each original, (N,).
+        """
+        grids = levels.new_tensor(self.num_grids)
+        offsets = torch.cumsum(grids.square(), 0) - grids.square()
+
+        def sample(key_ori: Tensor, key_xy: Tensor) -> Tensor:
+            lvl = levels[key_ori]
+            size = grids[lvl]
+            # The [-1, 1] frame -> the column and row of an S x S grid.
+            col, row = (((key_xy + 1) / 2 * size[:, None]).long().clamp(
+                min=0).minimum(size[:, None] - 1)).unbind(1)
+            return desc_preds[offsets[lvl] + row * size + col]
+
+        return sample
 
     def predict_by_feat(self, mlvl_desc_preds: List[Tensor],
                         mlvl_cls_preds: List[Tensor], mask_feats: Tensor,
@@ -835,7 +862,7 @@ class PEPHead(BaseMaskHead):
         nodes = self._select_originals(cls_scores, desc_preds, cell_xy,
                                        strides, cfg)
         if nodes is not None and self.excavator is not None:
-            nodes = self._excavate_test(nodes, exc_feat, cfg)
+            nodes = self._excavate_test(nodes, exc_feat, desc_preds, cfg)
         if nodes is not None:
             nodes = self._node_masks(nodes, mask_feats, cfg)
         if nodes is not None and self.purifier is not None:
@@ -862,8 +889,9 @@ class PEPHead(BaseMaskHead):
 
         Returns:
             dict | None: ``scores``, ``labels``, ``desc``, ``xy``,
-            ``stride`` and ``scale`` (unit of the relative coordinates) of
-            the N originals, (N,), (N,), (N, D), (N, 2), (N,), (N,).
+            ``stride``, ``level`` and ``scale`` (unit of the relative
+            coordinates) of the N originals, (N,), (N,), (N, D), (N, 2),
+            (N,), (N,), (N,).
         """
         # Non-finite features must give no detections, never a crash: their
         # probabilities are NaN (GroupNorm of an inf is NaN), NaN becomes 0.
@@ -881,20 +909,25 @@ class PEPHead(BaseMaskHead):
             desc=desc_preds[cells],
             xy=cell_xy[cells],
             stride=strides[cells],
+            level=self.cell_index[0, cells],
             scale=self.level_scales[self.cell_index[0, cells]])
 
     def _excavate_test(self, nodes: dict, exc_feat: Tensor,
-                       cfg: ConfigDict) -> dict:
+                       desc_preds: Tensor, cfg: ConfigDict) -> dict:
         """Append the descriptors mined around the best
         ``excavate.max_originals`` originals whose class score (key-pixel
         class x peak confidence) passes ``score_thr``; they count as
         level-0 cells for the area filter."""
         num_ori = min(cfg.excavate.max_originals, nodes['desc'].size(0))
         mined = self.excavator.predict(
-            exc_feat, nodes['desc'][:num_ori], nodes['xy'][:num_ori],
+            exc_feat,
+            nodes['desc'][:num_ori],
+            nodes['xy'][:num_ori],
             dict(
                 key_thr=cfg.excavate.key_thr,
-                max_keys=cfg.excavate.max_keys))
+                max_keys=cfg.excavate.max_keys),
+            key_sampler=self._key_sampler(desc_preds,
+                                          nodes['level'][:num_ori]))
         mined_scores, mined_labels = mined['scores'].max(dim=1)
         keep = mined_scores > cfg.score_thr
         stride = nodes['stride']

@@ -9,7 +9,7 @@ Coordinates are normalised to [-1, 1] over the padded batch input, with
 pixel *centres* at ``(i + 0.5) / size * 2 - 1`` so that grid cells of every
 resolution share one frame.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -57,11 +57,18 @@ class PEPExcavator(BaseModule):
     the key pixel, and on the synthetic crowds L_PE stays near chance (1.37
     at the start, 1.24 after 600 iterations, 1.04 after 1200, against 1.34
     for the best constant guess of its label mix on the demo set), while
-    its gradient still reaches the original descriptors. ``key_features=True`` adds the excavation feature at the
-    key pixel (F channels, the map's cell the key is snapped to) to the
+    its gradient still reaches the original descriptors.
+    ``key_features='excavation'`` (or True) adds the excavation feature at
+    the key pixel (F channels, the map's cell the key is snapped to) to the
     mining MLP's input, so the mined descriptor is learnt "from each key
     pixel" with evidence of it and the classification is one of that
     pixel, as the perceiving classification is of its cell.
+    ``key_features='descriptor'`` adds instead the instance descriptor the
+    descriptor branch predicts at the key pixel (D channels, the cell of
+    the original's level that holds the key): the evidence the base network
+    already has of an object there, whether or not its perceiving score
+    made it an original; the caller passes a ``key_sampler`` (see
+    :meth:`loss`).
 
     "Near" (the paper does not define it): GT ``j`` is a neighbour of the
     original's instance ``i`` if their boxes intersect after box ``i`` is
@@ -84,9 +91,11 @@ class PEPExcavator(BaseModule):
             per original are excavated in training.
         num_neg_keys (int): Predicted false peaks per original classified
             as background in training.
-        key_features (bool): Feed the excavation feature at each key pixel
-            to the mining MLP and key classifier (see above). Default False:
-            the paper's literal descriptor-and-coordinates input.
+        key_features (bool | str): What the mining MLP and key classifier
+            see of each key pixel besides the original descriptor and the
+            coordinates (see above): False (default, the paper's literal
+            input), ``'excavation'`` (True: the excavation feature there)
+            or ``'descriptor'`` (the predicted descriptor there).
         norm_cfg (dict): Norm of the excavation feature branch.
         loss_excavate (dict): Loss of ``E_ind`` (Eq. 3). The paper writes
             CE; the default focal loss is CE with the easy negatives
@@ -113,7 +122,7 @@ class PEPExcavator(BaseModule):
                  center_radius: int = 1,
                  max_keys_train: int = 8,
                  num_neg_keys: int = 2,
-                 key_features: bool = False,
+                 key_features: Union[bool, str] = False,
                  norm_cfg: OptConfigType = dict(
                      type='GN', num_groups=8, requires_grad=True),
                  loss_excavate: ConfigType = dict(
@@ -157,7 +166,12 @@ class PEPExcavator(BaseModule):
         self.center_radius = center_radius
         self.max_keys_train = max_keys_train
         self.num_neg_keys = num_neg_keys
-        self.key_features = key_features
+        modes = {False: None, True: 'excavation'}
+        if key_features not in (False, True, 'excavation', 'descriptor'):
+            raise ValueError("key_features must be False, True, "
+                             "'excavation' or 'descriptor', got "
+                             f'{key_features!r}')
+        self.key_features = modes.get(key_features, key_features)
 
         self.feat_convs = nn.Sequential(*[
             ConvModule(
@@ -177,7 +191,9 @@ class PEPExcavator(BaseModule):
                                          sum(self._param_splits))
         # Mined descriptor: [I (D), key abs. xy (2), key rel. xy (2)
         # (, excavation feature at the key (F))] -> D.
-        mine_in = desc_channels + 4 + (feat_channels if key_features else 0)
+        mine_in = desc_channels + 4 + dict(
+            excavation=feat_channels, descriptor=desc_channels).get(
+                self.key_features, 0)
         self.mine_fcs = nn.Sequential(
             nn.Linear(mine_in, desc_channels), nn.ReLU(True),
             nn.Linear(desc_channels, desc_channels))
@@ -236,9 +252,9 @@ class PEPExcavator(BaseModule):
                 shape (K, D).
             ori_xy (Tensor): Location of that original, shape (K, 2).
             key_xy (Tensor): Key pixel locations, shape (K, 2).
-            key_feats (Tensor, optional): Excavation feature at each key
-                pixel, shape (K, F); required with ``key_features``,
-                ignored without.
+            key_feats (Tensor, optional): Feature of each key pixel,
+                shape (K, F) or (K, D) (see ``key_features``); required
+                with ``key_features``, ignored without.
 
         Returns:
             tuple[Tensor, Tensor]: Mined descriptors (K, D) and key-pixel
@@ -247,19 +263,28 @@ class PEPExcavator(BaseModule):
         inputs = [descriptors, key_xy, key_xy - ori_xy]
         if self.key_features:
             if key_feats is None:
-                raise ValueError('key_features=True: mine() needs the '
-                                 'excavation feature of each key pixel')
+                raise ValueError(f'key_features={self.key_features!r}: '
+                                 'mine() needs the feature of each key '
+                                 'pixel')
             inputs.append(key_feats)
         mined = self.mine_fcs(torch.cat(inputs, dim=1))
         return mined, self.key_cls(mined)
 
-    def _key_feats(self, exc_feat: Tensor,
-                   cells: Tensor) -> Optional[Tensor]:
-        """The excavation feature at key cells (flat indices into the
-        (He, We) map), shape (K, F); None without ``key_features``."""
-        if not self.key_features:
-            return None
-        return exc_feat.flatten(1)[:, cells].t()
+    def _key_feats(self, exc_feat: Tensor, cells: Tensor, key_ori: Tensor,
+                   key_xy: Tensor,
+                   key_sampler: Optional[Callable]) -> Optional[Tensor]:
+        """What the mining MLP sees of each key pixel (``key_features``):
+        the excavation feature at its cell of the (He, We) map (flat
+        indices ``cells``), shape (K, F); the descriptor
+        ``key_sampler(key_ori, key_xy)`` there, (K, D); None without."""
+        if self.key_features == 'excavation':
+            return exc_feat.flatten(1)[:, cells].t()
+        if self.key_features == 'descriptor':
+            if key_sampler is None:
+                raise ValueError("key_features='descriptor' needs a "
+                                 'key_sampler of the predicted descriptors')
+            return key_sampler(key_ori, key_xy)
+        return None
 
     def get_targets(self, gt_boxes: Tensor, gt_centers: Tensor,
                     ori_gt_inds: Tensor, map_size: Tuple[int, int],
@@ -335,7 +360,11 @@ class PEPExcavator(BaseModule):
             exc_feats (Tensor): Excavation features, shape (B, F, He, We).
             batch_originals (list[dict]): Per image, the originals to
                 excavate: ``descriptors`` (N, D), ``xy`` (N, 2) normalised
-                locations and ``gt_inds`` (N,) their GT instances.
+                locations and ``gt_inds`` (N,) their GT instances; with
+                ``key_features='descriptor'`` also ``key_sampler``, a
+                callable ``(key_ori (K,), key_xy (K, 2)) -> (K, D)``: the
+                predicted descriptor at each key pixel of original
+                ``key_ori``.
             batch_gt (list[dict]): Per image ``boxes`` (G, 4) and
                 ``centers`` (G, 2, x y) in padded-input pixels, ``labels``
                 (G,).
@@ -356,7 +385,8 @@ class PEPExcavator(BaseModule):
                 continue
             exc, heat_pos, cls, keys, mined_pos = self._loss_single(
                 exc_feat, ori['descriptors'], ori['xy'], ori['gt_inds'],
-                gt['boxes'], gt['centers'], gt['labels'], pad_shape)
+                gt['boxes'], gt['centers'], gt['labels'], pad_shape,
+                ori.get('key_sampler'))
             sum_exc, sum_cls = sum_exc + exc, sum_cls + cls
             num_pos = num_pos + float(heat_pos) + n
             num_keys += keys
@@ -372,7 +402,8 @@ class PEPExcavator(BaseModule):
     def _loss_single(self, exc_feat: Tensor, descriptors: Tensor,
                      ori_xy: Tensor, ori_gt_inds: Tensor, gt_boxes: Tensor,
                      gt_centers: Tensor, gt_labels: Tensor,
-                     pad_shape: Tuple[int, int]) -> tuple:
+                     pad_shape: Tuple[int, int],
+                     key_sampler: Optional[Callable] = None) -> tuple:
         """Summed excavating losses of one image and its mined descriptors.
 
         Args:
@@ -384,6 +415,7 @@ class PEPExcavator(BaseModule):
             gt_centers (Tensor): Shape (G, 2), padded-input pixels (x, y).
             gt_labels (Tensor): Shape (G,).
             pad_shape (tuple[int, int]): (H, W) of the padded input.
+            key_sampler (callable, optional): See :meth:`loss`.
 
         Returns:
             tuple: Summed ``loss_excavate`` over the N maps, their number
@@ -438,7 +470,8 @@ class PEPExcavator(BaseModule):
             descriptors[key_ori],
             ori_xy[key_ori],
             key_xy,
-            key_feats=self._key_feats(exc_feat, key_cells))
+            key_feats=self._key_feats(exc_feat, key_cells, key_ori, key_xy,
+                                      key_sampler))
         loss_cls = self.loss_cls(
             cls_logits, key_labels, reduction_override='sum')
         num_pos_keys = gt_idx.numel()
@@ -449,8 +482,12 @@ class PEPExcavator(BaseModule):
         return (loss_exc, num_heat_pos, loss_cls, key_labels.numel(),
                 mined_pos)
 
-    def predict(self, exc_feat: Tensor, descriptors: Tensor, ori_xy: Tensor,
-                cfg: ConfigType) -> Optional[dict]:
+    def predict(self,
+                exc_feat: Tensor,
+                descriptors: Tensor,
+                ori_xy: Tensor,
+                cfg: ConfigType,
+                key_sampler: Optional[Callable] = None) -> Optional[dict]:
         """Excavate mined descriptors around the originals of one image.
 
         Args:
@@ -459,6 +496,7 @@ class PEPExcavator(BaseModule):
             ori_xy (Tensor): Shape (N, 2).
             cfg (dict): ``key_thr`` (peak threshold on sigmoid(E)) and
                 ``max_keys`` (top peaks kept per original).
+            key_sampler (callable, optional): See :meth:`loss`.
 
         Returns:
             dict: ``descriptors`` (K, D), ``xy`` (K, 2), ``scores`` (K, C)
@@ -478,6 +516,7 @@ class PEPExcavator(BaseModule):
             descriptors[ori_idx],
             ori_xy[ori_idx],
             key_xy,
-            key_feats=self._key_feats(exc_feat, pos))
+            key_feats=self._key_feats(exc_feat, pos, ori_idx, key_xy,
+                                      key_sampler))
         scores = cls_logits.softmax(dim=1)[:, :-1] * val[:, None]
         return dict(descriptors=mined, xy=key_xy, scores=scores)

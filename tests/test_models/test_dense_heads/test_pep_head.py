@@ -386,6 +386,19 @@ def test_detach_excavation_trains_and_predicts_end_to_end():
     assert head.mask_feature_head.conv_pred.conv.weight.grad.abs().sum() > 0
 
 
+def test_excavator_descriptor_key_features_train_and_predict_end_to_end():
+    cfg = tiny_head_cfg()
+    head = train_then_predict(
+        build_head(
+            rel_coords='quadratic',
+            excavator=dict(cfg['excavator'], key_features='descriptor')))
+    # The mining MLP learns from the key pixels' predicted descriptors.
+    first = head.excavator.mine_fcs[0]
+    dim = head.desc_channels
+    assert first.in_features == dim + 4 + dim
+    assert first.weight.grad[:, -dim:].abs().sum() > 0
+
+
 def test_unknown_rel_coords_is_rejected():
     with pytest.raises(ValueError, match='rel_coords'):
         build_head(rel_coords='cubic')

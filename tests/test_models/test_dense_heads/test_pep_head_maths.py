@@ -378,6 +378,81 @@ def test_key_features_are_the_excavation_feature_at_each_key_cell():
         mine(desc, ori_xy, out['xy'])
 
 
+def test_descriptor_key_features_come_from_the_key_sampler():
+    exc = tiny_excavator(num_neg_keys=1, key_features='descriptor')
+    assert exc.mine_fcs[0].in_features == 8 + 4 + 8
+    assert tiny_excavator(key_features=True).key_features == 'excavation'
+    logits = torch.full((2, 8, 8), -6.)
+    logits[:, 6, 6] = 2.  # one false peak per map
+    exc.excavate_maps = lambda feat, desc, xy: logits
+    calls, mine = [], exc.mine
+
+    def spy(desc, ori_xy, key_xy, key_feats=None):
+        calls.append(key_feats)
+        return mine(desc, ori_xy, key_xy, key_feats=key_feats)
+
+    exc.mine = spy
+    sampled = []
+
+    def sampler(key_ori, key_xy):
+        sampled.append((key_ori, key_xy))
+        # A descriptor that encodes the original and the key position.
+        return torch.cat([key_ori[:, None].float(), key_xy,
+                          torch.zeros(len(key_ori), 5)], 1)
+
+    boxes, centers = touching_pair()
+    desc = torch.randn(2, 8)
+    ori_xy = torch.tensor([[-0.5, -0.5], [0.0, -0.5]])
+    originals = dict(descriptors=desc, xy=ori_xy, gt_inds=torch.tensor([0, 1]))
+    gts = [dict(boxes=boxes, centers=centers, labels=torch.tensor([1, 1]))]
+    feats = torch.randn(1, 4, 8, 8)
+    with pytest.raises(ValueError, match='key_sampler'):
+        exc.loss(feats, [originals], gts, (64, 64))
+    sampled.clear()
+    exc.loss(feats, [dict(originals, key_sampler=sampler)], gts, (64, 64))
+    cell = lambda r, c: [(c + 0.5) / 8 * 2 - 1, (r + 0.5) / 8 * 2 - 1]  # noqa
+    # Training: the positive keys (GT 1's and GT 0's centre cells, of
+    # originals 0 and 1), then the false peak of each original.
+    key_ori, key_xy = sampled[-1]
+    assert key_ori.tolist() == [0, 1, 0, 1]
+    assert key_xy.tolist() == [cell(2, 4), cell(2, 2), cell(6, 6), cell(6, 6)]
+    assert torch.equal(calls[-1], sampler(key_ori, key_xy))
+    # Inference: the kept peak of each original.
+    exc.predict(feats[0], desc, ori_xy, dict(key_thr=0.3, max_keys=1),
+                key_sampler=sampler)
+    key_ori, key_xy = sampled[-1]
+    assert key_ori.tolist() == [0, 1]
+    assert key_xy.tolist() == [cell(6, 6), cell(6, 6)]
+    assert torch.equal(calls[-1], sampler(key_ori, key_xy))
+
+
+def test_key_sampler_reads_the_cell_of_the_originals_level():
+    head = MODELS.build(tiny_head_cfg())
+    grids = head.num_grids
+    sizes = [s * s for s in grids]
+    # Each cell's descriptor holds its flat index.
+    desc = torch.arange(sum(sizes), dtype=torch.float)[:, None].expand(-1, 3)
+    levels = torch.tensor([0, 2])
+    sample = head._key_sampler(desc, levels)
+    s0, s2 = grids[0], grids[2]
+
+    def centre(r, c, s):
+        return [(c + 0.5) / s * 2 - 1, (r + 0.5) / s * 2 - 1]
+
+    key_ori = torch.tensor([0, 1, 1, 0])
+    key_xy = torch.tensor([
+        centre(1, 2, s0),  # original 0: level 0, row 1, column 2
+        centre(s2 - 1, 0, s2),  # original 1: level 2, last row, column 0
+        [1.0, 1.0],  # the bottom-right corner: the last cell, not past it
+        [-1.0, -1.0]  # the top-left corner
+    ])
+    offset2 = sizes[0] + sizes[1]
+    expected = [
+        1 * s0 + 2, offset2 + (s2 - 1) * s2, offset2 + s2 * s2 - 1, 0
+    ]
+    assert sample(key_ori, key_xy)[:, 0].long().tolist() == expected
+
+
 def test_without_key_features_the_mined_descriptor_ignores_the_map():
     exc = tiny_excavator()  # the paper's literal input (default)
     desc, ori_xy = torch.randn(1, 8), torch.zeros(1, 2)
@@ -718,7 +793,7 @@ def spy_excavator_predict(head, scores=None):
     mined descriptor (region C) with the given class scores."""
     calls = []
 
-    def predict(exc_feat, desc, ori_xy, cfg):
+    def predict(exc_feat, desc, ori_xy, cfg, key_sampler=None):
         calls.append(desc)
         n = 0 if scores is None else 1
         return dict(
