@@ -41,6 +41,32 @@ def test_node_identities_by_hand(tool):
                                 0.5).shape == (0, )
 
 
+def test_key_statistics_by_hand(tool):
+    gts = torch.stack([square(0, 0), square(0, 6), square(6, 0)])
+    found = torch.tensor([True, False, False])  # GT 0 has an original
+
+    def at(row, col):  # the [-1, 1] frame of the 12 x 12 grid
+        return [(col + 0.5) / 12 * 2 - 1, (row + 0.5) / 12 * 2 - 1]
+
+    keys = torch.tensor([
+        at(1, 1),  # inside GT 0 (found)
+        at(1, 7),  # inside GT 1 (missed)
+        at(3, 9),  # GT 1 again
+        at(10, 10),  # background
+        [1.0, 1.0],  # the corner: the last pixel, background
+    ])
+    stats = tool.key_statistics(keys, gts, found)
+    assert stats == dict(
+        keys=5, missed_gts=2, keys_on_gt=3, keys_on_missed_gt=2,
+        missed_gts_keyed=1)
+    report = tool.summarize(stats)
+    assert report['key_precision'] == pytest.approx(3 / 5)
+    assert report['key_precision_missed'] == pytest.approx(2 / 5)
+    assert report['key_recall_missed'] == pytest.approx(1 / 2)
+    assert tool.key_statistics(keys[:0], gts, found) == dict(
+        keys=0, missed_gts=2)
+
+
 def test_group_statistics_by_hand(tool):
     # Nodes 0-5 of GTs 0, 0, 1, 1, -, 2; groups {0, 1, 2}, {3, 4}, {5}.
     identity = torch.tensor([0, 0, 1, 1, -1, 2])
@@ -90,6 +116,9 @@ def test_runs_on_a_tiny_pep(tool, tmp_path):
     counts = report['counts']
     assert counts['gts'] > 0 and counts['originals'] > 0
     assert counts['mined'] > 0  # the excavator ran
+    assert counts['keys'] >= counts['mined']  # before the score filter
+    assert counts['keys_on_missed_gt'] <= counts['keys_on_gt'] <= \
+        counts['keys']
     assert counts['groups'] > 0  # and the purifier
     assert counts['mined_false'] + counts.get('mined_redundant', 0) <= \
         counts['mined']

@@ -10,6 +10,11 @@ over the data set:
   GTs the originals find, and how many *more* GTs the mined ones find
   (excavation recall gain), against how many mined nodes only repeat a GT
   an original already has (redundant) or match nothing (false);
+- **key pixels** (the excavator's peaks above ``excavate.key_thr``, before
+  any score filter): how many lie inside a GT mask (key precision), inside
+  a GT that no original finds (a *missed* GT, the ones mining is for), and
+  how many missed GTs hold a key pixel (key recall of missed GTs): whether
+  the excavator looks in the right places, apart from the masks it makes;
 - **purifier grouping** (on the nodes of each image, with the test config's
   ``group_thr`` and ``mask_iou_thr``): pair precision (grouped pairs of
   matched nodes that share their GT) and pair recall (pairs of nodes of
@@ -81,6 +86,30 @@ def node_identities(masks: torch.Tensor, labels: torch.Tensor,
     return torch.where(best >= iou_thr, gt, -1)
 
 
+def key_statistics(key_xy: torch.Tensor, gt_masks: torch.Tensor,
+                   found: torch.Tensor) -> Counter:
+    """Where one image's key pixels fall against its GT.
+
+    Args:
+        key_xy (Tensor): Key pixels (K, 2), (x, y) in the [-1, 1] frame of
+            the padded input, as the head's cell centres.
+        gt_masks (Tensor): GT masks on the mask grid (G, h, w) bool.
+        found (Tensor): (G,) bool, GT matched by an original node.
+    """
+    stats = Counter(keys=len(key_xy), missed_gts=int((~found).sum()))
+    if len(key_xy) == 0 or len(gt_masks) == 0:
+        return stats
+    h, w = gt_masks.shape[-2:]
+    col = ((key_xy[:, 0] + 1) / 2 * w).long().clamp(0, w - 1)
+    row = ((key_xy[:, 1] + 1) / 2 * h).long().clamp(0, h - 1)
+    inside = gt_masks[:, row, col]  # (G, K)
+    on_missed = inside & ~found[:, None]
+    stats['keys_on_gt'] += int(inside.any(0).sum())
+    stats['keys_on_missed_gt'] += int(on_missed.any(0).sum())
+    stats['missed_gts_keyed'] += int(on_missed.any(1).sum())
+    return stats
+
+
 def group_statistics(members: torch.Tensor,
                      identity: torch.Tensor) -> Counter:
     """Pair and group statistics of one image's grouping.
@@ -136,6 +165,16 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
 
     for name in ('_excavate_test', '_node_masks'):
         capture(name)
+    excavator = head.excavator
+    if excavator is not None:
+        predict = excavator.predict
+
+        def spy(*args, **kwargs):
+            out = predict(*args, **kwargs)
+            captured['keys'] = out['xy']
+            return out
+
+        excavator.predict = spy
     try:
         head.predict_by_feat(
             [d[i:i + 1] for d in mlvl_desc], [c[i:i + 1] for c in mlvl_cls],
@@ -145,6 +184,8 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
     finally:
         for name in original_steps:
             delattr(head, name)
+        if excavator is not None:
+            del excavator.predict
     stats = Counter()
     nodes = captured.get('_node_masks')
     before = captured.get('_node_masks_in')
@@ -179,6 +220,11 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
     stats['mined_redundant'] += sum(g in originals_gts for g in mined_ids)
     stats['gts_added_by_mining'] += len(set(mined_ids) - originals_gts -
                                         {-1})
+    if 'keys' in captured:
+        found = torch.zeros(len(gt), dtype=torch.bool)
+        found[list(originals_gts)] = True
+        stats.update(
+            key_statistics(captured['keys'].cpu(), gt_masks.cpu(), found))
     if head.purifier is not None:
         merge = head.purifier.merge
         head.purifier.merge = 'mean'  # weights > 0 are the members
@@ -201,6 +247,9 @@ def summarize(stats: Counter) -> dict:
         gt_recall_gain_mining=ratio('gts_added_by_mining', 'gts'),
         mined_redundant=ratio('mined_redundant', 'mined'),
         mined_false=ratio('mined_false', 'mined'),
+        key_precision=ratio('keys_on_gt', 'keys'),
+        key_precision_missed=ratio('keys_on_missed_gt', 'keys'),
+        key_recall_missed=ratio('missed_gts_keyed', 'missed_gts'),
         pair_precision=ratio('grouped_pairs_same_gt', 'grouped_pairs'),
         pair_recall=ratio('grouped_pairs_same_gt', 'same_gt_pairs'),
         false_merge_rate=ratio('false_merges', 'groups'),
