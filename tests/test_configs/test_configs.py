@@ -460,6 +460,15 @@ def test_key_desc_configs_differ_only_in_the_excavator_input(variant):
     assert _flatten(plain) == _flatten(keyed)
 
 
+def test_peak_pos_config_differs_only_in_the_switch():
+    plain = load('configs/pep/pep_r18_fpn_rel-coords_detach-exc_key-desc_'
+                 '1200it_synthetic.py').to_dict()
+    peaks = load('configs/pep/pep_r18_fpn_rel-coords_detach-exc_key-desc_peak-pos_1200it_synthetic.py').to_dict()
+    assert peaks['model']['mask_head']['excavator'].pop('peak_positives')
+    assert 'peak_positives' not in plain['model']['mask_head']['excavator']
+    assert _flatten(plain) == _flatten(peaks)
+
+
 def test_paper_purify_config_differs_only_in_the_purify_test_cfg():
     tuned = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
     paper = load(

@@ -619,7 +619,7 @@ class PEPHead(BaseMaskHead):
             exc_losses, batch_mined = self._excavate_train(
                 flat_desc.detach() if self.detach_excavation else flat_desc,
                 cell_xy, pos_gt_inds, center_cells, gt_boxes, gt_centers,
-                exc_feats, batch_gt_instances, batch_img_metas)
+                gt_masks, exc_feats, batch_gt_instances, batch_img_metas)
             for i, mined in enumerate(batch_mined):
                 if mined is not None:
                     batch_desc[i] = torch.cat(
@@ -716,7 +716,8 @@ class PEPHead(BaseMaskHead):
     def _excavate_train(self, flat_desc: Tensor, cell_xy: Tensor,
                         pos_gt_inds: List[Tensor], center_cells: List[Tensor],
                         gt_boxes: List[Tensor], gt_centers: List[Tensor],
-                        exc_feats: Tensor, batch_gt_instances: InstanceList,
+                        gt_masks: List[Tensor], exc_feats: Tensor,
+                        batch_gt_instances: InstanceList,
                         batch_img_metas: List[dict]) -> tuple:
         """Excavate around at most ``max_originals_train`` GT centre cells
         per image (chosen at random) and return the excavator's finished
@@ -735,9 +736,9 @@ class PEPHead(BaseMaskHead):
                     key_sampler=self._key_sampler(flat_desc[i],
                                                   self.cell_index[0, ori])))
         batch_gt = [
-            dict(boxes=boxes, centers=centers, labels=gt.labels)
-            for boxes, centers, gt in zip(gt_boxes, gt_centers,
-                                          batch_gt_instances)
+            dict(boxes=boxes, centers=centers, labels=gt.labels, masks=masks)
+            for boxes, centers, gt, masks in zip(gt_boxes, gt_centers,
+                                                 batch_gt_instances, gt_masks)
         ]
         return self.excavator.loss(exc_feats, batch_originals, batch_gt,
                                    batch_img_metas[0]['batch_input_shape'])

@@ -399,6 +399,14 @@ def test_excavator_descriptor_key_features_train_and_predict_end_to_end():
     assert first.weight.grad[:, -dim:].abs().sum() > 0
 
 
+def test_excavator_peak_positives_train_and_predict_end_to_end():
+    cfg = tiny_head_cfg()
+    head = build_head(
+        detach_excavation=True,
+        excavator=dict(cfg['excavator'], peak_positives=True))
+    train_then_predict(head)
+
+
 def test_unknown_rel_coords_is_rejected():
     with pytest.raises(ValueError, match='rel_coords'):
         build_head(rel_coords='cubic')

@@ -453,6 +453,70 @@ def test_key_sampler_reads_the_cell_of_the_originals_level():
     assert sample(key_ori, key_xy)[:, 0].long().tolist() == expected
 
 
+def box_mask(box, size=16, stride=4):
+    """A box's mask on the stride-4 grid of a 64 x 64 input."""
+    mask = torch.zeros(size, size)
+    x1, y1, x2, y2 = [v // stride for v in box]
+    mask[y1:y2, x1:x2] = 1
+    return mask
+
+
+@pytest.mark.parametrize('peak_positives', [False, True])
+@pytest.mark.parametrize('own_peak', [False, True])
+def test_peaks_inside_a_neighbours_mask(peak_positives, own_peak):
+    """GT 0 (class 1) and a larger GT 1 (class 0) touch; each original has
+    one predicted peak more than 2 cells from its neighbour's centre (so
+    it is not a centre key). Original 0's peak (row 1, col 7 of the 8 x 8
+    map) lies inside GT 1's mask; original 1's lies on background (row 6,
+    col 0) or inside its own mask (row 6, col 6)."""
+    exc = tiny_excavator(num_neg_keys=1, peak_positives=peak_positives)
+    boxes = torch.tensor([[8., 8, 24, 24], [24, 8, 64, 56]])
+    centers = torch.tensor([[16., 16.], [44., 32.]])
+    labels = torch.tensor([1, 0])
+    masks = torch.stack([box_mask(b.long().tolist()) for b in boxes])
+    logits = torch.full((2, 8, 8), -6.)
+    logits[0, 1, 7] = 2.
+    own = (6, 6) if own_peak else (6, 0)
+    logits[1, own[0], own[1]] = 2.
+    exc.excavate_maps = lambda feat, desc, xy: logits
+    calls, mine = [], exc.mine
+
+    def spy(desc, ori_xy, key_xy, **kwargs):
+        out = mine(desc, ori_xy, key_xy, **kwargs)
+        calls.append(out[1])
+        return out
+
+    exc.mine = spy
+    desc = torch.randn(2, 8)
+    ori_xy = torch.tensor([[-0.5, -0.5], [0.25, -0.25]])
+    gt = dict(boxes=boxes, centers=centers, labels=labels, masks=masks)
+    losses, (mined, ) = exc.loss(
+        torch.zeros(1, 4, 8, 8),
+        [dict(descriptors=desc, xy=ori_xy, gt_inds=torch.tensor([0, 1]))],
+        [gt], (64, 64))
+    cell = lambda r, c: [(c + 0.5) / 8 * 2 - 1, (r + 0.5) / 8 * 2 - 1]  # noqa
+    # Keys: the teacher-forced centres (original 0 -> GT 1 at (4, 5),
+    # original 1 -> GT 0 at (2, 2)), then each original's peak.
+    peak_label = 0 if peak_positives else 2  # GT 1's class or background
+    key_labels = torch.tensor([0, 1, peak_label, 2])
+    expected = F.cross_entropy(calls[0], key_labels, reduction='sum') / 4
+    torch.testing.assert_close(losses['loss_excavate_cls'], expected)
+    if peak_positives:
+        assert mined['gt_inds'].tolist() == [1, 0, 1]
+        assert mined['xy'].tolist() == [cell(4, 5), cell(2, 2), cell(1, 7)]
+    else:
+        assert mined['gt_inds'].tolist() == [1, 0]
+    # Without the masks the switch cannot label the peaks.
+    if peak_positives:
+        with pytest.raises(ValueError, match='GT masks'):
+            exc.loss(
+                torch.zeros(1, 4, 8, 8),
+                [dict(descriptors=desc, xy=ori_xy,
+                      gt_inds=torch.tensor([0, 1]))],
+                [dict(boxes=boxes, centers=centers, labels=labels)],
+                (64, 64))
+
+
 def test_without_key_features_the_mined_descriptor_ignores_the_map():
     exc = tiny_excavator()  # the paper's literal input (default)
     desc, ori_xy = torch.randn(1, 8), torch.zeros(1, 2)
