@@ -426,47 +426,35 @@ def test_pep_variant_config_differs_only_in_its_switch(setting, key, value):
     assert _flatten(plain) == _flatten(variant)
 
 
-@pytest.mark.parametrize('variant', ['pep', 'pep-excavate'])
-def test_key_feat_configs_differ_only_in_the_excavator_input(variant):
-    plain = load(f'configs/pep/{variant}_r18_fpn_rel-coords_1200it_synthetic'
-                 '.py').to_dict()
-    keyed = load(f'configs/pep/{variant}_r18_fpn_rel-coords_key-feat_'
-                 '1200it_synthetic.py').to_dict()
-    assert keyed['model']['mask_head']['excavator'].pop('key_features')
-    assert 'key_features' not in plain['model']['mask_head']['excavator']
-    assert _flatten(plain) == _flatten(keyed)
+SWITCHES = [
+    # (Tab. 2 row, parent setting, child setting, key path, value)
+    (row, parent, child, path, value) for row in ('pep', 'pep-excavate')
+    for parent, child, path, value in [
+        ('rel-coords', 'rel-coords_key-feat', ('excavator', 'key_features'),
+         True),
+        ('rel-coords', 'rel-coords_detach-exc', ('detach_excavation', ), True),
+        ('rel-coords_detach-exc', 'rel-coords_detach-exc_key-desc',
+         ('excavator', 'key_features'), 'descriptor'),
+    ]
+] + [('pep', 'rel-coords_detach-exc_key-desc',
+      'rel-coords_detach-exc_key-desc_peak-pos',
+      ('excavator', 'peak_positives'), True)]
 
 
-@pytest.mark.parametrize('variant', ['pep', 'pep-excavate'])
-def test_detach_exc_configs_differ_only_in_the_switch(variant):
-    plain = load(f'configs/pep/{variant}_r18_fpn_rel-coords_1200it_synthetic'
-                 '.py').to_dict()
-    detached = load(f'configs/pep/{variant}_r18_fpn_rel-coords_detach-exc_'
-                    '1200it_synthetic.py').to_dict()
-    assert detached['model']['mask_head'].pop('detach_excavation') is True
-    assert 'detach_excavation' not in plain['model']['mask_head']
-    assert _flatten(plain) == _flatten(detached)
-
-
-@pytest.mark.parametrize('variant', ['pep', 'pep-excavate'])
-def test_key_desc_configs_differ_only_in_the_excavator_input(variant):
-    plain = load(f'configs/pep/{variant}_r18_fpn_rel-coords_detach-exc_'
-                 '1200it_synthetic.py').to_dict()
-    keyed = load(f'configs/pep/{variant}_r18_fpn_rel-coords_detach-exc_'
-                 'key-desc_1200it_synthetic.py').to_dict()
-    excavator = keyed['model']['mask_head']['excavator']
-    assert excavator.pop('key_features') == 'descriptor'
-    assert 'key_features' not in plain['model']['mask_head']['excavator']
-    assert _flatten(plain) == _flatten(keyed)
-
-
-def test_peak_pos_config_differs_only_in_the_switch():
-    plain = load('configs/pep/pep_r18_fpn_rel-coords_detach-exc_key-desc_'
-                 '1200it_synthetic.py').to_dict()
-    peaks = load('configs/pep/pep_r18_fpn_rel-coords_detach-exc_key-desc_peak-pos_1200it_synthetic.py').to_dict()
-    assert peaks['model']['mask_head']['excavator'].pop('peak_positives')
-    assert 'peak_positives' not in plain['model']['mask_head']['excavator']
-    assert _flatten(plain) == _flatten(peaks)
+@pytest.mark.parametrize('row,parent,child,path,value', SWITCHES)
+def test_switch_config_differs_from_its_parent_only_in_the_switch(
+        row, parent, child, path, value):
+    name = 'configs/pep/{}_r18_fpn_{}_1200it_synthetic.py'
+    plain = load(name.format(row, parent)).to_dict()
+    switched = load(name.format(row, child)).to_dict()
+    *parents, key = path
+    plain_node, switched_node = (cfg['model']['mask_head']
+                                 for cfg in (plain, switched))
+    for part in parents:
+        plain_node, switched_node = plain_node[part], switched_node[part]
+    assert switched_node.pop(key) == value
+    assert key not in plain_node
+    assert _flatten(plain) == _flatten(switched)
 
 
 def test_paper_purify_config_differs_only_in_the_purify_test_cfg():
