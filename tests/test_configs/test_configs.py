@@ -436,7 +436,9 @@ SWITCHES = [
         ('rel-coords_detach-exc', 'rel-coords_detach-exc_key-desc',
          ('excavator', 'key_features'), 'descriptor'),
     ]
-] + [('pep', 'rel-coords_detach-exc_key-desc',
+] + [('pep', 'rel-coords_detach-exc', 'rel-coords_detach-exc_detach-pur',
+       ('detach_purifier', ), True),
+      ('pep', 'rel-coords_detach-exc_key-desc',
       'rel-coords_detach-exc_key-desc_peak-pos',
       ('excavator', 'peak_positives'), True)]
 

@@ -386,6 +386,38 @@ def test_detach_excavation_trains_and_predicts_end_to_end():
     assert head.mask_feature_head.conv_pred.conv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize('detach', [False, True])
+def test_detach_purifier_keeps_the_graph_loss_out_of_the_base_network(
+        detach):
+    """L_M of Eq. 5 reaches the descriptor tower end to end, and only the
+    purifier's projection with ``detach_purifier``; its value is the
+    same."""
+    losses = {}
+    for flag in (False, detach):
+        torch.manual_seed(0)
+        head = build_head(detach_excavation=True, detach_purifier=flag)
+        torch.manual_seed(1)
+        losses[flag] = head_losses(head, [crowd_gt()])['loss_graph']
+    assert losses[detach].item() > 0
+    assert torch.allclose(losses[detach], losses[False])
+    losses[detach].backward()
+    base_grads = [
+        p.grad for name, p in head.named_parameters()
+        if not name.startswith(('excavator.', 'purifier.'))
+    ]
+    reached = [g is not None and g.abs().sum() > 0 for g in base_grads]
+    assert any(reached) != detach
+    proj_grad = head.purifier.project[0].weight.grad
+    assert proj_grad is not None and proj_grad.abs().sum() > 0
+
+
+def test_detach_purifier_trains_and_predicts_end_to_end():
+    head = train_then_predict(
+        build_head(detach_excavation=True, detach_purifier=True))
+    assert head.mask_feature_head.conv_pred.conv.weight.grad.abs().sum() > 0
+    assert head.purifier.project[0].weight.grad.abs().sum() > 0
+
+
 def test_excavator_descriptor_key_features_train_and_predict_end_to_end():
     cfg = tiny_head_cfg()
     head = train_then_predict(
