@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.config import ConfigDict
-from mmengine.model import bias_init_with_prob
+from mmengine.model import bias_init_with_prob, initialize
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -248,21 +248,6 @@ class PEPHead(BaseMaskHead):
             torch.tensor([float(hi) for _, hi in self.scale_ranges]),
             persistent=False)
 
-        if excavator is not None:
-            excavator = dict(excavator)
-            excavator.setdefault('num_classes', num_classes)
-            excavator.setdefault('in_channels',
-                                 self.mask_feature_head.out_channels)
-            excavator.setdefault('desc_channels', self.desc_channels)
-            self.excavator = MODELS.build(excavator)
-        else:
-            self.excavator = None
-        if purifier is not None:
-            purifier = dict(purifier)
-            purifier.setdefault('in_channels', self.desc_channels)
-            self.purifier = MODELS.build(purifier)
-        else:
-            self.purifier = None
         self.loss_perceive = MODELS.build(loss_perceive)
         self.perceive_sigmoid = bool(loss_perceive.get('use_sigmoid', False))
         # Channels of the semantic map: C (sigmoid) or C + 1 (softmax, the
@@ -271,6 +256,29 @@ class PEPHead(BaseMaskHead):
                                                else 1)
         self.loss_mask = MODELS.build(loss_mask)
         self._init_layers()
+
+        # The mechanisms draw their initial weights from a fork of the
+        # random state (here and in :meth:`init_weights`), so that a seed
+        # gives PEP the Baseline's initial base network, backbone and neck:
+        # with ``detach_excavation`` and ``detach_purifier`` it then trains
+        # exactly as the Baseline's, and an ablation at one seed differs by
+        # the mechanisms alone, not by another random draw.
+        with torch.random.fork_rng(devices=[]):
+            if excavator is not None:
+                excavator = dict(excavator)
+                excavator.setdefault('num_classes', num_classes)
+                excavator.setdefault('in_channels',
+                                     self.mask_feature_head.out_channels)
+                excavator.setdefault('desc_channels', self.desc_channels)
+                self.excavator = MODELS.build(excavator)
+            else:
+                self.excavator = None
+            if purifier is not None:
+                purifier = dict(purifier)
+                purifier.setdefault('in_channels', self.desc_channels)
+                self.purifier = MODELS.build(purifier)
+            else:
+                self.purifier = None
 
     # Channels of R_n for each ``rel_coords`` choice.
     REL_COORD_CHANNELS = {None: 0, 'linear': 2, 'quadratic': 5}
@@ -367,7 +375,23 @@ class PEPHead(BaseMaskHead):
         """Start the semantic maps at p_fg ~ 0.01: softmax, the background
         logit at 4.6 (the Normal init leaves the foreground biases at 0);
         sigmoid, every class's bias at the focal prior."""
-        super().init_weights()
+        # The base network first, as the Baseline's (without the mechanisms),
+        # then the mechanisms from a fork of the random state: the head's
+        # init_cfg and then their own.
+        mechanisms = {
+            name: self._modules.pop(name)
+            for name in ('excavator', 'purifier')
+            if self._modules.get(name) is not None
+        }
+        try:
+            super().init_weights()
+        finally:
+            self._modules.update(mechanisms)
+        with torch.random.fork_rng(devices=[]):
+            for module in mechanisms.values():
+                if self.init_cfg:
+                    initialize(module, self.init_cfg)
+                module.init_weights()
         if self.perceive_sigmoid:
             nn.init.constant_(self.conv_cls.bias, bias_init_with_prob(0.01))
         else:

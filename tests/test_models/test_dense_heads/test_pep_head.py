@@ -411,6 +411,20 @@ def test_detach_purifier_keeps_the_graph_loss_out_of_the_base_network(
     assert proj_grad is not None and proj_grad.abs().sum() > 0
 
 
+def test_a_seed_gives_pep_the_baselines_initial_base_network():
+    """The mechanisms are initialised after the base network, so every
+    parameter PEP shares with its Baseline starts equal at one seed (and
+    the detached ablations differ by the mechanisms alone)."""
+    baseline = dict(build_head(excavator=None, purifier=None)
+                    .named_parameters())
+    pep = build_head(detach_excavation=True, detach_purifier=True)
+    shared = [(name, p) for name, p in pep.named_parameters()
+              if name in baseline]
+    assert len(shared) == len(baseline)
+    for name, param in shared:
+        assert torch.equal(param, baseline[name]), name
+
+
 def test_detach_purifier_trains_and_predicts_end_to_end():
     head = train_then_predict(
         build_head(detach_excavation=True, detach_purifier=True))
@@ -531,3 +545,27 @@ def test_purify_switches_are_checked():
         build_head(test_cfg=dict(purify=dict(mask_iou_thr=1.5)))
     with pytest.raises(ValueError, match='unknown keys'):
         build_head(test_cfg=dict(purify=dict(rescores=True)))
+
+
+def test_a_seed_gives_pep_the_baselines_initial_detector():
+    """Backbone, neck and base head of a built PEP detector start as its
+    Baseline's at one seed (the mechanisms draw from a fork)."""
+    from mmengine.config import Config
+
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile('configs/pep/pep_r18_fpn_tiny_synthetic.py')
+    params = []
+    for mechanisms in (True, False):
+        model = cfg.model.copy()
+        if not mechanisms:
+            model.mask_head = dict(model.mask_head, excavator=None,
+                                   purifier=None)
+        torch.manual_seed(0)
+        detector = MODELS.build(model)
+        detector.init_weights()
+        params.append(dict(detector.named_parameters()))
+    pep, baseline = params
+    assert set(baseline) < set(pep)
+    for name, param in baseline.items():
+        assert torch.equal(param, pep[name]), name
