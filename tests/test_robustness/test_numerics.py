@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
@@ -257,7 +257,10 @@ def test_bf16_autocast_loss_step():
 
 
 def build_embedmask():
-    torch.manual_seed(0)
+    # numpy and random too: EmbedMask's training draws from them, so the
+    # outcome must not depend on the tests before (its bf16 gradients are
+    # not finite for every draw: see issue #13's closing note).
+    set_random_seed(0)
     # Positions up to 64 / 5 = 13 units, as 1333 px / 100 on COCO.
     model = MODELS.build(tiny_embedmask_cfg(position_divisor=5.))
     model.init_weights()
