@@ -131,11 +131,14 @@ class PEPHead(BaseMaskHead):
             backbone. True: the purifier sees the descriptors detached, so
             L_M trains only its own projection; with ``detach_excavation``
             too the base network is trained by exactly the Baseline's
-            losses. A real fork: PEP's base networks tested as the Baseline
-            (Matrix NMS only) score 1.2 mask AP below the Baseline trained
-            alone on the dense synthetic variant (docs/pep_accuracy.md), and
-            with the excavator detached L_M is the only other loss reaching
-            them.
+            losses. A real fork: with the excavator detached, L_M is the
+            only loss besides the Baseline's reaching the base network, so
+            this makes PEP's base network exactly a Baseline (tested as one,
+            its checkpoints score the Baseline's mask AP), and the two
+            mechanisms are measured on top of it (docs/pep_accuracy.md
+            section 7: the end-to-end L_M was not what kept PEP's base
+            network behind the Baseline on the dense variant; the initial
+            weights' draw was).
         norm_cfg (dict): Norm of the towers.
         train_cfg (dict, optional): Unused, kept for the mmdet interface.
         test_cfg (dict, optional): ``nms_pre``, ``score_thr``, ``mask_thr``,
@@ -1050,7 +1053,14 @@ class PEPHead(BaseMaskHead):
         """Group the nodes with the purifier (§3.4) and merge each group
         into one instance: its mask from the members' merged logits, its
         label the leader's; groups with an empty merged mask are dropped.
-        At most ``max_per_img`` groups, best first.
+        At most ``max_per_img`` groups, best first, unless Matrix NMS
+        follows (``purify.matrix_nms``): then every group goes on, and
+        Matrix NMS caps them at ``nms_pre`` before and ``max_per_img``
+        after its decay, as it does for the Baseline's candidates. Cutting
+        them to ``max_per_img`` here would fill the places with duplicates
+        that Matrix NMS then only decays, and drop distinct instances
+        ranked below them (issue #13: -6 to -8 points of crowded recall on
+        the dense synthetic variant).
 
         Two departures from the paper, both off by default and measured in
         issue #13 (``test_cfg.purify``):
@@ -1065,8 +1075,9 @@ class PEPHead(BaseMaskHead):
           leader's own score (computed before its mask was merged).
         """
         leaders, weights = self._group(nodes, cfg)
-        leaders = leaders[:cfg.max_per_img]
-        weights = weights[:cfg.max_per_img]
+        if not cfg.purify.matrix_nms:
+            leaders = leaders[:cfg.max_per_img]
+            weights = weights[:cfg.max_per_img]
         mask_probs = torch.einsum('gn,nhw->ghw', weights,
                                   nodes['mask_logits']).sigmoid()
         masks = mask_probs > cfg.mask_thr

@@ -457,10 +457,10 @@ def test_unknown_rel_coords_is_rejected():
         build_head(rel_coords='cubic')
 
 
-def constructed_nodes(head):
+def constructed_nodes(head, confidences=(0.9, 0.8, 0.6)):
     """Three nodes on an 8 x 8 mask map: A (left square), B (the touching
     right square, mask IoU 0 with A) and C (a shifted duplicate of A, IoU
-    0.6 with A); category confidences 0.9, 0.8, 0.6."""
+    0.6 with A); category confidences 0.9, 0.8, 0.6 by default."""
     logits = torch.full((3, 8, 8), -6.)
     logits[0, 2:6, 0:4] = 6.
     logits[1, 2:6, 4:8] = 6.
@@ -471,18 +471,19 @@ def constructed_nodes(head):
         xy=torch.zeros(3, 2),
         scale=torch.ones(3),
         stride=torch.zeros(3),
-        scores=torch.tensor([0.9, 0.8, 0.6]),
+        scores=torch.tensor(confidences),
         labels=torch.zeros(3, dtype=torch.long))
     head._dynamic_masks = lambda desc, xy, scale, feats: logits
     return head._node_masks(nodes, None, head.test_cfg)
 
 
-def purify_with(head, link_logit, **purify):
+def purify_with(head, link_logit, confidences=(0.9, 0.8, 0.6), test_cfg={},
+                **purify):
     head.purifier.forward = lambda desc, xy: torch.full((3, 3), link_logit)
-    cfg = head._check_test_cfg({**head.test_cfg,
+    cfg = head._check_test_cfg({**head.test_cfg, **test_cfg,
                                 'purify': {**head.test_cfg.purify,
                                            **purify}})
-    nodes = constructed_nodes(head)
+    nodes = constructed_nodes(head, confidences)
     out = head._purify(nodes, cfg)
     if cfg.purify.matrix_nms:
         out = head._matrix_nms(out, cfg)
@@ -537,6 +538,26 @@ def test_split_group_keeps_a_full_score_duplicate_unless_matrix_nms():
     assert len(decayed['scores']) == 3
     torch.testing.assert_close(decayed['scores'][:2], nodes['scores'][:2])
     assert decayed['scores'][2] < 0.5 * nodes['scores'][2]
+
+
+def test_matrix_nms_after_purifying_sees_every_group():
+    # The duplicate C (0.87) outranks the touching B (0.8); with room for
+    # two instances, cutting the groups to max_per_img before Matrix NMS
+    # would keep A and C, and Matrix NMS would only decay C: B lost. Matrix
+    # NMS sees all three groups (its nms_pre caps them) and keeps A and B.
+    head = build_head()
+    confidences = (0.9, 0.8, 0.87)
+    nodes, out = purify_with(head, -9., confidences,
+                             test_cfg=dict(max_per_img=2), matrix_nms=True)
+    assert len(out['scores']) == 2
+    assert torch.equal(out['mask_probs'] > 0.5, nodes['masks'][:2])
+    torch.testing.assert_close(out['scores'], nodes['scores'][:2])
+    # Without Matrix NMS the purifier's groups are the output: the best
+    # max_per_img of them, as before.
+    _, plain = purify_with(head, -9., confidences,
+                           test_cfg=dict(max_per_img=2))
+    torch.testing.assert_close(plain['scores'],
+                               nodes['scores'][[0, 2]])
 
 
 def test_purify_switches_are_checked():
