@@ -144,9 +144,12 @@ def test_mmdet_check_invalid_loss_hook_does_not_say_where(tmp_path):
     assert 'iteration' not in str(info.value)
 
 
-def _crowd_gt():
-    return make_gt([[8, 8, 24, 24], [24, 8, 40, 24], [40, 40, 60, 60]],
-                   [0, 0, 1])
+def _crowd_gt(scale=1):
+    """Two touching same-class squares and one other, in a 64 * ``scale``
+    px image."""
+    boxes = [[8, 8, 24, 24], [24, 8, 40, 24], [40, 40, 60, 60]]
+    return make_gt([[scale * v for v in box] for box in boxes], [0, 0, 1],
+                   shape=(64 * scale, 64 * scale))
 
 
 def check_masks_and_boxes(res):
@@ -322,9 +325,8 @@ def test_fcos_style_bf16_autocast_loss_step(build):
     model.train()
     img = torch.randint(0, 256, (3, 128, 128), dtype=torch.uint8,
                         generator=torch.Generator().manual_seed(0))
-    gt = make_gt([[16, 16, 48, 48], [48, 16, 80, 48], [80, 80, 120, 120]],
-                 [0, 0, 1], shape=(128, 128))
-    data = model.data_preprocessor(batch([img], [gt], (128, 128)), True)
+    data = model.data_preprocessor(
+        batch([img], [_crowd_gt(scale=2)], (128, 128)), True)
     ref = model(**data, mode='loss')
     assert ref['loss_mask'] > 0
     with torch.autocast('cpu', dtype=torch.bfloat16):

@@ -2,11 +2,13 @@
 that ``compare.py`` built from the committed result files
 (docs/results/screen_600it/README.md), copied, not typed: every mean ± std
 it shows is the built table's."""
+import itertools
 import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT
+
 SECTION = '### PEP against SOLOv2 and CondInst'
 # README row label (its start) -> the model's name in the result files.
 MODELS = {'PEP (': 'PEP-relc-dx-dp', 'CondInst': 'CondInst',
@@ -19,11 +21,14 @@ COLUMNS = {'runs': 'runs', 'mask AP': 'mask AP', 'box AP': 'box AP',
 
 
 def table_rows(text):
-    """Header and cell rows of the first markdown table in ``text``."""
-    lines = [line for line in text.splitlines() if line.startswith('|')]
+    """Header and cell rows of the first markdown table in ``text`` (its
+    lines up to the first that is not a table line)."""
+    lines = itertools.dropwhile(lambda line: not line.startswith('|'),
+                                text.splitlines())
+    table = itertools.takewhile(lambda line: line.startswith('|'), lines)
     cells = [[c.strip() for c in line.strip('|').split('|')]
-             for line in lines]
-    return cells[0], [c for c in cells[2:] if len(c) == len(cells[0])]
+             for line in table]
+    return cells[0], cells[2:]
 
 
 def readme_rows():

@@ -1,8 +1,11 @@
+import os.path as osp
+
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmdet.registry import MODELS
-from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
+from pep_testing import ROOT, fpn_feats, img_meta, make_gt, tiny_head_cfg
 
 LOSS_KEYS = ('loss_perceive', 'loss_mask', 'loss_excavate',
              'loss_excavate_cls', 'loss_graph')
@@ -477,10 +480,10 @@ def constructed_nodes(head, confidences=(0.9, 0.8, 0.6)):
     return head._node_masks(nodes, None, head.test_cfg)
 
 
-def purify_with(head, link_logit, confidences=(0.9, 0.8, 0.6), test_cfg={},
-                **purify):
+def purify_with(head, link_logit, confidences=(0.9, 0.8, 0.6),
+                test_cfg=None, **purify):
     head.purifier.forward = lambda desc, xy: torch.full((3, 3), link_logit)
-    cfg = head._check_test_cfg({**head.test_cfg, **test_cfg,
+    cfg = head._check_test_cfg({**head.test_cfg, **(test_cfg or {}),
                                 'purify': {**head.test_cfg.purify,
                                            **purify}})
     nodes = constructed_nodes(head, confidences)
@@ -570,11 +573,8 @@ def test_purify_switches_are_checked():
 def test_a_seed_gives_pep_the_baselines_initial_detector():
     """Backbone, neck and base head of a built PEP detector start as its
     Baseline's at one seed (the mechanisms draw from a fork)."""
-    from mmengine.config import Config
-
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile('configs/pep/pep_r18_fpn_tiny_synthetic.py')
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'pep', 'pep_r18_fpn_tiny_synthetic.py'))
     params = []
     for mechanisms in (True, False):
         model = cfg.model.copy()
