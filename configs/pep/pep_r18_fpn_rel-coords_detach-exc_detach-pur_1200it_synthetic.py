@@ -9,4 +9,9 @@
 # was the seed draw of the initial weights).
 _base_ = './pep_r18_fpn_rel-coords_detach-exc_1200it_synthetic.py'
 
-model = dict(mask_head=dict(detach_purifier=True))
+# Score threshold 0.05 (CondInst's in mmdet) instead of SOLOv2's 0.1:
+# measured on this config's six protocol checkpoints (3 seeds x both
+# variants, docs/pep_accuracy.md section 7.7) it keeps mask AP and raises
+# crowded recall@0.5 by 1.8 points with fewer duplicates per image.
+model = dict(
+    mask_head=dict(detach_purifier=True), test_cfg=dict(score_thr=0.05))
