@@ -427,8 +427,9 @@ def test_pep_variant_config_differs_only_in_its_switch(setting, key, value):
 
 
 SWITCHES = [
-    # (Tab. 2 row, parent setting, child setting, key path, value)
-    (row, parent, child, path, value) for row in ('pep', 'pep-excavate')
+    # (Tab. 2 row, parent setting, child setting, key path, value,
+    #  test_cfg settings the child also changes)
+    (row, parent, child, path, value, {}) for row in ('pep', 'pep-excavate')
     for parent, child, path, value in [
         ('rel-coords', 'rel-coords_key-feat', ('excavator', 'key_features'),
          True),
@@ -436,16 +437,20 @@ SWITCHES = [
         ('rel-coords_detach-exc', 'rel-coords_detach-exc_key-desc',
          ('excavator', 'key_features'), 'descriptor'),
     ]
-] + [('pep', 'rel-coords_detach-exc', 'rel-coords_detach-exc_detach-pur',
-       ('detach_purifier', ), True),
-      ('pep', 'rel-coords_detach-exc_key-desc',
-      'rel-coords_detach-exc_key-desc_peak-pos',
-      ('excavator', 'peak_positives'), True)]
+] + [
+    # The README's PEP: also tested at CondInst's score threshold
+    # (docs/pep_accuracy.md section 7.7).
+    ('pep', 'rel-coords_detach-exc', 'rel-coords_detach-exc_detach-pur',
+     ('detach_purifier', ), True, {'score_thr': 0.05}),
+    ('pep', 'rel-coords_detach-exc_key-desc',
+     'rel-coords_detach-exc_key-desc_peak-pos',
+     ('excavator', 'peak_positives'), True, {})
+]
 
 
-@pytest.mark.parametrize('row,parent,child,path,value', SWITCHES)
+@pytest.mark.parametrize('row,parent,child,path,value,test_cfg', SWITCHES)
 def test_switch_config_differs_from_its_parent_only_in_the_switch(
-        row, parent, child, path, value):
+        row, parent, child, path, value, test_cfg):
     name = 'configs/pep/{}_r18_fpn_{}_1200it_synthetic.py'
     plain = load(name.format(row, parent)).to_dict()
     switched = load(name.format(row, child)).to_dict()
@@ -456,6 +461,9 @@ def test_switch_config_differs_from_its_parent_only_in_the_switch(
         plain_node, switched_node = plain_node[part], switched_node[part]
     assert switched_node.pop(key) == value
     assert key not in plain_node
+    for field, setting in test_cfg.items():
+        assert switched['model']['test_cfg'].pop(field) == setting
+        assert plain['model']['test_cfg'].pop(field) != setting
     assert _flatten(plain) == _flatten(switched)
 
 
