@@ -492,17 +492,23 @@ def test_ce_mask_config_differs_only_in_the_mask_loss():
     assert _flatten(dice) == _flatten(ce)
 
 
-def test_perceive_weight_config_differs_only_in_the_perceive_weight():
+@pytest.mark.parametrize('parent,child,weights', [
+    ('', '_perceive-x8', (1.0, 8.0)),
+    ('_perceive-x8', '_perceive-x16', (8.0, 16.0)),
+])
+def test_perceive_weight_config_differs_only_in_the_perceive_weight(
+        parent, child, weights):
     # The README's PEP (docs/pep_accuracy.md section 7.10): the headline's
-    # softmax CE perceiving loss, weighted 8 instead of the paper's 1.
+    # softmax CE perceiving loss, weighted 8 instead of the paper's 1, and
+    # the screen of weight 16.
     name = 'configs/pep/pep_r18_fpn_rel-coords_detach-exc_detach-pur{}' \
         '_1200it_synthetic.py'
-    plain = load(name.format('')).to_dict()
-    weighted = load(name.format('_perceive-x8')).to_dict()
+    plain = load(name.format(parent)).to_dict()
+    weighted = load(name.format(child)).to_dict()
     plain_loss = plain['model']['mask_head'].pop('loss_perceive')
     weighted_loss = weighted['model']['mask_head'].pop('loss_perceive')
     assert (plain_loss.pop('loss_weight'),
-            weighted_loss.pop('loss_weight')) == (1.0, 8.0)
+            weighted_loss.pop('loss_weight')) == weights
     assert plain_loss == weighted_loss == dict(
         type='CrossEntropyLoss', use_sigmoid=False)
     assert _flatten(plain) == _flatten(weighted)
