@@ -495,12 +495,13 @@ def test_ce_mask_config_differs_only_in_the_mask_loss():
 @pytest.mark.parametrize('parent,child,weights', [
     ('', '_perceive-x8', (1.0, 8.0)),
     ('_perceive-x8', '_perceive-x16', (8.0, 16.0)),
+    ('_perceive-x16', '_perceive-x32', (16.0, 32.0)),
 ])
 def test_perceive_weight_config_differs_only_in_the_perceive_weight(
         parent, child, weights):
-    # The README's PEP (docs/pep_accuracy.md section 7.10): the headline's
-    # softmax CE perceiving loss, weighted 8 instead of the paper's 1, and
-    # the screen of weight 16.
+    # The perceiving loss's weight (docs/pep_accuracy.md section 7.10): the
+    # headline's softmax CE weighted 8 instead of the paper's 1, then 16
+    # (the README's PEP) and 32 (a screen).
     name = 'configs/pep/pep_r18_fpn_rel-coords_detach-exc_detach-pur{}' \
         '_1200it_synthetic.py'
     plain = load(name.format(parent)).to_dict()
