@@ -11,7 +11,7 @@ from pep_testing import ROOT
 
 SECTION = '### PEP against SOLOv2 and CondInst'
 # README row label (its start) -> the model's name in the result files.
-MODELS = {'PEP (': 'PEP-relc-dx-dp-px8', 'CondInst': 'CondInst',
+MODELS = {'PEP (': 'PEP-relc-dx-dp-px16', 'CondInst': 'CondInst',
           'SOLOv2': 'SOLOv2'}
 # README columns -> built-table columns (both after model and data).
 COLUMNS = {'runs': 'runs', 'mask AP': 'mask AP', 'box AP': 'box AP',
