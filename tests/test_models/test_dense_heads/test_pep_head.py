@@ -463,26 +463,33 @@ def test_unknown_rel_coords_is_rejected():
 def constructed_nodes(head, confidences=(0.9, 0.8, 0.6)):
     """Three nodes on an 8 x 8 mask map: A (left square), B (the touching
     right square, mask IoU 0 with A) and C (a shifted duplicate of A, IoU
-    0.6 with A); category confidences 0.9, 0.8, 0.6 by default."""
-    logits = torch.full((3, 8, 8), -6.)
+    0.6 with A); category confidences 0.9, 0.8, 0.6 by default. A fourth
+    confidence adds D: a false positive, a 2 x 2 blob in the top row of
+    the background (mask IoU 0 with A, B and C)."""
+    n = len(confidences)
+    logits = torch.full((n, 8, 8), -6.)
     logits[0, 2:6, 0:4] = 6.
     logits[1, 2:6, 4:8] = 6.
     logits[2, 2:6, 1:4] = 4.
     logits[2, 2:4, 0] = 4.
+    if n == 4:
+        logits[3, 0:2, 0:2] = 6.
     nodes = dict(
-        desc=torch.zeros(3, head.desc_channels),
-        xy=torch.zeros(3, 2),
-        scale=torch.ones(3),
-        stride=torch.zeros(3),
+        desc=torch.zeros(n, head.desc_channels),
+        xy=torch.zeros(n, 2),
+        scale=torch.ones(n),
+        stride=torch.zeros(n),
         scores=torch.tensor(confidences),
-        labels=torch.zeros(3, dtype=torch.long))
+        labels=torch.zeros(n, dtype=torch.long))
     head._dynamic_masks = lambda desc, xy, scale, feats: logits
     return head._node_masks(nodes, None, head.test_cfg)
 
 
 def purify_with(head, link_logit, confidences=(0.9, 0.8, 0.6),
                 test_cfg=None, **purify):
-    head.purifier.forward = lambda desc, xy: torch.full((3, 3), link_logit)
+    n = len(confidences)
+    head.purifier.forward = lambda desc, xy: torch.full((n, n),
+                                                        link_logit)
     cfg = head._check_test_cfg({**head.test_cfg, **(test_cfg or {}),
                                 'purify': {**head.test_cfg.purify,
                                            **purify}})
@@ -541,6 +548,39 @@ def test_split_group_keeps_a_full_score_duplicate_unless_matrix_nms():
     assert len(decayed['scores']) == 3
     torch.testing.assert_close(decayed['scores'][:2], nodes['scores'][:2])
     assert decayed['scores'][2] < 0.5 * nodes['scores'][2]
+
+
+def test_a_false_positive_the_graph_links_stays_out_of_the_instance():
+    # The purifier is trained on positive cells and mined descriptors but
+    # groups every candidate at inference, false positives too. Here the
+    # graph links everything, D (a background blob, confidence 0.3) as
+    # well. The paper's grouping merges D into A's instance: its logits
+    # enter A's mask with weight 0.3 / 2.6, so the merged mask grows into
+    # D's pixels only where they outvote the others (they do not: the
+    # mask stays A's with C) and D is gone as an instance. The mask-IoU
+    # gate keeps D its own group: A's instance is the one of the three
+    # nodes (D left out of its mask) and D stays last at its own score,
+    # re-scored or not, and Matrix NMS does not decay it (IoU 0).
+    head = build_head()
+    confidences = (0.9, 0.8, 0.6, 0.3)
+    nodes, out = purify_with(head, 9., confidences)
+    assert len(out['scores']) == 1
+    assert not out['masks'][0, 0:2, 0:2].any()
+    _, three = purify_with(head, 9., confidences[:3], mask_iou_thr=0.5,
+                           rescore=True)
+    for extra in (dict(), dict(rescore=True), dict(rescore=True,
+                                                   matrix_nms=True)):
+        _, gated = purify_with(head, 9., confidences, mask_iou_thr=0.5,
+                               **extra)
+        assert len(gated['scores']) == 3, extra
+        masks = gated['mask_probs'] > 0.5
+        assert torch.equal(masks[2], nodes['masks'][3]), extra
+        assert masks[2].sum() == 4
+        torch.testing.assert_close(gated['scores'][2], nodes['scores'][3])
+        assert gated['scores'][2] < gated['scores'][:2].min()
+        assert not masks[:2, 0:2, 0:2].any()
+    torch.testing.assert_close(gated['mask_probs'][:2], three['mask_probs'])
+    torch.testing.assert_close(gated['scores'][:2], three['scores'])
 
 
 def test_matrix_nms_after_purifying_sees_every_group():
