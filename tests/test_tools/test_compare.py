@@ -502,6 +502,20 @@ def test_another_config_makes_the_results_stale(protocol, compare):
     assert len(done['skipped']) == 4 and 'stale' not in done['table']
 
 
+def test_a_table_of_another_schedule_says_which_to_pass(protocol, compare):
+    # The schedule is in the config digest: rebuilt without the runs'
+    # --max-iters (here 3 instead of 2), every run is stale, and the table
+    # and the log say which --max-iters judges them.
+    argv = [a if a != '2' else '3' for a in protocol['argv']]
+    done, stdout = _run(compare, argv + ['--table-only'])
+    hint = ('Stale runs trained for [2] iterations, this table for [3]: '
+            'rebuild with --max-iters 2 to judge them.')
+    assert '4 stale run(s)' in done['table'] and hint in done['table']
+    assert hint in stdout
+    done, _ = _run(compare, protocol['argv'] + ['--table-only'])
+    assert 'stale' not in done['table'] and 'rebuild' not in done['table']
+
+
 def test_another_evaluation_retests_the_finished_trainings(
         protocol, compare, monkeypatch, tmp_path):
     # Only model.test_cfg differs: every run is tested again from its
