@@ -932,7 +932,8 @@ def write_results_table(specs: List[ModelSpec],
     ]
     by_name = {spec.name: spec for spec in specs}
     current, stale = [], []
-    schedule, other_schedules = {}, set()  # key -> iterations of this build
+    schedule = {}  # key -> the iterations this build trains
+    other_iters, built_iters = set(), set()
     for r in results:
         spec = by_name.get(r['name'])
         if spec is None or r['variant'] not in known_variants:
@@ -945,26 +946,28 @@ def write_results_table(specs: List[ModelSpec],
             run_args = argparse.Namespace(**{**vars(args),
                                              'cfg_options': options})
             key += (json.dumps(options, sort_keys=True), )
-        if key not in fingerprints or key not in schedule:
+        if key not in schedule:
             cfg = make_cfg(spec, run_args, r['variant'], 0)
-            fingerprints.setdefault(key, fingerprint(cfg))
             schedule[key] = cfg.get('train_cfg', {}).get('max_iters')
+            if key not in fingerprints:
+                fingerprints[key] = fingerprint(cfg)
         if is_current(r, fingerprints[key][:2]):
             current.append(r)
             continue
         stale.append(r)
         if r.get('max_iters') not in (None, schedule[key]):
-            other_schedules.add((r['max_iters'], schedule[key]))
+            other_iters.add(r['max_iters'])
+            built_iters.add(schedule[key])
     text = results_markdown(
         current, stale, [s.name for s in specs
                          if any(r['name'] == s.name for r in current)],
         variants, title, **table)
-    if other_schedules:
+    if other_iters:
         # The schedule is part of the config digest: a table rebuilt
         # without the --max-iters its runs were trained with judges them
         # all stale (and may come out empty).
-        trained = sorted({run for run, _ in other_schedules})
-        built = sorted({now for _, now in other_schedules if now})
+        trained = sorted(other_iters)
+        built = sorted(i for i in built_iters if i)
         hint = (f'Stale runs trained for {trained} iterations, this table '
                 f'for {built}: rebuild with --max-iters '
                 f'{trained[0]} to judge them.')
