@@ -932,7 +932,7 @@ def write_results_table(specs: List[ModelSpec],
     ]
     by_name = {spec.name: spec for spec in specs}
     current, stale = [], []
-    schedule = {}  # key -> the iterations this build trains
+    schedule = {}  # key -> the iterations this build trains (stale keys)
     other_iters, built_iters = set(), set()
     for r in results:
         spec = by_name.get(r['name'])
@@ -946,15 +946,18 @@ def write_results_table(specs: List[ModelSpec],
             run_args = argparse.Namespace(**{**vars(args),
                                              'cfg_options': options})
             key += (json.dumps(options, sort_keys=True), )
-        if key not in schedule:
+        cfg = None
+        if key not in fingerprints:
             cfg = make_cfg(spec, run_args, r['variant'], 0)
-            schedule[key] = cfg.get('train_cfg', {}).get('max_iters')
-            if key not in fingerprints:
-                fingerprints[key] = fingerprint(cfg)
+            fingerprints[key] = fingerprint(cfg)
         if is_current(r, fingerprints[key][:2]):
             current.append(r)
             continue
         stale.append(r)
+        if key not in schedule:  # only stale runs need it
+            if cfg is None:
+                cfg = make_cfg(spec, run_args, r['variant'], 0)
+            schedule[key] = cfg.get('train_cfg', {}).get('max_iters')
         if r.get('max_iters') not in (None, schedule[key]):
             other_iters.add(r['max_iters'])
             built_iters.add(schedule[key])
