@@ -166,6 +166,7 @@ TEST_CFG_RANGES = [
     (('excavate', 'max_originals'), 1, None, (0, )),
     (('excavate', 'max_keys'), 1, None, (0, )),
     (('sigma', ), 1e-6, None, (0., -1.)),
+    (('min_area', ), 0, None, (-1, 'auto', True)),
 ]
 
 

@@ -142,11 +142,12 @@ class PEPHead(BaseMaskHead):
         norm_cfg (dict): Norm of the towers.
         train_cfg (dict, optional): Unused, kept for the mmdet interface.
         test_cfg (dict, optional): ``nms_pre``, ``score_thr``, ``mask_thr``,
-            ``max_per_img``; ``excavate=dict(max_originals, key_thr,
-            max_keys)``; ``purify=dict(group_thr, class_agnostic,
-            matrix_nms, mask_iou_thr, rescore)`` (see :meth:`_purify`); and
-            Matrix NMS keys ``kernel``, ``sigma``, ``filter_thr`` used
-            without a purifier.
+            ``max_per_img``; ``min_area`` (see :meth:`_node_masks`);
+            ``excavate=dict(max_originals, key_thr, max_keys)``;
+            ``purify=dict(group_thr, class_agnostic, matrix_nms,
+            mask_iou_thr, rescore)`` (see :meth:`_purify`); and Matrix NMS
+            keys ``kernel``, ``sigma``, ``filter_thr`` used without a
+            purifier.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
@@ -292,6 +293,9 @@ class PEPHead(BaseMaskHead):
         score_thr=0.1,
         mask_thr=0.5,
         max_per_img=100,
+        # SOLOv2's filter: a node's mask needs more pixels than its level's
+        # stride; an int >= 0 is a fixed minimum (0: any non-empty mask).
+        min_area='stride',
         # Matrix NMS (the Baseline's duplicate removal, or after purifying
         # with purify.matrix_nms=True).
         kernel='gaussian',
@@ -328,6 +332,12 @@ class PEPHead(BaseMaskHead):
                              f'got {cfg.kernel!r}')
         if cfg.sigma <= 0:
             raise ValueError(f'test_cfg.sigma must be > 0, got {cfg.sigma}')
+        if cfg.min_area != 'stride' and (
+                isinstance(cfg.min_area, (bool, str))
+                or not isinstance(cfg.min_area, (int, float))
+                or cfg.min_area < 0):
+            raise ValueError("test_cfg.min_area must be 'stride' or a number "
+                             f'of mask pixels >= 0, got {cfg.min_area!r}')
         for where, value in (('filter_thr', cfg.filter_thr),
                              ('score_thr', cfg.score_thr),
                              ('mask_thr', cfg.mask_thr),
@@ -992,9 +1002,17 @@ class PEPHead(BaseMaskHead):
 
     def _node_masks(self, nodes: dict, mask_feats: Tensor,
                     cfg: ConfigDict) -> Optional[dict]:
-        """Masks of all nodes (Eq. 6), without those smaller than one cell
-        of their level (SOLOv2's filter) or with a non-finite score; the
-        score becomes category confidence x mask quality ("maskness").
+        """Masks of all nodes (Eq. 6), without those too small
+        (``test_cfg.min_area``) or with a non-finite score; the score
+        becomes category confidence x mask quality ("maskness").
+
+        ``min_area='stride'`` is SOLOv2's filter: a node's mask at B's
+        resolution (stride 4) needs more pixels than its level's stride,
+        8 at the two finest levels, so 128 px of the input. It drops right
+        masks of objects of ~10 x 10 px before anything ranks them: on the
+        ``dense`` synthetic variant (issue #13, docs/pep_accuracy.md 7.12)
+        30 of 230 isolated objects, median area 103 px. A number keeps
+        masks of more pixels than it (0: every non-empty mask).
 
         Returns:
             dict | None: ``scores``, ``cls_scores`` (the category
@@ -1007,7 +1025,9 @@ class PEPHead(BaseMaskHead):
         mask_probs = mask_logits.sigmoid()
         masks = mask_probs > cfg.mask_thr
         areas = masks.sum((1, 2)).float()
-        keep = (areas > nodes['stride']) & torch.isfinite(nodes['scores'])
+        min_area = (nodes['stride']
+                    if cfg.min_area == 'stride' else cfg.min_area)
+        keep = (areas > min_area) & torch.isfinite(nodes['scores'])
         if not keep.any():
             return None
         mask_probs, masks, areas = mask_probs[keep], masks[keep], areas[keep]

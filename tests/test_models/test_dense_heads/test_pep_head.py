@@ -186,12 +186,42 @@ def test_rescale_false_returns_img_shape():
     ('excavate', dict(key_thr=-1)),
     ('excavate', dict(max_keys=0)),
     ('purify', dict(group_thr=2.0)),
+    ('min_area', -1),
+    ('min_area', 'auto'),
+    ('min_area', True),
 ])
 def test_invalid_test_cfg_is_rejected(field, value):
     cfg = tiny_head_cfg()
     cfg['test_cfg'][field] = value
     with pytest.raises(ValueError, match=field):
         MODELS.build(cfg)
+
+
+def test_min_area_is_solov2s_stride_filter_or_a_fixed_minimum():
+    # Two nodes of the finest level (stride 8) on a 16 x 16 mask map: a
+    # 2 x 3 px mask (6 pixels, an object of ~10 x 10 px at stride 4) and a
+    # 3 x 4 px one (12 pixels). SOLOv2's filter keeps more than 8 pixels.
+    head = build_head()
+    logits = torch.full((2, 16, 16), -6.)
+    logits[0, 2:4, 2:5] = 6.
+    logits[1, 8:11, 8:12] = 6.
+    head._dynamic_masks = lambda desc, xy, scale, feats: logits
+
+    def kept_areas(**test_cfg):
+        nodes = dict(desc=torch.zeros(2, head.desc_channels),
+                     xy=torch.zeros(2, 2), scale=torch.ones(2),
+                     stride=torch.full((2, ), 8.),
+                     scores=torch.tensor([0.9, 0.8]),
+                     labels=torch.zeros(2, dtype=torch.long))
+        cfg = head._check_test_cfg({**head.test_cfg, **test_cfg})
+        out = head._node_masks(nodes, None, cfg)
+        return out['areas'].tolist()
+
+    assert head.test_cfg.min_area == 'stride'
+    assert kept_areas() == [12.]
+    assert kept_areas(min_area=0) == [6., 12.]
+    assert kept_areas(min_area=5) == [6., 12.]
+    assert kept_areas(min_area=6) == [12.]
 
 
 def test_mismatched_level_config_is_rejected():
