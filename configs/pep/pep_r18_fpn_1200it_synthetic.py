@@ -37,8 +37,13 @@ model = dict(
     # groups. The paper's purifier (every link the graph makes, no
     # re-scoring, no NMS) is
     # purify=dict(mask_iou_thr=0.0, rescore=False, matrix_nms=False).
+    # min_area=0 keeps every non-empty mask: SOLOv2's area filter
+    # (min_area='stride', the head's default) drops objects of ~10 x 10 px
+    # before anything ranks them; off, every dense checkpoint gained mask
+    # AP and isolated recall, demo did not move (docs/pep_accuracy.md 7.12).
     test_cfg=dict(
         nms_pre=200,
         score_thr=0.1,
         max_per_img=50,
+        min_area=0,
         purify=dict(mask_iou_thr=0.5, rescore=True, matrix_nms=True)))
