@@ -570,11 +570,14 @@ def generate_dataset(out_dir: str,
                      num_val: int = 100,
                      image_size: int = 128,
                      seed: int = 0,
+                     num_test: int = 200,
                      **layout) -> Dict[str, str]:
-    """Generate the ``train`` and ``val`` splits.
+    """Generate the ``train``, ``val`` and held-out ``test`` splits.
 
-    ``train`` uses ``seed`` itself and ``val`` a seed derived from it, so the
-    two splits never share images.
+    ``train`` uses ``seed`` itself, ``val`` and ``test`` seeds derived from
+    it (streams 1 and 2), so no two splits share images, and ``train`` and
+    ``val`` do not depend on ``num_test``. ``val`` is for choosing recipes,
+    ``test`` for reporting them: nothing is ever tuned on ``test``.
 
     Args:
         out_dir (str): Root directory of the data set.
@@ -582,21 +585,31 @@ def generate_dataset(out_dir: str,
         num_val (int): Number of validation images. Defaults to 100.
         image_size (int): Side length of the square images. Defaults to 128.
         seed (int): Non-negative seed. Defaults to 0.
+        num_test (int): Number of held-out test images; 0 writes no test
+            split. Defaults to 200.
         **layout: ``min_area``, ``max_objects``, ``num_classes``,
             ``size_scale`` and ``cluster_size`` of
-            :func:`generate_coco_split`, for both splits.
+            :func:`generate_coco_split`, for every split.
 
     Returns:
         dict[str, str]: Annotation file path of each split, keyed by
-        ``'train'`` and ``'val'``.
+        ``'train'``, ``'val'`` and (unless ``num_test`` is 0) ``'test'``.
     """
     if seed < 0:
         raise ValueError(f'seed must be >= 0, got {seed}')
-    return dict(
+    if num_test < 0:
+        raise ValueError(f'num_test must be >= 0, got {num_test}')
+    ann_files = dict(
         train=generate_coco_split(out_dir, 'train', num_train, image_size,
                                   seed, **layout),
         val=generate_coco_split(out_dir, 'val', num_val, image_size,
                                 _derive_seed(seed, 1), **layout))
+    if num_test:
+        ann_files['test'] = generate_coco_split(out_dir, 'test', num_test,
+                                                image_size,
+                                                _derive_seed(seed, 2),
+                                                **layout)
+    return ann_files
 
 
 def dataset_statistics(ann_file: str) -> dict:

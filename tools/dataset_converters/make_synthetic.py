@@ -4,7 +4,7 @@ Examples::
 
     # the demo set
     python tools/dataset_converters/make_synthetic.py data/synthetic \\
-        --num-train 800 --num-val 100 --image-size 128 --seed 0
+        --num-train 800 --num-val 100 --num-test 200 --image-size 128 --seed 0
 
     # the 'dense' variant of compare.py --variants: larger images, a fourth
     # class, smaller objects in larger clusters
@@ -53,6 +53,11 @@ def parse_args():
     parser.add_argument(
         '--num-val', type=int, default=100, help='number of val images')
     parser.add_argument(
+        '--num-test',
+        type=int,
+        default=200,
+        help='number of held-out test images (another seed; 0: none)')
+    parser.add_argument(
         '--image-size', type=int, default=128, help='square image side (px)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
@@ -88,6 +93,7 @@ def main():
         args.out_dir,
         num_train=args.num_train,
         num_val=args.num_val,
+        num_test=args.num_test,
         image_size=args.image_size,
         seed=args.seed,
         num_classes=args.num_classes,

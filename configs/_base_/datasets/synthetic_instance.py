@@ -1,5 +1,8 @@
 # The embedded crowded-objects set (mmdet_pep.datasets.synthetic), 128 px.
 # Make it with: python tools/dataset_converters/make_synthetic.py data/synthetic
+# Three splits: train (800 images), val (100, for choosing recipes) and a
+# held-out test (200, another seed) on which results are reported. Nothing
+# is ever tuned on test.
 # CocoDataset plus start-up checks of the annotations (mmdet_pep.datasets).
 dataset_type = 'PEPCocoDataset'
 data_root = 'data/synthetic/'
@@ -59,7 +62,21 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
-test_dataloader = val_dataloader
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_test.json',
+        data_prefix=dict(img='test/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
 
 val_evaluator = dict(
     type='CocoMetric',
@@ -67,4 +84,9 @@ val_evaluator = dict(
     metric=['bbox', 'segm'],
     format_only=False,
     backend_args=backend_args)
-test_evaluator = val_evaluator
+test_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_test.json',
+    metric=['bbox', 'segm'],
+    format_only=False,
+    backend_args=backend_args)
