@@ -782,11 +782,11 @@ def variant_data_root(data_dir: str, variant: str) -> str:
 
 
 def ensure_variant_data(data_root: str, variant: str) -> None:
-    """Generate the variant's data set (800 train, 100 val images) unless
-    both annotation files exist."""
+    """Generate the variant's data set (800 train, 100 val, 200 held-out
+    test images) unless its three annotation files exist."""
     anns = [
         osp.join(data_root, 'annotations', f'instances_{split}.json')
-        for split in ('train', 'val')
+        for split in ('train', 'val', 'test')
     ]
     if all(osp.isfile(ann) for ann in anns):
         return
@@ -844,6 +844,30 @@ def final_checkpoint(cfg: Config) -> str:
     return osp.join(cfg.work_dir, f'epoch_{loop.max_epochs}.pth')
 
 
+def on_val_split(cfg: Config, checkpoint: str) -> Config:
+    """A copy of ``cfg`` that tests ``checkpoint`` on the val split.
+
+    Its test loader and evaluator are the val loader and the test
+    evaluator (``CrowdCocoMetric`` in the protocol) pointed at the val
+    annotation file. Recipes are chosen on these numbers; the held-out
+    test split reports them.
+    """
+    val_cfg = without_validation(cfg)
+    val_cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    evaluators = copy.deepcopy(cfg.test_evaluator)
+    val_ann = cfg.val_evaluator.get('ann_file') if isinstance(
+        cfg.val_evaluator, dict) else None
+    for evaluator in (evaluators
+                      if isinstance(evaluators, list) else [evaluators]):
+        if val_ann and 'ann_file' in evaluator:
+            evaluator.ann_file = val_ann
+    val_cfg.test_evaluator = evaluators
+    val_cfg.load_from = checkpoint
+    val_cfg.work_dir = osp.join(cfg.work_dir, 'val_split')
+    val_cfg.experiment_name = f'{cfg.experiment_name}_val_split'
+    return val_cfg
+
+
 def train_and_test(cfg: Config,
                    digest: str,
                    commit: str,
@@ -859,9 +883,13 @@ def train_and_test(cfg: Config,
     tested, not trained again. A stamp without a training digest (older
     runs) is reused only for the same whole config digest.
 
+    The checkpoint is tested twice: on the config's test split (the
+    held-out split of the synthetic sets) and on its val split.
+
     Returns:
-        tuple: The metrics, the training-step summary (None when reused)
-        and the training time in minutes (None when reused).
+        tuple: The test metrics, the val metrics, the training-step
+        summary (None when reused) and the training time in minutes (None
+        when reused).
     """
     mkdir_or_exist(cfg.work_dir)
     stamp = osp.join(cfg.work_dir, 'fingerprint.json')
@@ -881,7 +909,9 @@ def train_and_test(cfg: Config,
         print_log(f'[compare] testing the finished {checkpoint}')
         cfg_test = without_validation(cfg)
         cfg_test.load_from = checkpoint
-        return Runner.from_cfg(cfg_test).test(), None, None
+        metrics = Runner.from_cfg(cfg_test).test()
+        return (metrics, Runner.from_cfg(on_val_split(cfg, checkpoint)).test(),
+                None, None)
     with open(stamp, 'w') as f:
         json.dump(fingerprint_now, f)
     start = time.perf_counter()
@@ -891,7 +921,9 @@ def train_and_test(cfg: Config,
         step = timer.summary(step_warmup)
     except ValueError:  # fewer iterations than the warm-up
         step = None
-    return runner.test(), step, minutes
+    metrics = runner.test()
+    val_metrics = Runner.from_cfg(on_val_split(cfg, checkpoint)).test()
+    return metrics, val_metrics, step, minutes
 
 
 def table_specs(specs: List[ModelSpec], results: List[dict]) -> list:
@@ -1027,7 +1059,7 @@ def run_protocol(specs: List[ModelSpec],
                         'result then counts as stale)')
                 print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
                           f'training {spec.config} in {cfg.work_dir}')
-                metrics, step, minutes = train_and_test(
+                metrics, val_metrics, step, minutes = train_and_test(
                     cfg, digest, commit, args.step_warmup, train_digest)
                 config = osp.relpath(osp.abspath(spec.config), ROOT)
                 write_result(
@@ -1043,8 +1075,11 @@ def run_protocol(specs: List[ModelSpec],
                         variant=variant,
                         seed=seed,
                         max_iters=cfg.train_cfg.get('max_iters'),
+                        split='test',
                         metrics={k: float(v)
                                  for k, v in metrics.items()},
+                        val_metrics={k: float(v)
+                                     for k, v in val_metrics.items()},
                         train_step_ms=step and step['median_ms'],
                         train_minutes=minutes,
                         machine=f'{platform.machine()}, '
