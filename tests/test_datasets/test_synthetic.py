@@ -144,13 +144,37 @@ def test_determinism(tmp_path):
 
 def test_generate_dataset(tmp_path):
     ann_files = generate_dataset(
-        str(tmp_path), num_train=3, num_val=2, image_size=64, seed=0)
-    assert set(ann_files) == {'train', 'val'}
-    ann_train, images_train = _read_split(str(tmp_path), 'train')
-    ann_val, images_val = _read_split(str(tmp_path), 'val')
-    assert len(images_train) == 3 and len(images_val) == 2
-    # val draws from a derived seed, so it does not repeat train images
-    assert not set(images_train) & set(images_val)
+        str(tmp_path), num_train=3, num_val=2, num_test=4, image_size=64,
+        seed=0)
+    assert set(ann_files) == {'train', 'val', 'test'}
+    images = {}
+    for split, num in (('train', 3), ('val', 2), ('test', 4)):
+        _, images[split] = _read_split(str(tmp_path), split)
+        assert len(images[split]) == num
+    # val and test draw from derived seeds: no split repeats another's
+    # images.
+    assert not set(images['train']) & set(images['val'])
+    assert not set(images['train']) & set(images['test'])
+    assert not set(images['val']) & set(images['test'])
+
+
+def test_held_out_split_leaves_train_and_val_unchanged(tmp_path):
+    """Adding the test split changed neither train nor val: the sets, and
+    every result measured on them, stay as they were."""
+    generate_dataset(str(tmp_path / 'a'), num_train=2, num_val=2, num_test=0,
+                     image_size=64, seed=3)
+    generate_dataset(str(tmp_path / 'b'), num_train=2, num_val=2, num_test=3,
+                     image_size=64, seed=3)
+    for split in ('train', 'val'):
+        assert _read_split(str(tmp_path / 'a'), split) == _read_split(
+            str(tmp_path / 'b'), split)
+    assert not osp.exists(tmp_path / 'a' / 'annotations' /
+                          'instances_test.json')
+
+
+def test_generate_dataset_rejects_a_negative_test_size(tmp_path):
+    with pytest.raises(ValueError, match='num_test'):
+        generate_dataset(str(tmp_path), num_train=1, num_val=1, num_test=-1)
 
 
 @pytest.mark.parametrize('kwargs, name', [

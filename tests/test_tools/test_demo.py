@@ -14,20 +14,21 @@ def test_build_cfg_rewrites_data_schedule_and_seed():
     demo = load_tool('demo')
     args = demo.parse_args([
         '--data-root', 'd/', '--train-ann', 'tr.json', '--val-ann', 'va.json',
-        '--train-img', 'ti/', '--val-img', 'vi/', '--max-iters', '600',
+        '--train-img', 'ti/', '--val-img', 'vi/', '--test-ann', 'te.json',
+        '--test-img', 'tei/', '--max-iters', '600',
         '--train-seed', '5', '--classes', 'a', 'b', '--batch-size', '4'
     ])
     cfg = demo.build_cfg(args)
     assert cfg.work_dir == 'work_dirs/demo'
     for split, ann, img in (('train', 'tr.json', 'ti/'),
                             ('val', 'va.json', 'vi/'),
-                            ('test', 'va.json', 'vi/')):
+                            ('test', 'te.json', 'tei/')):
         dataset = cfg[f'{split}_dataloader'].dataset
         assert (dataset.data_root, dataset.ann_file,
                 dataset.data_prefix.img) == ('d/', ann, img)
         assert dataset.metainfo.classes == ('a', 'b')
-    for split in ('val', 'test'):
-        assert cfg[f'{split}_evaluator'].ann_file == 'd/va.json'
+    assert cfg.val_evaluator.ann_file == 'd/va.json'
+    assert cfg.test_evaluator.ann_file == 'd/te.json'
     assert cfg.model.mask_head.num_classes == 2
     assert cfg.train_dataloader.batch_size == 4
     # Half the 1200 iterations: the LR schedule keeps its shape.
@@ -36,8 +37,8 @@ def test_build_cfg_rewrites_data_schedule_and_seed():
     assert (warmup.end, steps.end, steps.milestones) == (50, 600, [480])
     assert cfg.default_hooks.checkpoint.interval == 600
     assert cfg.randomness.seed == 5
-    # By default the seed is mmengine's (drawn per run), as before.
-    assert 'randomness' not in demo.build_cfg(demo.parse_args([]))
+    # By default the seed is 0, that of the seed-0 result files.
+    assert demo.build_cfg(demo.parse_args([])).randomness.seed == 0
 
 
 def test_demo_runs_end_to_end_and_writes_its_outputs(tmp_path):
@@ -47,7 +48,8 @@ def test_demo_runs_end_to_end_and_writes_its_outputs(tmp_path):
         sys.executable, 'tools/demo.py', '--config',
         'configs/pep/pep_r18_fpn_tiny_synthetic.py', '--work-dir',
         str(work_dir), '--data-root', f'{data_root}/', '--num-train', '6',
-        '--num-val', '3', '--image-size', '64', '--max-iters', '2',
+        '--num-val', '3', '--num-test', '2', '--image-size', '64',
+        '--max-iters', '2',
         '--batch-size', '2', '--num-vis', '2'
     ]
     env = dict(os.environ, OMP_NUM_THREADS='1')
