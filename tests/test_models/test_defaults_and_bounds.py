@@ -53,6 +53,10 @@ def test_pep_head_defaults_are_the_papers():
     assert type(head.loss_mask).__name__ == 'CrossEntropyLoss'
     assert head.loss_mask.use_sigmoid and head.loss_mask.loss_weight == 1.0
     assert head.test_cfg == PEPHead.TEST_CFG_DEFAULTS
+    assert head.test_cfg.max_descriptors is None  # no cap, as shipped
+    # End to end (§3.3-3.4), no relative coordinates (Eq. 6 over B alone).
+    assert not head.detach_excavation and not head.detach_purifier
+    assert head.rel_coords is None
     assert head.train_cfg is None
     head.init_weights()
     # init_cfg: Normal(std=0.01) on the convs; background prior 4.6.
@@ -148,6 +152,9 @@ def test_head_accepts_boundary_values(overrides):
     (dict(num_grids=[1, 1, 0, 1, 1]), 'num_grids'),
     (dict(strides=(8, 8, 16, 32)), 'strides'),
     (dict(scale_ranges=((1, 2), ) * 4), 'scale_ranges'),
+    (dict(rel_coords='linear'), 'rel_coords'),
+    (dict(loss_perceive=dict(type='FocalLoss', use_sigmoid=True)),
+     'loss_perceive'),
 ])
 def test_head_rejects_invalid_values(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -167,6 +174,7 @@ TEST_CFG_RANGES = [
     (('excavate', 'max_keys'), 1, None, (0, )),
     (('sigma', ), 1e-6, None, (0., -1.)),
     (('min_area', ), 0, None, (-1, 'auto', True)),
+    (('max_descriptors', ), 1, None, (0, 2.5, True, '30')),
 ]
 
 
@@ -230,7 +238,6 @@ def test_excavator_accepts_boundary_values(kwargs):
     (dict(num_neg_keys=-1), '^num_neg_keys must'),
     (dict(max_keys_train=0), 'max_keys_train'),
     (dict(num_convs=0), 'num_convs'),
-    (dict(key_features='cell'), '^key_features must'),
 ])
 def test_excavator_rejects_invalid_values(kwargs, match):
     with pytest.raises(ValueError, match=match):

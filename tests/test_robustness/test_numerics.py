@@ -123,7 +123,7 @@ def _runner(work_dir, hook):
 
 def test_nan_loss_stops_training_naming_the_iteration(tmp_path):
     work_dir = str(tmp_path)
-    runner = _runner(work_dir, dict(type='PEPCheckInvalidLossHook'))
+    runner = _runner(work_dir, dict(type='StrictCheckInvalidLossHook'))
     with pytest.raises(FloatingPointError) as info:
         runner.train()
     msg = str(info.value)

@@ -95,8 +95,8 @@ class EmbedMaskHead(FCOSMaskHead):
       ``position_divisor`` 100 and ``prior_margin`` 2 put that at 200 px
       for COCO images; smaller images want a smaller divisor.
     - Mask loss on one proposal per GT: the positive whose predicted box
-      (detached) has the largest IoU with the GT box (official issue #17:
-      as good as or slightly better than all positives with IoU > 0.5). The
+      (detached) has the largest IoU with the GT box (the official authors'
+      advice, in place of all positives with IoU > 0.5). The
       Lovasz hinge of logit(p) over the whole stride-4 map against the GT
       mask resized there with bilinear sampling and ``> 0``; mean over an
       image's instances, then over images (empty images count), weight 0.5.

@@ -3,8 +3,9 @@ excavator and purifier.
 
 Shape shorthand: B images, L pyramid levels, S_l grid size of level l,
 C foreground classes, D descriptor channels (= channels of the general
-feature B), h x w mask-feature size (stride 4), G GT instances of an image,
-P positive grid cells, N descriptors of an image.
+feature B, plus the relative-coordinate weights with ``rel_coords``),
+h x w mask-feature size (stride 4), G GT instances of an image, N
+descriptors (nodes) of an image.
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -13,9 +14,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.config import ConfigDict
-from mmengine.model import bias_init_with_prob, initialize
+from mmengine.model import initialize
 from mmengine.structures import InstanceData
 from torch import Tensor
+from torch.profiler import record_function
 
 from mmdet.models.dense_heads.base_mask_head import BaseMaskHead
 from mmdet.models.dense_heads.solov2_head import MaskFeatModule
@@ -33,33 +35,26 @@ class PEPHead(BaseMaskHead):
     and Purify: A Novel Object Mining Framework for Instance Segmentation
     <https://arxiv.org/abs/2304.08826>`_ (§3.2, §3.5, Eq. 1-2, 6-8).
 
-    **Semantics perceiving** (§3.2). Per level a tower of ``stacked_convs``
-    3x3 convs predicts a semantic map over C+1 classes (background last,
-    mmdet's convention) trained with softmax cross-entropy (Eq. 1-2).
-    The paper does not say how instances map to levels or which pixels are
-    positive; we use SOLO's rule because it is proven for exactly this kind
-    of per-location instance representation: level ``l`` takes instances
-    whose sqrt(box area) lies in ``scale_ranges[l]``, its map is an
-    ``S_l x S_l`` grid over the image, and the positive cells of an
-    instance are those of its centre of mass, within ``pos_scale`` of the
-    box half-size and at most one cell away. Where two instances claim a
-    cell the smaller one wins, so small objects in crowds keep their cells.
+    **Perceiving** (§3.2): per level a tower of 3x3 convs predicts C+1 class
+    logits (background last) on an S_l x S_l grid, trained with softmax CE
+    (Eq. 1-2). Where the paper is silent we use SOLO's assignment, made for
+    this per-location representation: level ``l`` takes the instances whose
+    sqrt(box area) is in ``scale_ranges[l]``; the positives are the cells
+    of the centre of mass widened by ``pos_scale`` x the half box, at most
+    one cell away; the smaller instance wins a shared cell.
+    **Descriptors**: a second tower with CoordConv input, supervised only
+    through the mask loss; the originals are the point-NMS maxima above
+    ``test_cfg.score_thr``. **Mask learning** (§3.5): the general feature B
+    (stride 4, SOLOv2's :class:`MaskFeatModule`) and ``M = I (x) B``, a 1x1
+    dynamic conv per descriptor (Eq. 6), with ``loss_mask`` on every
+    original and mined descriptor (Eq. 7). ``excavator=None`` /
+    ``purifier=None`` give the Tab. 2 rows; without a purifier, Matrix NMS
+    removes duplicates.
 
-    **Instance descriptors** ``D_s``: a second tower on the level features
-    with CoordConv input predicts a D-d descriptor per cell; it has no loss
-    of its own and is supervised through the mask loss. **Original
-    descriptors** are cells whose category confidence is a local maximum
-    (point NMS) above ``test_cfg.score_thr``, at most ``test_cfg.nms_pre``.
-
-    **Mask learning** (§3.5): the general feature B (stride 4, fused from the
-    pyramid by SOLOv2's :class:`MaskFeatModule`) and ``M = I (x) B``, a 1x1
-    dynamic convolution per descriptor (Eq. 6), trained with ``loss_mask``
-    on every descriptor, original and mined (Eq. 7).
-
-    ``excavator=None`` removes object excavating and ``purifier=None``
-    removes instance purifying; without a purifier duplicates are removed
-    with mmdet's Matrix NMS (``test_cfg.kernel/sigma/filter_thr``). Both off
-    is the paper's "Baseline" (Tab. 2).
+    Departures: ``loss_perceive`` (mmdet's CE) is the mean over all cells
+    where Eq. 2 sums, its ``loss_weight`` weighs that mean; and the
+    mechanisms draw their initial weights from a fork of the random state,
+    so that at one seed PEP's base network starts as its Baseline's.
 
     Args:
         num_classes (int): Number of foreground classes C.
@@ -67,89 +62,72 @@ class PEPHead(BaseMaskHead):
         feat_channels (int): Channels of the perceiving/descriptor towers.
         stacked_convs (int): Convs per tower (paper: four).
         strides (Sequence[int]): Stride of each level after
-            :meth:`resize_feats` (SOLO's resampling of P2 and P6).
+            :meth:`resize_feats`.
         scale_ranges (Sequence[tuple]): sqrt(area) range of each level.
         pos_scale (float): Centre-region scale of positive cells.
         num_grids (Sequence[int]): Grid size S_l of each level.
-        mask_feature_head (dict): Config of the general-feature branch B;
-            its ``out_channels`` is the descriptor size D (paper: 256).
+        mask_feature_head (dict): Config of B; its ``out_channels`` is the
+            descriptor size (paper: 256).
         excavator (dict, optional): Config of :class:`PEPExcavator`.
         purifier (dict, optional): Config of :class:`PEPPurifier`.
-        loss_perceive (dict): Loss of the semantic maps (Eq. 1). The paper's
-            softmax CE over C+1 classes (``use_sigmoid=False``, the
-            default), averaged over all cells; or, with ``use_sigmoid=True``
-            (e.g. ``dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
-            alpha=0.25, loss_weight=1.0)``), SOLOv2's perceiving loss: C
-            sigmoid maps, background none of them, summed and divided by
-            the number of positive cells + 1. A real fork (issue #13): the
-            paper's mean over ~1k mostly-background cells per image gives
-            the few positive cells little weight, the normalised focal loss
-            is what the Baseline's peer SOLOv2 trains with.
-        rel_coords (str, optional): Relative-coordinate channels appended
-            to B per descriptor (issue #13), so that Eq. 6 stays one 1x1
-            dynamic conv, now over ``[B, R_n]``: ``None`` (the paper),
-            ``'linear'`` (CondInst's two channels ``rx, ry``) or
-            ``'quadratic'`` (``rx, ry, rx^2, ry^2, rx*ry``). ``r`` is the
-            offset of every pixel from the descriptor's cell (an original)
-            or key pixel (a mined one), in units of the largest object size
-            of the descriptor's level (``scale_ranges[l][1]``; mined ones
-            count as level 0), as CondInst divides by its sizes of
-            interest. The descriptor then has ``D + 2`` or ``D + 5``
-            channels, the last ones the weights of ``R_n``. Why: touching
-            look-alike objects have near-identical appearance, so ``I (x) B``
-            alone cannot tell which of them a descriptor means; with
-            CondInst's linear channels a single linear conv can only add a
-            half-plane ramp, whereas the quadratic ones let the kernel add
-            an elliptical log-prior around its own position (the spatial
-            prior SpatialEmbeddings relies on), still one linear 1x1 conv.
-        loss_mask (dict): Mask loss (Eq. 7). The paper's CE is
-            ``dict(type='CrossEntropyLoss', use_sigmoid=True)``;
-            ``dict(type='DiceLoss', use_sigmoid=True)`` is the alternative.
-        max_originals_train (int): Original descriptors per image that are
-            excavated in training (one per GT instance, its centre cell).
-        detach_excavation (bool): Train the excavator on top of the base
-            network instead of through it (issue #13). False (the paper's
-            end-to-end training): L_E, L_PE and the mined descriptors' mask
-            loss all backpropagate into B, the descriptor tower and the
-            backbone, and the mined masks share the mean of L_M with the
-            originals'. True: the excavator sees B and the original
-            descriptors detached, the mined masks are computed over a
-            detached B and averaged apart (``loss_mask_mined``, the same
-            ``loss_mask``), so the base network is trained by exactly the
-            Baseline's losses (plus the purifier's on the originals,
-            unless ``detach_purifier``) and
-            mining trains only the excavator. A real fork: the paper trains
-            end to end, but measured at 600 iterations on the synthetic
-            crowds (docs/pep_accuracy.md) the end-to-end excavator costs the
-            base network 0.6-2.0 mask AP (its checkpoints evaluated without
-            the excavator) while its key-pixel classifier stays near chance,
-            so its gradient into the shared features is mostly noise.
-        detach_purifier (bool): Train the purifier on top of the base
-            network instead of through it (issue #13). False (the paper's
-            end-to-end training): the graph loss L_M of Eq. 5 backpropagates
-            through the descriptors into the descriptor tower and the
-            backbone. True: the purifier sees the descriptors detached, so
-            L_M trains only its own projection; with ``detach_excavation``
-            too the base network is trained by exactly the Baseline's
-            losses. A real fork: with the excavator detached, L_M is the
-            only loss besides the Baseline's reaching the base network, so
-            this makes PEP's base network exactly a Baseline (tested as one,
-            its checkpoints score the Baseline's mask AP), and the two
-            mechanisms are measured on top of it (docs/pep_accuracy.md
-            section 7: the end-to-end L_M was not what kept PEP's base
-            network behind the Baseline on the dense variant; the initial
-            weights' draw was).
+        loss_perceive (dict): Softmax loss over C+1 classes (Eq. 1-2).
+        loss_mask (dict): Mask loss (Eq. 7; the paper's is sigmoid CE).
+        rel_coords (str, optional): None (the paper) or ``'quadratic'``:
+            ``rx, ry, rx^2, ry^2, rx*ry`` appended to B per descriptor (5
+            more descriptor channels), Eq. 6 staying one 1x1 dynamic conv.
+            ``r`` is a pixel's offset from the descriptor's cell or key
+            pixel in units of its level's largest object size (mined: level
+            0). A departure because I (x) B alone cannot tell touching
+            look-alikes apart; the quadratic terms add an elliptical prior
+            around the descriptor's own position.
+        max_originals_train (int): GT centre cells per image excavated in
+            training, chosen at random.
+        detach_excavation (bool): False (the paper): mining's losses train
+            the whole network. True, a departure so that a barely trained
+            excavator cannot disturb the shared features: it sees B and
+            the descriptors detached, the mined masks a detached B, their
+            mask loss apart (``loss_mask_mined``).
+        detach_purifier (bool): False (the paper): Eq. 5's loss reaches the
+            descriptor tower. True: the purifier sees the descriptors
+            detached; with ``detach_excavation`` too, the base network is
+            trained by exactly the Baseline's losses.
         norm_cfg (dict): Norm of the towers.
         train_cfg (dict, optional): Unused, kept for the mmdet interface.
-        test_cfg (dict, optional): ``nms_pre``, ``score_thr``, ``mask_thr``,
-            ``max_per_img``; ``min_area`` (see :meth:`_node_masks`);
-            ``excavate=dict(max_originals, key_thr, max_keys)``;
-            ``purify=dict(group_thr, class_agnostic, matrix_nms,
-            mask_iou_thr, rescore)`` (see :meth:`_purify`); and Matrix NMS
-            keys ``kernel``, ``sigma``, ``filter_thr`` used without a
-            purifier.
+        test_cfg (dict, optional): Keys of :attr:`TEST_CFG_DEFAULTS`, checked
+            at build time; see :meth:`_predict_by_feat_single` and the
+            stages it calls.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
+
+    # Channels of R_n for each ``rel_coords`` choice.
+    REL_COORD_CHANNELS = {None: 0, 'quadratic': 5}
+
+    # The one declaration of every test_cfg key and its default.
+    TEST_CFG_DEFAULTS = dict(
+        nms_pre=500,  # originals, best first
+        score_thr=0.1,
+        mask_thr=0.5,
+        max_per_img=100,
+        # At most this many descriptors, originals and mined, reach mask
+        # learning and the purifier (§3.4: N_all <= 30); None: no cap.
+        max_descriptors=None,
+        # SOLOv2's filter ('stride') or a fixed minimum number of pixels.
+        min_area='stride',
+        # Matrix NMS: the Baseline's duplicate removal, or after purifying
+        # with purify.matrix_nms=True.
+        kernel='gaussian',
+        sigma=2.0,
+        filter_thr=0.05,
+        excavate=dict(max_originals=30, key_thr=0.3, max_keys=4),
+        # The paper's purifying: the graph alone groups, the leader's score
+        # (see _group and _purify). class_agnostic lets one object predicted
+        # with two look-alike classes end as one instance.
+        purify=dict(
+            group_thr=0.5,
+            class_agnostic=False,
+            matrix_nms=False,
+            mask_iou_thr=0.0,
+            rescore=False))
 
     def __init__(
         self,
@@ -198,6 +176,9 @@ class PEPHead(BaseMaskHead):
             raise ValueError(
                 'rel_coords must be one of '
                 f'{list(self.REL_COORD_CHANNELS)}, got {rel_coords!r}')
+        if loss_perceive.get('use_sigmoid', False):
+            raise ValueError('loss_perceive must be a softmax loss over C+1 '
+                             'classes (use_sigmoid=False), as Eq. 1-2')
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         if not 0 <= pos_scale <= 1:
@@ -240,8 +221,7 @@ class PEPHead(BaseMaskHead):
         self.mask_feature_head = MaskFeatModule(**mask_feature_head)
         self.mask_stride = self.mask_feature_head.mask_stride
         self.rel_coords = rel_coords
-        # D kernel weights over B, then the weights of the relative
-        # coordinates.
+        # Kernel weights over B, then those of the relative coordinates.
         self.desc_channels = (
             self.mask_feature_head.out_channels +
             self.REL_COORD_CHANNELS[rel_coords])
@@ -253,20 +233,12 @@ class PEPHead(BaseMaskHead):
             persistent=False)
 
         self.loss_perceive = MODELS.build(loss_perceive)
-        self.perceive_sigmoid = bool(loss_perceive.get('use_sigmoid', False))
-        # Channels of the semantic map: C (sigmoid) or C + 1 (softmax, the
-        # background last).
-        self.cls_out_channels = num_classes + (0 if self.perceive_sigmoid
-                                               else 1)
+        self.cls_out_channels = num_classes + 1  # background last
         self.loss_mask = MODELS.build(loss_mask)
         self._init_layers()
 
-        # The mechanisms draw their initial weights from a fork of the
-        # random state (here and in :meth:`init_weights`), so that a seed
-        # gives PEP the Baseline's initial base network, backbone and neck:
-        # with ``detach_excavation`` and ``detach_purifier`` it then trains
-        # exactly as the Baseline's, and an ablation at one seed differs by
-        # the mechanisms alone, not by another random draw.
+        # See the class docstring: the mechanisms' weights from a fork of
+        # the random state (here and in :meth:`init_weights`).
         with torch.random.fork_rng(devices=[]):
             if excavator is not None:
                 excavator = dict(excavator)
@@ -283,31 +255,6 @@ class PEPHead(BaseMaskHead):
                 self.purifier = MODELS.build(purifier)
             else:
                 self.purifier = None
-
-    # Channels of R_n for each ``rel_coords`` choice.
-    REL_COORD_CHANNELS = {None: 0, 'linear': 2, 'quadratic': 5}
-
-    # The one declaration of every test_cfg key and its default.
-    TEST_CFG_DEFAULTS = dict(
-        nms_pre=500,
-        score_thr=0.1,
-        mask_thr=0.5,
-        max_per_img=100,
-        # SOLOv2's filter: a node's mask needs more pixels than its level's
-        # stride; an int >= 0 is a fixed minimum (0: any non-empty mask).
-        min_area='stride',
-        # Matrix NMS (the Baseline's duplicate removal, or after purifying
-        # with purify.matrix_nms=True).
-        kernel='gaussian',
-        sigma=2.0,
-        filter_thr=0.05,
-        excavate=dict(max_originals=30, key_thr=0.3, max_keys=4),
-        purify=dict(
-            group_thr=0.5,
-            class_agnostic=False,
-            matrix_nms=False,
-            mask_iou_thr=0.0,
-            rescore=False))
 
     @classmethod
     def _check_test_cfg(cls, test_cfg: OptConfigType) -> ConfigDict:
@@ -338,6 +285,13 @@ class PEPHead(BaseMaskHead):
                 or cfg.min_area < 0):
             raise ValueError("test_cfg.min_area must be 'stride' or a number "
                              f'of mask pixels >= 0, got {cfg.min_area!r}')
+        if cfg.max_descriptors is not None and (
+                isinstance(cfg.max_descriptors, bool)
+                or not isinstance(cfg.max_descriptors, int)
+                or cfg.max_descriptors < 1):
+            raise ValueError('test_cfg.max_descriptors must be None (no cap) '
+                             'or an int >= 1 (the paper: 30), got '
+                             f'{cfg.max_descriptors!r}')
         for where, value in (('filter_thr', cfg.filter_thr),
                              ('score_thr', cfg.score_thr),
                              ('mask_thr', cfg.mask_thr),
@@ -385,12 +339,10 @@ class PEPHead(BaseMaskHead):
             self.feat_channels, self.desc_channels, 3, padding=1)
 
     def init_weights(self) -> None:
-        """Start the semantic maps at p_fg ~ 0.01: softmax, the background
-        logit at 4.6 (the Normal init leaves the foreground biases at 0);
-        sigmoid, every class's bias at the focal prior."""
-        # The base network first, as the Baseline's (without the mechanisms),
-        # then the mechanisms from a fork of the random state: the head's
-        # init_cfg and then their own.
+        """Initialize the base network as the Baseline's, then the
+        mechanisms from a fork of the random state (see the class
+        docstring); the semantic maps start at p_fg ~ 0.01 (the background
+        logit at 4.6, the Normal init leaves the others at 0)."""
         mechanisms = {
             name: self._modules.pop(name)
             for name in ('excavator', 'purifier')
@@ -405,10 +357,7 @@ class PEPHead(BaseMaskHead):
                 if self.init_cfg:
                     initialize(module, self.init_cfg)
                 module.init_weights()
-        if self.perceive_sigmoid:
-            nn.init.constant_(self.conv_cls.bias, bias_init_with_prob(0.01))
-        else:
-            nn.init.constant_(self.conv_cls.bias[-1:], 4.6)
+        nn.init.constant_(self.conv_cls.bias[-1:], 4.6)
 
     def resize_feats(self, x: Sequence[Tensor]) -> List[Tensor]:
         """SOLO's resampling: P2 down by 2, the last level up to the one
@@ -430,8 +379,7 @@ class PEPHead(BaseMaskHead):
             - mlvl_desc_preds (list[Tensor]): Descriptors, each level
               (B, D, S_l, S_l).
             - mlvl_cls_preds (list[Tensor]): Semantic logits, each level
-              (B, C+1, S_l, S_l), background last (C channels with a
-              sigmoid ``loss_perceive``).
+              (B, C+1, S_l, S_l), background last.
             - mask_feats (Tensor): General feature B, (B, D, h, w).
             - exc_feats (Tensor | None): Excavation features
               (B, F, h/2, w/2), None without an excavator.
@@ -477,10 +425,6 @@ class PEPHead(BaseMaskHead):
                 ``bboxes`` (G, 4).
             img_meta (dict): Meta information of the image.
             mask_size (tuple[int, int]): (h, w) of the mask features.
-
-        Built from GT tensors only, so no autograd graph is recorded (and no
-        ``torch.no_grad`` decorator hides this function from mutation
-        testing).
 
         Returns:
             tuple:
@@ -550,8 +494,7 @@ class PEPHead(BaseMaskHead):
         ``pos_scale`` x half its box, at most one cell each way. Where
         regions overlap the smaller instance wins (of equal sizes, the one
         ``argsort`` puts last), as if they were painted largest first.
-        Cell indices are computed in float64, as Python floats would; the
-        result equals the per-instance loop this replaced (tested).
+        Cell indices are computed in float64, as Python floats would.
 
         Returns:
             tuple: The class of each cell of all levels (sum S^2,),
@@ -619,37 +562,31 @@ class PEPHead(BaseMaskHead):
 
         Returns:
             dict[str, Tensor]: ``loss_perceive`` (L_P), ``loss_mask``
-            (L_M of Eq. 7), and with an excavator ``loss_excavate`` (L_E)
-            and ``loss_excavate_cls`` (L_PE), with a purifier
-            ``loss_graph`` (L_M of Eq. 5).
+            (L_M of Eq. 7), with an excavator ``loss_excavate`` (L_E),
+            ``loss_excavate_cls`` (L_PE) and, with ``detach_excavation``,
+            ``loss_mask_mined``; with a purifier ``loss_graph`` (L_M of
+            Eq. 5).
         """
         mask_size = mask_feats.shape[-2:]
-        (labels, pos_gt_inds, center_cells, gt_masks, gt_boxes,
-         gt_centers) = multi_apply(
-             self._get_targets_single,
-             batch_gt_instances,
-             batch_img_metas,
-             mask_size=mask_size)
+        with record_function('PEPHead.targets'):
+            (labels, pos_gt_inds, center_cells, gt_masks, gt_boxes,
+             gt_centers) = multi_apply(
+                 self._get_targets_single,
+                 batch_gt_instances,
+                 batch_img_metas,
+                 mask_size=mask_size)
 
         flat_cls = torch.cat([
             p.permute(0, 2, 3, 1).reshape(p.size(0), -1,
                                           self.cls_out_channels)
             for p in mlvl_cls_preds
-        ], 1)  # (B, sum S^2, C+1 or C)
+        ], 1)  # (B, sum S^2, C+1)
         flat_desc = torch.cat([
             p.permute(0, 2, 3, 1).reshape(p.size(0), -1, self.desc_channels)
             for p in mlvl_desc_preds
         ], 1)  # (B, sum S^2, D)
-        labels = torch.cat(labels)
-        if self.perceive_sigmoid:
-            num_pos = int((labels < self.num_classes).sum())
-            loss_perceive = self.loss_perceive(
-                flat_cls.reshape(-1, self.cls_out_channels),
-                labels,
-                avg_factor=num_pos + 1)
-        else:
-            loss_perceive = self.loss_perceive(
-                flat_cls.reshape(-1, self.cls_out_channels), labels)
+        loss_perceive = self.loss_perceive(
+            flat_cls.reshape(-1, self.cls_out_channels), torch.cat(labels))
 
         cell_xy = self._cell_xy().to(mask_feats.device)
         cell_scale = self.level_scales[self.cell_index[0]]
@@ -662,16 +599,15 @@ class PEPHead(BaseMaskHead):
             batch_xy.append(cell_xy[pos])
             batch_scale.append(cell_scale[pos])
             batch_inds.append(pos_gt_inds[i][pos])
-        # With ``detach_excavation`` the first ``num_ori[i]`` nodes (the
-        # originals) train the base network and the mined ones only the
-        # excavator; otherwise all share one mask loss.
         num_ori = [len(desc) for desc in batch_desc]
         exc_losses = {}
         if self.excavator is not None:
-            exc_losses, batch_mined = self._excavate_train(
-                flat_desc.detach() if self.detach_excavation else flat_desc,
-                cell_xy, pos_gt_inds, center_cells, gt_boxes, gt_centers,
-                gt_masks, exc_feats, batch_gt_instances, batch_img_metas)
+            with record_function('PEPHead.excavate_train'):
+                exc_losses, batch_mined = self._excavate_train(
+                    flat_desc.detach()
+                    if self.detach_excavation else flat_desc, cell_xy,
+                    pos_gt_inds, center_cells, gt_boxes, gt_centers,
+                    exc_feats, batch_gt_instances, batch_img_metas)
             for i, mined in enumerate(batch_mined):
                 if mined is not None:
                     batch_desc[i] = torch.cat(
@@ -684,7 +620,10 @@ class PEPHead(BaseMaskHead):
                     batch_inds[i] = torch.cat(
                         [batch_inds[i], mined['gt_inds']])
 
-        # Eq. 6-7: every node's mask is its 1x1 dynamic conv over B.
+        # Eq. 6-7: every node's mask is its 1x1 dynamic conv over B. With
+        # ``detach_excavation`` the first ``num_ori[i]`` nodes (the
+        # originals) form ``loss_mask`` and the mined ones, over a detached
+        # B, ``loss_mask_mined``; otherwise all share ``loss_mask``.
         split = self.detach_excavation and self.excavator is not None
         mask_preds, mask_targets, mined_preds, mined_targets = [], [], [], []
         for i, (desc, xy, scale, inds) in enumerate(
@@ -719,26 +658,26 @@ class PEPHead(BaseMaskHead):
         if self.purifier is not None:
             if self.detach_purifier:
                 batch_desc = [desc.detach() for desc in batch_desc]
-            losses.update(
-                self.purifier.loss(batch_desc, batch_xy, batch_inds))
+            with record_function('PEPHead.loss_graph'):
+                losses.update(
+                    self.purifier.loss(batch_desc, batch_xy, batch_inds))
         return losses
 
     def _dynamic_masks(self, desc: Tensor, xy: Tensor, scale: Tensor,
                        mask_feats: Tensor) -> Tensor:
         """Eq. 6: the mask logits of N descriptors, each a 1x1 dynamic
         conv over B and, with ``rel_coords``, over its own relative
-        coordinates (see the class docstring).
-
-        The coordinate channels depend on x or y alone (or on their
-        product), so they are added as broadcast rows and columns, never
-        materialised as an (N, K, h, w) input.
+        coordinates. The coordinate channels depend on x or y alone (or on
+        their product), so they are added as broadcast rows and columns,
+        never materialised as an (N, 5, h, w) input.
 
         Args:
-            desc (Tensor): Descriptors, (N, D) or (N, D + K).
+            desc (Tensor): Descriptors, (N, D).
             xy (Tensor): Their positions in the [-1, 1] frame, (N, 2).
             scale (Tensor): Their unit of relative coordinates in pixels,
                 (N,).
-            mask_feats (Tensor): General feature B of the image, (D, h, w).
+            mask_feats (Tensor): General feature B of the image,
+                (D_B, h, w).
 
         Returns:
             Tensor: Mask logits, (N, h, w).
@@ -756,22 +695,16 @@ class PEPHead(BaseMaskHead):
               unit).to(logits.dtype)  # (N, w)
         ry = ((ys[None] - xy[:, 1:]) * (h * self.mask_stride / 2) /
               unit).to(logits.dtype)  # (N, h)
-        col = weights[:, :1] * rx
-        row = weights[:, 1:2] * ry
-        if self.rel_coords == 'quadratic':
-            col = col + weights[:, 2:3] * rx.square()
-            row = row + weights[:, 3:4] * ry.square()
+        col = weights[:, :1] * rx + weights[:, 2:3] * rx.square()
+        row = weights[:, 1:2] * ry + weights[:, 3:4] * ry.square()
         logits = logits + col[:, None, :] + row[:, :, None]
-        if self.rel_coords == 'quadratic':
-            logits = logits + (weights[:, 4:5, None] * ry[:, :, None] *
-                               rx[:, None, :])
-        return logits
+        return logits + (weights[:, 4:5, None] * ry[:, :, None] *
+                         rx[:, None, :])
 
     def _excavate_train(self, flat_desc: Tensor, cell_xy: Tensor,
                         pos_gt_inds: List[Tensor], center_cells: List[Tensor],
                         gt_boxes: List[Tensor], gt_centers: List[Tensor],
-                        gt_masks: List[Tensor], exc_feats: Tensor,
-                        batch_gt_instances: InstanceList,
+                        exc_feats: Tensor, batch_gt_instances: InstanceList,
                         batch_img_metas: List[dict]) -> tuple:
         """Excavate around at most ``max_originals_train`` GT centre cells
         per image (chosen at random) and return the excavator's finished
@@ -786,69 +719,52 @@ class PEPHead(BaseMaskHead):
                 dict(
                     descriptors=flat_desc[i, ori],
                     xy=cell_xy[ori],
-                    gt_inds=pos_gt_inds[i][ori],
-                    key_sampler=self._key_sampler(flat_desc[i],
-                                                  self.cell_index[0, ori])))
+                    gt_inds=pos_gt_inds[i][ori]))
         batch_gt = [
-            dict(boxes=boxes, centers=centers, labels=gt.labels, masks=masks)
-            for boxes, centers, gt, masks in zip(gt_boxes, gt_centers,
-                                                 batch_gt_instances, gt_masks)
+            dict(boxes=boxes, centers=centers, labels=gt.labels)
+            for boxes, centers, gt in zip(gt_boxes, gt_centers,
+                                          batch_gt_instances)
         ]
         return self.excavator.loss(exc_feats, batch_originals, batch_gt,
                                    batch_img_metas[0]['batch_input_shape'])
 
-    def _key_sampler(self, desc_preds: Tensor, levels: Tensor) -> Callable:
-        """For ``PEPExcavator(key_features='descriptor')``: a function of
-        ``(key_ori (K,), key_xy (K, 2))`` giving the predicted descriptor
-        (K, D) of the cell that holds each key pixel on the grid of the
-        level of its original (``levels`` (N,)): crowded look-alikes share
-        a size, so a neighbour's cell is sought on its original's level.
-
-        Args:
-            desc_preds (Tensor): Descriptors of all cells of one image,
-                (sum S^2, D).
-            levels (Tensor): Level of each original, (N,).
-        """
-        grids = levels.new_tensor(self.num_grids)
-        offsets = torch.cumsum(grids.square(), 0) - grids.square()
-
-        def sample(key_ori: Tensor, key_xy: Tensor) -> Tensor:
-            lvl = levels[key_ori]
-            size = grids[lvl]
-            # The [-1, 1] frame -> the column and row of an S x S grid.
-            col, row = (((key_xy + 1) / 2 * size[:, None]).long().clamp(
-                min=0).minimum(size[:, None] - 1)).unbind(1)
-            return desc_preds[offsets[lvl] + row * size + col]
-
-        return sample
-
-    def predict_by_feat(self, mlvl_desc_preds: List[Tensor],
-                        mlvl_cls_preds: List[Tensor], mask_feats: Tensor,
+    def predict_by_feat(self,
+                        mlvl_desc_preds: List[Tensor],
+                        mlvl_cls_preds: List[Tensor],
+                        mask_feats: Tensor,
                         exc_feats: Optional[Tensor],
                         batch_img_metas: List[dict],
                         rescale: bool = True,
-                        **kwargs) -> InstanceList:
+                        return_trace: bool = False,
+                        **kwargs):
         """Turn head outputs into instance masks.
+
+        Each stage of :meth:`_predict_by_feat_single` runs under the
+        profiler label ``PEPHead.<stage>``; ``return_trace`` also returns,
+        per image, a dict of each stage's output (the return value of the
+        stage's method, e.g. ``trace['node_masks']`` of :meth:`_node_masks`,
+        ``trace['mine']`` of :meth:`PEPExcavator.predict`).
 
         Args:
             mlvl_desc_preds (list[Tensor]): Each (B, D, S_l, S_l).
             mlvl_cls_preds (list[Tensor]): Each (B, C+1, S_l, S_l).
-            mask_feats (Tensor): (B, D, h, w).
+            mask_feats (Tensor): (B, D_B, h, w).
             exc_feats (Tensor | None): (B, F, h/2, w/2).
             batch_img_metas (list[dict]): Meta information of each image.
             rescale (bool): Return masks at ``ori_shape`` if True, else at
                 ``img_shape``.
+            return_trace (bool): Also return the per-stage trace.
 
         Returns:
             list[:obj:`InstanceData`]: Per image ``scores`` (N,),
             ``labels`` (N,), ``masks`` (N, H, W) bool and ``bboxes`` (N, 4)
-            derived from the masks.
+            derived from the masks; with ``return_trace`` a tuple of that
+            list and the list of each image's trace (dict).
         """
         flat_scores, flat_desc, strides = [], [], []
         for lvl, (cls, desc) in enumerate(zip(mlvl_cls_preds,
                                               mlvl_desc_preds)):
-            prob = (cls.float().sigmoid() if self.perceive_sigmoid else
-                    cls.float().softmax(dim=1)[:, :-1])
+            prob = cls.float().softmax(dim=1)[:, :-1]
             # Point NMS: a cell is an original only at a local maximum.
             hmax = F.max_pool2d(prob, 2, stride=1, padding=1)[..., :-1, :-1]
             prob = prob * (hmax == prob)
@@ -860,14 +776,16 @@ class PEPHead(BaseMaskHead):
         flat_desc = torch.cat(flat_desc, 1)  # (B, sum S^2, D)
         strides = torch.cat(strides)
         cell_xy = self._cell_xy().to(mask_feats.device)
-        results = []
+        results, traces = [], []
         for i, img_meta in enumerate(batch_img_metas):
+            trace = {} if return_trace else None
             results.append(
                 self._predict_by_feat_single(
                     flat_scores[i], flat_desc[i], mask_feats[i],
                     None if exc_feats is None else exc_feats[i], cell_xy,
-                    strides, img_meta, rescale))
-        return results
+                    strides, img_meta, rescale, trace=trace))
+            traces.append(trace)
+        return (results, traces) if return_trace else results
 
     def _empty_results(self, img_meta: dict, rescale: bool,
                        device: torch.device) -> InstanceData:
@@ -889,51 +807,65 @@ class PEPHead(BaseMaskHead):
                                 strides: Tensor,
                                 img_meta: dict,
                                 rescale: bool = True,
-                                cfg: OptConfigType = None) -> InstanceData:
-        """Predict the instances of one image.
-
-        The steps: select the original descriptors, excavate mined ones
-        around the best originals, compute and filter their masks, purify
-        (or Matrix-NMS) them into instances, and resize the kept masks to
-        the image.
+                                cfg: OptConfigType = None,
+                                trace: Optional[dict] = None) -> InstanceData:
+        """Predict the instances of one image in stages: select the
+        original descriptors, mine descriptors around the best of them and
+        add the confident ones, cap their number (``max_descriptors``),
+        compute and filter their masks, group and merge them with the
+        purifier (or Matrix NMS), resize the masks and box them.
 
         Args:
             cls_scores (Tensor): Point-NMSed class probabilities of all
                 cells, (sum S^2, C).
             desc_preds (Tensor): Descriptors of all cells, (sum S^2, D).
-            mask_feats (Tensor): General feature B, (D, h, w).
+            mask_feats (Tensor): General feature B, (D_B, h, w).
             exc_feat (Tensor | None): Excavation features, (F, h/2, w/2).
             cell_xy (Tensor): Cell centres, (sum S^2, 2).
             strides (Tensor): Stride of each cell's level, (sum S^2,).
             img_meta (dict): Meta information of the image.
             rescale (bool): Masks at ``ori_shape`` if True.
-            cfg (dict, optional): Test config, checked and completed with
-                the defaults; ``self.test_cfg`` if None.
+            cfg (dict, optional): Test config; ``self.test_cfg`` if None.
+            trace (dict, optional): Filled with each stage's output.
 
         Returns:
             :obj:`InstanceData`: See :meth:`predict_by_feat`.
         """
         cfg = self.test_cfg if cfg is None else self._check_test_cfg(cfg)
-        nodes = self._select_originals(cls_scores, desc_preds, cell_xy,
-                                       strides, cfg)
+
+        def stage(name: str, step: Callable, *args):
+            with record_function(f'PEPHead.{name}'):
+                out = step(*args)
+            if trace is not None:
+                trace[name] = out
+            return out
+
+        nodes = stage('select_originals', self._select_originals, cls_scores,
+                      desc_preds, cell_xy, strides, cfg)
         if nodes is not None and self.excavator is not None:
-            nodes = self._excavate_test(nodes, exc_feat, desc_preds, cfg)
+            mined = stage('mine', self._mine, nodes, exc_feat, cfg)
+            nodes = stage('add_mined', self._add_mined, nodes, mined, cfg)
+        if nodes is not None and cfg.max_descriptors is not None:
+            nodes = stage('cap_descriptors', self._cap_descriptors, nodes,
+                          cfg.max_descriptors)
         if nodes is not None:
-            nodes = self._node_masks(nodes, mask_feats, cfg)
+            nodes = stage('node_masks', self._node_masks, nodes, mask_feats,
+                          cfg)
         if nodes is not None and self.purifier is not None:
-            nodes = self._purify(nodes, cfg)
+            nodes = stage('group', self._group, nodes, cfg)
+            nodes = stage('purify', self._purify, nodes, cfg)
         if nodes is not None and (self.purifier is None
                                   or cfg.purify.matrix_nms):
-            nodes = self._matrix_nms(nodes, cfg)
+            nodes = stage('matrix_nms', self._matrix_nms, nodes, cfg)
         if nodes is None or len(nodes['scores']) == 0:
             return self._empty_results(img_meta, rescale, mask_feats.device)
-        masks = self._resize_masks(nodes['mask_probs'], img_meta, rescale,
-                                   cfg.mask_thr)
+        masks = stage('resize_masks', self._resize_masks, nodes['mask_probs'],
+                      img_meta, rescale, cfg.mask_thr)
         results = InstanceData()
         results.masks = masks
         results.labels = nodes['labels']
         results.scores = nodes['scores']
-        results.bboxes = masks_to_boxes(masks)
+        results.bboxes = stage('masks_to_boxes', masks_to_boxes, masks)
         return results
 
     def _select_originals(self, cls_scores: Tensor, desc_preds: Tensor,
@@ -943,10 +875,9 @@ class PEPHead(BaseMaskHead):
         best first, at most ``nms_pre``; None if there is none.
 
         Returns:
-            dict | None: ``scores``, ``labels``, ``desc``, ``xy``,
-            ``stride``, ``level`` and ``scale`` (unit of the relative
-            coordinates) of the N originals, (N,), (N,), (N, D), (N, 2),
-            (N,), (N,), (N,).
+            dict | None: The nodes: ``scores`` (N,), ``labels`` (N,),
+            ``desc`` (N, D), ``xy`` (N, 2), ``stride`` (N,), ``scale`` (N,),
+            the unit of the relative coordinates, and ``mined`` (N,) bool.
         """
         # Non-finite features must give no detections, never a crash: their
         # probabilities are NaN (GroupNorm of an inf is NaN), NaN becomes 0.
@@ -964,41 +895,50 @@ class PEPHead(BaseMaskHead):
             desc=desc_preds[cells],
             xy=cell_xy[cells],
             stride=strides[cells],
-            level=self.cell_index[0, cells],
-            scale=self.level_scales[self.cell_index[0, cells]])
+            scale=self.level_scales[self.cell_index[0, cells]],
+            mined=torch.zeros_like(labels, dtype=torch.bool))
 
-    def _excavate_test(self, nodes: dict, exc_feat: Tensor,
-                       desc_preds: Tensor, cfg: ConfigDict) -> dict:
-        """Append the descriptors mined around the best
-        ``excavate.max_originals`` originals whose class score (key-pixel
-        class x peak confidence) passes ``score_thr``; they count as
-        level-0 cells for the area filter."""
+    def _mine(self, nodes: dict, exc_feat: Tensor,
+              cfg: ConfigDict) -> dict:
+        """The excavator's key pixels and mined descriptors around the best
+        ``excavate.max_originals`` originals (see
+        :meth:`PEPExcavator.predict`)."""
         num_ori = min(cfg.excavate.max_originals, nodes['desc'].size(0))
-        mined = self.excavator.predict(
-            exc_feat,
-            nodes['desc'][:num_ori],
-            nodes['xy'][:num_ori],
+        return self.excavator.predict(
+            exc_feat, nodes['desc'][:num_ori], nodes['xy'][:num_ori],
             dict(
                 key_thr=cfg.excavate.key_thr,
-                max_keys=cfg.excavate.max_keys),
-            key_sampler=self._key_sampler(desc_preds,
-                                          nodes['level'][:num_ori]))
+                max_keys=cfg.excavate.max_keys))
+
+    def _add_mined(self, nodes: dict, mined: dict, cfg: ConfigDict) -> dict:
+        """Append the mined descriptors whose class score (key-pixel class x
+        peak confidence) passes ``score_thr``; they count as cells of the
+        finest level for the area filter and the relative coordinates."""
         mined_scores, mined_labels = mined['scores'].max(dim=1)
         keep = mined_scores > cfg.score_thr
+        num = int(keep.sum())
         stride = nodes['stride']
         return dict(
             scores=torch.cat([nodes['scores'], mined_scores[keep]]),
             labels=torch.cat([nodes['labels'], mined_labels[keep]]),
             desc=torch.cat([nodes['desc'], mined['descriptors'][keep]]),
             xy=torch.cat([nodes['xy'], mined['xy'][keep]]),
-            stride=torch.cat([
-                stride,
-                stride.new_full((int(keep.sum()), ), min(self.strides))
-            ]),
-            scale=torch.cat([
-                nodes['scale'],
-                self.level_scales[:1].expand(int(keep.sum()))
-            ]))
+            stride=torch.cat(
+                [stride, stride.new_full((num, ), min(self.strides))]),
+            scale=torch.cat(
+                [nodes['scale'], self.level_scales[:1].expand(num)]),
+            mined=torch.cat(
+                [nodes['mined'], nodes['mined'].new_ones((num, ))]))
+
+    @staticmethod
+    def _cap_descriptors(nodes: dict, max_descriptors: int) -> dict:
+        """The paper's N_all <= 30 (§3.4): of the originals and mined
+        descriptors, only the ``max_descriptors`` best-scoring reach mask
+        learning and the purifier, in their order."""
+        if nodes['scores'].numel() <= max_descriptors:
+            return nodes
+        keep = nodes['scores'].topk(max_descriptors).indices.sort().values
+        return {key: value[keep] for key, value in nodes.items()}
 
     def _node_masks(self, nodes: dict, mask_feats: Tensor,
                     cfg: ConfigDict) -> Optional[dict]:
@@ -1008,15 +948,13 @@ class PEPHead(BaseMaskHead):
 
         ``min_area='stride'`` is SOLOv2's filter: a node's mask at B's
         resolution (stride 4) needs more pixels than its level's stride,
-        8 at the two finest levels, so 128 px of the input. It drops right
-        masks of objects of ~10 x 10 px before anything ranks them: on the
-        ``dense`` synthetic variant (issue #13, docs/pep_accuracy.md 7.12)
-        30 of 230 isolated objects, median area 103 px. A number keeps
-        masks of more pixels than it (0: every non-empty mask).
+        which drops the masks of objects of about 10 x 10 px; a number
+        keeps masks of more pixels than it (0: every non-empty mask), for
+        data with many small objects.
 
         Returns:
             dict | None: ``scores``, ``cls_scores`` (the category
-            confidences alone), ``labels``, ``desc``, ``xy``,
+            confidences alone), ``labels``, ``desc``, ``xy``, ``mined``,
             ``mask_logits`` (N, h, w), ``mask_probs``, ``masks`` and
             ``areas`` of the kept nodes; None if none is kept.
         """
@@ -1039,6 +977,7 @@ class PEPHead(BaseMaskHead):
             labels=nodes['labels'][keep],
             desc=nodes['desc'][keep],
             xy=nodes['xy'][keep],
+            mined=nodes['mined'][keep],
             mask_logits=mask_logits[keep],
             mask_probs=mask_probs,
             masks=masks,
@@ -1050,17 +989,21 @@ class PEPHead(BaseMaskHead):
         mask, (N,)."""
         return (mask_probs * masks).sum((1, 2)) / areas
 
-    def _group(self, nodes: dict, cfg: ConfigDict) -> Tuple[Tensor, Tensor]:
-        """The purifier's groups of the nodes (see
-        :meth:`PEPPurifier.group`), links between masks that overlap by
-        at most ``purify.mask_iou_thr`` left out when it is > 0."""
+    def _group(self, nodes: dict, cfg: ConfigDict) -> dict:
+        """The purifier's groups of the nodes (§3.4, see
+        :meth:`PEPPurifier.group`): ``nodes`` plus ``leaders`` (G,) and
+        ``members`` (G, N). With ``purify.mask_iou_thr`` > 0, a departure
+        for crowds: two nodes may only be linked if their masks overlap by
+        more than this IoU, because the learned similarity sees descriptors
+        and positions only and can link touching look-alike objects, while
+        duplicates of one object overlap strongly."""
         allowed = None
         if cfg.purify.mask_iou_thr > 0:
             flat = nodes['masks'].flatten(1).float()
             inter = flat @ flat.t()
             union = nodes['areas'][:, None] + nodes['areas'][None] - inter
             allowed = inter > cfg.purify.mask_iou_thr * union
-        return self.purifier.group(
+        leaders, members = self.purifier.group(
             nodes['desc'],
             nodes['xy'],
             nodes['scores'],
@@ -1068,36 +1011,28 @@ class PEPHead(BaseMaskHead):
             group_thr=cfg.purify.group_thr,
             class_agnostic=cfg.purify.class_agnostic,
             allowed=allowed)
+        return dict(nodes, leaders=leaders, members=members)
 
     def _purify(self, nodes: dict, cfg: ConfigDict) -> dict:
-        """Group the nodes with the purifier (§3.4) and merge each group
-        into one instance: its mask from the members' merged logits, its
-        label the leader's; groups with an empty merged mask are dropped.
+        """Merge each group of :meth:`_group` into one instance: its mask
+        from the members' merged logits, its label the leader's; groups
+        with an empty merged mask are dropped.
+
         At most ``max_per_img`` groups, best first, unless Matrix NMS
-        follows (``purify.matrix_nms``): then every group goes on, and
-        Matrix NMS caps them at ``nms_pre`` before and ``max_per_img``
-        after its decay, as it does for the Baseline's candidates. Cutting
-        them to ``max_per_img`` here would fill the places with duplicates
-        that Matrix NMS then only decays, and drop distinct instances
-        ranked below them (issue #13: -6 to -8 points of crowded recall on
-        the dense synthetic variant).
-
-        Two departures from the paper, both off by default and measured in
-        issue #13 (``test_cfg.purify``):
-
-        - ``mask_iou_thr`` > 0: two nodes may only be linked if their masks
-          overlap by more than this IoU. The learned similarity sees
-          descriptors and positions only, so touching look-alike instances
-          (mask IoU ~0) can be merged into one; duplicates of one object
-          overlap strongly. 0: the paper's graph alone decides.
-        - ``rescore``: the group's score is the leader's category
-          confidence x the maskness of the *merged* mask, instead of the
-          leader's own score (computed before its mask was merged).
+        follows (``purify.matrix_nms``, a departure that decays groups which
+        still overlap): then every group goes on and Matrix NMS applies
+        ``nms_pre`` and ``max_per_img``, because a cut here would fill the
+        places with duplicates that Matrix NMS only decays. With
+        ``purify.rescore`` (a departure) a group's score is the leader's
+        category confidence x the maskness of the merged mask instead of
+        the leader's own score, so that it rates the mask it outputs.
         """
-        leaders, weights = self._group(nodes, cfg)
+        leaders, members = nodes['leaders'], nodes['members']
         if not cfg.purify.matrix_nms:
             leaders = leaders[:cfg.max_per_img]
-            weights = weights[:cfg.max_per_img]
+            members = members[:cfg.max_per_img]
+        weights = self.purifier.merge_weights(leaders, members,
+                                              nodes['scores'])
         mask_probs = torch.einsum('gn,nhw->ghw', weights,
                                   nodes['mask_logits']).sigmoid()
         masks = mask_probs > cfg.mask_thr

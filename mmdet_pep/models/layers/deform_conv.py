@@ -1,13 +1,12 @@
 """Deformable convolution (v1) in PyTorch ops, for the CPU.
 
 mmcv's ``DeformConv2d`` has a CPU kernel, but its backward pass is slow on
-the CPU (about 0.75 s per training step of the synthetic SipMask config on
-2 cores, a third of the step): it is a loop over im2col columns. The same
-operation is a bilinear ``grid_sample`` of every kernel tap followed by one
-matmul, which PyTorch runs with its vectorised kernels and differentiates
-itself. :func:`deform_conv2d` computes exactly what mmcv's op computes (same
-offset layout, sampling positions and zero padding; tested against it,
-values and gradients).
+the CPU: it is a loop over im2col columns. The same operation is a
+bilinear ``grid_sample`` of every kernel tap followed by one matmul, which
+PyTorch runs with its vectorised kernels and differentiates itself.
+:func:`deform_conv2d` computes exactly what mmcv's op computes (same offset
+layout, sampling positions and zero padding; tested against it, values and
+gradients).
 """
 from typing import Optional, Tuple, Union
 

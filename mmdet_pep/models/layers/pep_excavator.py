@@ -9,7 +9,7 @@ Coordinates are normalised to [-1, 1] over the padded batch input, with
 pixel *centres* at ``(i + 0.5) / size * 2 - 1`` so that grid cells of every
 resolution share one frame.
 """
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,60 +34,23 @@ class PEPExcavator(BaseModule):
     centres of *other* instances around that instance (Eq. 3). The map is
     conditioned on ``I`` with a dynamic two-layer 1x1 network (CondInst
     style) applied to a shared excavation feature plus the coordinates
-    relative to the original instance; this keeps one map per descriptor at
-    the cost of a few hundred multiply-adds per pixel. Peaks of ``E_ind``
-    are the key pixels. Each key pixel gets a *mined descriptor*: the
-    original descriptor copied and concatenated with the key pixel's
-    absolute and relative coordinates (CoordConv), passed through 1x1 convs
-    (an MLP), and a C+1-way classification of the key pixel (Eq. 4).
+    relative to the original; this keeps one map per descriptor at the cost
+    of a few hundred multiply-adds per pixel. Peaks of ``E_ind`` are the key
+    pixels. Each key pixel gets a *mined descriptor*: the original
+    descriptor concatenated with the key pixel's absolute and relative
+    coordinates (CoordConv) through an MLP, and a C+1-way classification of
+    the key pixel (Eq. 4).
 
     Training uses teacher forcing: the key pixels are the centres of the GT
     neighbours, so each neighbour gets a mined descriptor with a mask
-    target. ``num_neg_keys`` predicted peaks that are not near a GT centre
-    are added per original with the background label, so the key-pixel
-    classifier learns to reject false peaks at inference.
-
-    What the key-pixel classifier sees is a real fork: the paper learns the
-    mined descriptor from "the original descriptor copied and concatenated
-    with the coordinates" and "carries out similar classification learning
-    for each key pixel" against a map like the perceiving target (Eq. 4),
-    without saying where the class evidence comes from. Read literally
-    (``key_features=False``, the default), the classifier sees only the
-    original's descriptor and two coordinates: it cannot know *what* lies at
-    the key pixel, and on the synthetic crowds L_PE stays near chance (1.37
-    at the start, 1.24 after 600 iterations, 1.04 after 1200, against 1.34
-    for the best constant guess of its label mix on the demo set), while
-    its gradient still reaches the original descriptors.
-    ``key_features='excavation'`` (or True) adds the excavation feature at
-    the key pixel (F channels, the map's cell the key is snapped to) to the
-    mining MLP's input, so the mined descriptor is learnt "from each key
-    pixel" with evidence of it and the classification is one of that
-    pixel, as the perceiving classification is of its cell.
-    ``key_features='descriptor'`` adds instead the instance descriptor the
-    descriptor branch predicts at the key pixel (D channels, the cell of
-    the original's level that holds the key): the evidence the base network
-    already has of an object there, whether or not its perceiving score
-    made it an original; the caller passes a ``key_sampler`` (see
-    :meth:`loss`).
-
-    Which predicted peaks are positives is a second fork. The paper trains
-    the keys on the neighbours' centres only; read literally
-    (``peak_positives=False``) a predicted peak inside a neighbour's mask
-    but more than ``center_radius`` cells from its centre is a background
-    key, although at inference such a peak is where the excavator found that
-    object: measured on the synthetic crowds, 85 % of the inference peaks
-    lie inside a GT mask and a third of the GTs that no original finds hold
-    one, yet mining adds under 1 % of the GTs. ``peak_positives=True``
-    labels such a peak (one of the ``num_neg_keys`` strongest per original
-    away from its neighbours' centres) with that neighbour's class, and its
-    mined descriptor gets that neighbour's mask target, as the teacher-forced
-    keys do; a peak inside the original's own mask or outside every
-    neighbour stays background.
+    target. ``num_neg_keys`` predicted peaks away from the neighbours'
+    centres are added per original with the background label, so that the
+    key-pixel classifier learns to reject false peaks at inference.
 
     "Near" (the paper does not define it): GT ``j`` is a neighbour of the
     original's instance ``i`` if their boxes intersect after box ``i`` is
-    scaled by ``near_ratio`` about its centre. This covers touching and
-    overlapping objects (the paper's case) for every object size.
+    scaled by ``near_ratio`` about its centre, which covers touching and
+    overlapping objects of every size.
 
     Args:
         num_classes (int): Number of foreground classes C.
@@ -104,21 +67,11 @@ class PEPExcavator(BaseModule):
         max_keys_train (int): At most this many neighbours (closest first)
             per original are excavated in training.
         num_neg_keys (int): Predicted peaks per original, away from its
-            neighbours' centres, classified in training (as background, or
-            see ``peak_positives``).
-        peak_positives (bool): A predicted peak inside the mask of one of
-            the original's neighbours is a positive of that neighbour (see
-            above); needs the GT ``masks`` in :meth:`loss`. Default False:
-            the paper's teacher forcing on the centres alone.
-        key_features (bool | str): What the mining MLP and key classifier
-            see of each key pixel besides the original descriptor and the
-            coordinates (see above): False (default, the paper's literal
-            input), ``'excavation'`` (True: the excavation feature there)
-            or ``'descriptor'`` (the predicted descriptor there).
+            neighbours' centres, classified as background in training.
         norm_cfg (dict): Norm of the excavation feature branch.
         loss_excavate (dict): Loss of ``E_ind`` (Eq. 3). The paper writes
-            CE; the default focal loss is CE with the easy negatives
-            down-weighted, because positives are ~0.1% of the map's pixels.
+            CE; the default focal loss is a departure that down-weights the
+            easy negatives, because a map has a handful of positive pixels.
             ``dict(type='CrossEntropyLoss', use_sigmoid=True)`` is the
             literal CE.
         loss_cls (dict): Key-pixel classification loss over C+1 classes
@@ -141,8 +94,6 @@ class PEPExcavator(BaseModule):
                  center_radius: int = 1,
                  max_keys_train: int = 8,
                  num_neg_keys: int = 2,
-                 key_features: Union[bool, str] = False,
-                 peak_positives: bool = False,
                  norm_cfg: OptConfigType = dict(
                      type='GN', num_groups=8, requires_grad=True),
                  loss_excavate: ConfigType = dict(
@@ -186,13 +137,6 @@ class PEPExcavator(BaseModule):
         self.center_radius = center_radius
         self.max_keys_train = max_keys_train
         self.num_neg_keys = num_neg_keys
-        modes = {False: None, True: 'excavation'}
-        if key_features not in (False, True, 'excavation', 'descriptor'):
-            raise ValueError("key_features must be False, True, "
-                             "'excavation' or 'descriptor', got "
-                             f'{key_features!r}')
-        self.key_features = modes.get(key_features, key_features)
-        self.peak_positives = peak_positives
 
         self.feat_convs = nn.Sequential(*[
             ConvModule(
@@ -210,13 +154,9 @@ class PEPExcavator(BaseModule):
                               hidden_channels, 1)
         self.param_generator = nn.Linear(desc_channels,
                                          sum(self._param_splits))
-        # Mined descriptor: [I (D), key abs. xy (2), key rel. xy (2)
-        # (, excavation feature at the key (F))] -> D.
-        mine_in = desc_channels + 4 + dict(
-            excavation=feat_channels, descriptor=desc_channels).get(
-                self.key_features, 0)
+        # Mined descriptor: [I (D), key abs. xy (2), key rel. xy (2)] -> D.
         self.mine_fcs = nn.Sequential(
-            nn.Linear(mine_in, desc_channels), nn.ReLU(True),
+            nn.Linear(desc_channels + 4, desc_channels), nn.ReLU(True),
             nn.Linear(desc_channels, desc_channels))
         self.key_cls = nn.Linear(desc_channels, num_classes + 1)
         self.loss_excavate = MODELS.build(loss_excavate)
@@ -261,11 +201,8 @@ class PEPExcavator(BaseModule):
         logits = torch.einsum('nk,nkp->np', w2, hidden) + b2
         return logits.view(n, h, w)
 
-    def mine(self,
-             descriptors: Tensor,
-             ori_xy: Tensor,
-             key_xy: Tensor,
-             key_feats: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def mine(self, descriptors: Tensor, ori_xy: Tensor,
+             key_xy: Tensor) -> Tuple[Tensor, Tensor]:
         """Learn mined descriptors and classify key pixels (Eq. 4).
 
         Args:
@@ -273,39 +210,14 @@ class PEPExcavator(BaseModule):
                 shape (K, D).
             ori_xy (Tensor): Location of that original, shape (K, 2).
             key_xy (Tensor): Key pixel locations, shape (K, 2).
-            key_feats (Tensor, optional): Feature of each key pixel,
-                shape (K, F) or (K, D) (see ``key_features``); required
-                with ``key_features``, ignored without.
 
         Returns:
             tuple[Tensor, Tensor]: Mined descriptors (K, D) and key-pixel
             class logits (K, C+1), background last.
         """
-        inputs = [descriptors, key_xy, key_xy - ori_xy]
-        if self.key_features:
-            if key_feats is None:
-                raise ValueError(f'key_features={self.key_features!r}: '
-                                 'mine() needs the feature of each key '
-                                 'pixel')
-            inputs.append(key_feats)
-        mined = self.mine_fcs(torch.cat(inputs, dim=1))
+        mined = self.mine_fcs(
+            torch.cat([descriptors, key_xy, key_xy - ori_xy], dim=1))
         return mined, self.key_cls(mined)
-
-    def _key_feats(self, exc_feat: Tensor, cells: Tensor, key_ori: Tensor,
-                   key_xy: Tensor,
-                   key_sampler: Optional[Callable]) -> Optional[Tensor]:
-        """What the mining MLP sees of each key pixel (``key_features``):
-        the excavation feature at its cell of the (He, We) map (flat
-        indices ``cells``), shape (K, F); the descriptor
-        ``key_sampler(key_ori, key_xy)`` there, (K, D); None without."""
-        if self.key_features == 'excavation':
-            return exc_feat.flatten(1)[:, cells].t()
-        if self.key_features == 'descriptor':
-            if key_sampler is None:
-                raise ValueError("key_features='descriptor' needs a "
-                                 'key_sampler of the predicted descriptors')
-            return key_sampler(key_ori, key_xy)
-        return None
 
     def get_targets(self, gt_boxes: Tensor, gt_centers: Tensor,
                     ori_gt_inds: Tensor, map_size: Tuple[int, int],
@@ -320,10 +232,6 @@ class PEPExcavator(BaseModule):
             ori_gt_inds (Tensor): GT instance of each original, shape (N,).
             map_size (tuple[int, int]): (He, We).
             pad_shape (tuple[int, int]): (H, W) of the padded input.
-
-        Built from GT tensors only, so no autograd graph is recorded (and no
-        ``torch.no_grad`` decorator hides this function from mutation
-        testing).
 
         Returns:
             tuple[Tensor, Tensor]:
@@ -381,15 +289,10 @@ class PEPExcavator(BaseModule):
             exc_feats (Tensor): Excavation features, shape (B, F, He, We).
             batch_originals (list[dict]): Per image, the originals to
                 excavate: ``descriptors`` (N, D), ``xy`` (N, 2) normalised
-                locations and ``gt_inds`` (N,) their GT instances; with
-                ``key_features='descriptor'`` also ``key_sampler``, a
-                callable ``(key_ori (K,), key_xy (K, 2)) -> (K, D)``: the
-                predicted descriptor at each key pixel of original
-                ``key_ori``.
+                locations and ``gt_inds`` (N,) their GT instances.
             batch_gt (list[dict]): Per image ``boxes`` (G, 4) and
                 ``centers`` (G, 2, x y) in padded-input pixels, ``labels``
-                (G,); with ``peak_positives`` also ``masks`` (G, h, w), the
-                GT masks over the padded input on any grid.
+                (G,).
             pad_shape (tuple[int, int]): (H, W) of the padded input.
 
         Returns:
@@ -407,8 +310,7 @@ class PEPExcavator(BaseModule):
                 continue
             exc, heat_pos, cls, keys, mined_pos = self._loss_single(
                 exc_feat, ori['descriptors'], ori['xy'], ori['gt_inds'],
-                gt['boxes'], gt['centers'], gt['labels'], pad_shape,
-                ori.get('key_sampler'), gt.get('masks'))
+                gt['boxes'], gt['centers'], gt['labels'], pad_shape)
             sum_exc, sum_cls = sum_exc + exc, sum_cls + cls
             num_pos = num_pos + float(heat_pos) + n
             num_keys += keys
@@ -424,9 +326,7 @@ class PEPExcavator(BaseModule):
     def _loss_single(self, exc_feat: Tensor, descriptors: Tensor,
                      ori_xy: Tensor, ori_gt_inds: Tensor, gt_boxes: Tensor,
                      gt_centers: Tensor, gt_labels: Tensor,
-                     pad_shape: Tuple[int, int],
-                     key_sampler: Optional[Callable] = None,
-                     gt_masks: Optional[Tensor] = None) -> tuple:
+                     pad_shape: Tuple[int, int]) -> tuple:
         """Summed excavating losses of one image and its mined descriptors.
 
         Args:
@@ -438,9 +338,6 @@ class PEPExcavator(BaseModule):
             gt_centers (Tensor): Shape (G, 2), padded-input pixels (x, y).
             gt_labels (Tensor): Shape (G,).
             pad_shape (tuple[int, int]): (H, W) of the padded input.
-            key_sampler (callable, optional): See :meth:`loss`.
-            gt_masks (Tensor, optional): GT masks (G, h, w) over the padded
-                input; needed with ``peak_positives``.
 
         Returns:
             tuple: Summed ``loss_excavate`` over the N maps, their number
@@ -465,12 +362,10 @@ class PEPExcavator(BaseModule):
         cx = (gt_centers[gt_idx, 0] / pad_shape[1] * w).long()
         cy = (gt_centers[gt_idx, 1] / pad_shape[0] * h).long()
         key_xy = grid[:, cy, cx].t()  # snap to cells, as at inference
-        key_cells = cy * w + cx
-        key_labels = gt_labels[gt_idx]
-        key_ori = ori_idx
 
         with torch.no_grad():
-            # Peaks far (> r cells) from every GT centre are negatives.
+            # Peaks far (> r cells) from the excavated neighbours' centres
+            # are negatives.
             near_any = F.max_pool2d(heat[:, None],
                                     2 * self.center_radius + 1, 1,
                                     self.center_radius)[:, 0]
@@ -483,73 +378,26 @@ class PEPExcavator(BaseModule):
                 descriptors.size(0),
                 device=pos.device)[:, None].expand_as(pos)[keep]
             neg_pos = pos[keep]
-            peak_gt = self._peak_neighbours(neg_pos, neg_ori, near, gt_masks,
-                                            (h, w))
         neg_xy = grid.flatten(1)[:, neg_pos].t()
+        num_pos = gt_idx.numel()
+        key_ori = torch.cat([ori_idx, neg_ori])
         key_xy = torch.cat([key_xy, neg_xy])
-        key_cells = torch.cat([key_cells, neg_pos])
-        key_ori = torch.cat([key_ori, neg_ori])
-        key_gt = torch.cat([gt_idx, peak_gt])
         key_labels = torch.cat([
-            key_labels,
-            torch.where(peak_gt >= 0, gt_labels[peak_gt.clamp(min=0)],
-                        self.num_classes)
+            gt_labels[gt_idx],
+            gt_labels.new_full((neg_pos.numel(), ), self.num_classes)
         ])
 
-        mined, cls_logits = self.mine(
-            descriptors[key_ori],
-            ori_xy[key_ori],
-            key_xy,
-            key_feats=self._key_feats(exc_feat, key_cells, key_ori, key_xy,
-                                      key_sampler))
+        mined, cls_logits = self.mine(descriptors[key_ori], ori_xy[key_ori],
+                                      key_xy)
         loss_cls = self.loss_cls(
             cls_logits, key_labels, reduction_override='sum')
-        positive = key_gt >= 0
         mined_pos = dict(
-            descriptors=mined[positive],
-            xy=key_xy[positive],
-            gt_inds=key_gt[positive])
+            descriptors=mined[:num_pos], xy=key_xy[:num_pos], gt_inds=gt_idx)
         return (loss_exc, num_heat_pos, loss_cls, key_labels.numel(),
                 mined_pos)
 
-    def _peak_neighbours(self, cells: Tensor, key_ori: Tensor, near: Tensor,
-                         gt_masks: Optional[Tensor],
-                         map_size: Tuple[int, int]) -> Tensor:
-        """With ``peak_positives``, the neighbour of its original whose
-        mask holds each predicted peak (the first if several), else -1.
-
-        Args:
-            cells (Tensor): Peaks as flat indices into the (He, We) map,
-                (K,).
-            key_ori (Tensor): Original of each peak, (K,).
-            near (Tensor): (N, G) bool, the excavated neighbours of each
-                original (see :meth:`get_targets`).
-            gt_masks (Tensor | None): (G, h, w) over the padded input.
-            map_size (tuple[int, int]): (He, We).
-
-        Returns:
-            Tensor: (K,) GT index or -1.
-        """
-        none = cells.new_full(cells.shape, -1)
-        if not self.peak_positives or cells.numel() == 0:
-            return none
-        if gt_masks is None:
-            raise ValueError('peak_positives=True needs the GT masks '
-                             "(batch_gt[i]['masks'])")
-        he, we = map_size
-        h, w = gt_masks.shape[-2:]
-        # The peak cell's centre on the masks' grid.
-        row = ((cells // we + 0.5) * h / he).long().clamp(max=h - 1)
-        col = ((cells % we + 0.5) * w / we).long().clamp(max=w - 1)
-        inside = (gt_masks[:, row, col] > 0.5).t() & near[key_ori]  # (K, G)
-        return torch.where(inside.any(1), inside.float().argmax(1), none)
-
-    def predict(self,
-                exc_feat: Tensor,
-                descriptors: Tensor,
-                ori_xy: Tensor,
-                cfg: ConfigType,
-                key_sampler: Optional[Callable] = None) -> Optional[dict]:
+    def predict(self, exc_feat: Tensor, descriptors: Tensor, ori_xy: Tensor,
+                cfg: ConfigType) -> dict:
         """Excavate mined descriptors around the originals of one image.
 
         Args:
@@ -558,7 +406,6 @@ class PEPExcavator(BaseModule):
             ori_xy (Tensor): Shape (N, 2).
             cfg (dict): ``key_thr`` (peak threshold on sigmoid(E)) and
                 ``max_keys`` (top peaks kept per original).
-            key_sampler (callable, optional): See :meth:`loss`.
 
         Returns:
             dict: ``descriptors`` (K, D), ``xy`` (K, 2), ``scores`` (K, C)
@@ -574,11 +421,7 @@ class PEPExcavator(BaseModule):
             descriptors.size(0), device=pos.device)[:, None].expand_as(pos)
         ori_idx, pos, val = ori_idx[keep], pos[keep], val[keep]
         key_xy = coord_grid(h, w, exc_feat.device).flatten(1)[:, pos].t()
-        mined, cls_logits = self.mine(
-            descriptors[ori_idx],
-            ori_xy[ori_idx],
-            key_xy,
-            key_feats=self._key_feats(exc_feat, pos, ori_idx, key_xy,
-                                      key_sampler))
+        mined, cls_logits = self.mine(descriptors[ori_idx], ori_xy[ori_idx],
+                                      key_xy)
         scores = cls_logits.softmax(dim=1)[:, :-1] * val[:, None]
         return dict(descriptors=mined, xy=key_xy, scores=scores)

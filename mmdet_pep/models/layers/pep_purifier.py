@@ -35,13 +35,16 @@ class PEPPurifier(BaseModule):
     adjacent objects of one class can look alike, their positions never
     coincide.
 
-    At inference descriptors are grouped greedily by score: the best
-    ungrouped descriptor opens a group and takes every ungrouped descriptor
-    whose similarity to it exceeds ``group_thr``. Each group becomes one
-    instance. ``merge='mean'`` (default) takes the score-weighted mean of
-    the members' descriptors, which, because mask learning is a linear 1x1
+    At inference descriptors are grouped greedily by score (the paper only
+    says that close instances are merged): the best ungrouped descriptor
+    opens a group and takes every ungrouped descriptor whose similarity to
+    it exceeds ``group_thr``. Each group becomes one instance.
+    ``merge='mean'`` (default) takes the score-weighted mean of the
+    members' descriptors, which, because mask learning is a linear 1x1
     dynamic convolution, is the score-weighted mean of their mask logits
-    (an ensemble of the members' masks); ``merge='best'`` keeps the leader.
+    (an ensemble of the members' masks); ``merge='best'`` keeps the
+    leader's own mask, the NMS-like reading, for members whose masks are
+    too poor to average.
 
     Args:
         in_channels (int): Descriptor channels D.
@@ -159,7 +162,7 @@ class PEPPurifier(BaseModule):
               labels: Tensor, group_thr: float,
               class_agnostic: bool = False,
               allowed: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Greedily group descriptors of one image and merge each group.
+        """Greedily group the descriptors of one image.
 
         Args:
             descriptors (Tensor): Shape (N, D).
@@ -179,12 +182,13 @@ class PEPPurifier(BaseModule):
 
             - leaders (Tensor): Index of each group's best descriptor, shape
               (G,), in descending score order.
-            - weights (Tensor): Merge weights, shape (G, N); each row sums
-              to 1 and is zero outside the group.
+            - members (Tensor): Bool (G, N), descriptor n is in group g;
+              every descriptor is in exactly one group.
         """
         n = descriptors.size(0)
         if n == 0:
-            return scores.new_zeros(0, dtype=torch.long), scores.new_zeros(0, 0)
+            return (scores.new_zeros(0, dtype=torch.long),
+                    scores.new_zeros((0, 0), dtype=torch.bool))
         order = scores.argsort(descending=True)
         with torch.no_grad():
             linked = self(descriptors, xy).sigmoid() > group_thr
@@ -206,11 +210,23 @@ class PEPPurifier(BaseModule):
         leaders = order[owner_sorted == torch.arange(n, device=order.device)]
         owner = torch.empty_like(order)
         owner[order] = order[owner_sorted]
-        member = owner[None, :] == leaders[:, None]  # (G, N)
+        return leaders, owner[None, :] == leaders[:, None]
+
+    def merge_weights(self, leaders: Tensor, members: Tensor,
+                      scores: Tensor) -> Tensor:
+        """Weights that merge each group into one descriptor (``merge``).
+
+        Args:
+            leaders (Tensor): Shape (G,), see :meth:`group`.
+            members (Tensor): Shape (G, N), see :meth:`group`.
+            scores (Tensor): Shape (N,).
+
+        Returns:
+            Tensor: Shape (G, N); each row sums to 1 and is zero outside
+            the group.
+        """
         if self.merge == 'best':
-            weights = (leaders[:, None] == torch.arange(
-                n, device=leaders.device)[None]).float()
-        else:
-            weights = member.float() * scores[None, :]
-            weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
-        return leaders, weights
+            return (leaders[:, None] == torch.arange(
+                members.size(1), device=leaders.device)[None]).float()
+        weights = members.float() * scores[None, :]
+        return weights / weights.sum(1, keepdim=True).clamp(min=1e-12)

@@ -60,8 +60,8 @@ class SpatialEmbLoss(nn.Module):
     Choices where the official code (car only) is silent:
 
     - More than one class: one seed map per class, each trained one against
-      all with its own foreground weight (the author's description in the
-      official repo's issue #5); the instance and smoothness terms do not
+      all with its own foreground weight (as the official author describes
+      it for multi-class data); the instance and smoothness terms do not
       depend on the class.
     - Overlapping GT masks (COCO-style data; Cityscapes' instance maps
       cannot overlap): each instance is scored against its own mask, a

@@ -5,6 +5,7 @@ import torch
 from mmengine.config import Config
 
 from mmdet.registry import MODELS
+from mmdet_pep.models import PEPHead
 from pep_testing import ROOT, fpn_feats, img_meta, make_gt, tiny_head_cfg
 
 LOSS_KEYS = ('loss_perceive', 'loss_mask', 'loss_excavate',
@@ -189,6 +190,8 @@ def test_rescale_false_returns_img_shape():
     ('min_area', -1),
     ('min_area', 'auto'),
     ('min_area', True),
+    ('max_descriptors', 0),
+    ('max_descriptors', 30.0),
 ])
 def test_invalid_test_cfg_is_rejected(field, value):
     cfg = tiny_head_cfg()
@@ -212,7 +215,8 @@ def test_min_area_is_solov2s_stride_filter_or_a_fixed_minimum():
                      xy=torch.zeros(2, 2), scale=torch.ones(2),
                      stride=torch.full((2, ), 8.),
                      scores=torch.tensor([0.9, 0.8]),
-                     labels=torch.zeros(2, dtype=torch.long))
+                     labels=torch.zeros(2, dtype=torch.long),
+                     mined=torch.tensor([False, True]))
         cfg = head._check_test_cfg({**head.test_cfg, **test_cfg})
         out = head._node_masks(nodes, None, cfg)
         return out['areas'].tolist()
@@ -222,6 +226,86 @@ def test_min_area_is_solov2s_stride_filter_or_a_fixed_minimum():
     assert kept_areas(min_area=0) == [6., 12.]
     assert kept_areas(min_area=5) == [6., 12.]
     assert kept_areas(min_area=6) == [12.]
+
+
+def test_max_descriptors_keeps_the_best_scoring_nodes_in_order():
+    # Five nodes, originals then mined, hand-built: the cap of 3 keeps the
+    # three best scores (nodes 0, 2 and 3) in their order, every field
+    # with them; a cap they fit under changes nothing.
+    scores = torch.tensor([0.9, 0.2, 0.7, 0.8, 0.3])
+    nodes = dict(scores=scores,
+                 labels=torch.tensor([0, 1, 2, 0, 1]),
+                 desc=torch.arange(5.)[:, None].expand(5, 4),
+                 xy=torch.arange(10.).view(5, 2),
+                 stride=torch.full((5, ), 8.),
+                 scale=torch.ones(5),
+                 mined=torch.tensor([False, False, False, True, True]))
+    capped = PEPHead._cap_descriptors(nodes, 3)
+    assert capped['scores'].tolist() == pytest.approx([0.9, 0.7, 0.8])
+    assert capped['labels'].tolist() == [0, 2, 0]
+    assert capped['desc'][:, 0].tolist() == [0., 2., 3.]
+    assert capped['xy'].tolist() == [[0., 1.], [4., 5.], [6., 7.]]
+    assert capped['mined'].tolist() == [False, False, True]
+    assert set(capped) == set(nodes)
+    assert PEPHead._cap_descriptors(nodes, 5) is nodes
+
+
+def test_max_descriptors_caps_what_reaches_mask_learning_and_the_purifier():
+    head = build_head()
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+        outs = head(fpn_feats())
+        kwargs = dict(batch_img_metas=[img_meta()], return_trace=True)
+        head.test_cfg = head._check_test_cfg(
+            {**head.test_cfg, 'score_thr': 0.02,
+             'excavate': dict(max_originals=10, key_thr=0., max_keys=2)})
+        _, (free, ) = head.predict_by_feat(*outs, **kwargs)
+        assert 'cap_descriptors' not in free
+        num = len(free['add_mined']['scores'])
+        assert num > 6 and free['add_mined']['mined'].any()
+        head.test_cfg = head._check_test_cfg(
+            {**head.test_cfg, 'max_descriptors': 6})
+        (capped, ), (trace, ) = head.predict_by_feat(*outs, **kwargs)
+    kept = trace['cap_descriptors']
+    assert len(kept['scores']) == 6
+    torch.testing.assert_close(
+        kept['scores'].sort(descending=True).values,
+        free['add_mined']['scores'].topk(6).values)
+    assert len(trace['node_masks']['scores']) <= 6
+    assert trace['group']['members'].shape[1] <= 6
+    assert 0 < len(capped) <= 6 < len(free['node_masks']['scores'])
+    check_result_types(capped, (64, 64))
+
+
+def test_predict_by_feat_returns_the_trace_of_each_stage():
+    head = build_head()
+    with torch.no_grad():
+        head.conv_cls.bias.copy_(torch.tensor([3., 0., 0., 0.]))
+        outs = head(fpn_feats(2))
+        metas = [img_meta(), img_meta()]
+        results, traces = head.predict_by_feat(
+            *outs, batch_img_metas=metas, return_trace=True)
+        plain = head.predict_by_feat(*outs, batch_img_metas=metas)
+    assert isinstance(plain, list) and len(traces) == 2
+    for res, ref, trace in zip(results, plain, traces):
+        assert torch.equal(res.masks, ref.masks)
+        assert torch.equal(res.scores, ref.scores)
+        assert list(trace) == [
+            'select_originals', 'mine', 'add_mined', 'node_masks', 'group',
+            'purify', 'resize_masks', 'masks_to_boxes'
+        ]
+        ori, nodes = trace['select_originals'], trace['add_mined']
+        assert not ori['mined'].any()
+        # Originals first, then the mined descriptors that pass score_thr.
+        num_ori = len(ori['scores'])
+        assert not nodes['mined'][:num_ori].any()
+        assert nodes['mined'][num_ori:].all()
+        assert len(trace['mine']['xy']) >= int(nodes['mined'].sum())
+        # Every node is in exactly one group, led by its best member.
+        members = trace['group']['members']
+        assert (members.sum(0) == 1).all()
+        assert torch.equal(res.masks, trace['resize_masks'])
+        assert torch.equal(res.bboxes, trace['masks_to_boxes'])
 
 
 def test_mismatched_level_config_is_rejected():
@@ -247,53 +331,9 @@ def test_matrix_nms_after_purifying_only_drops_or_decays():
     assert decayed.scores.max() <= plain.scores.max() + 1e-6
 
 
-FOCAL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-             loss_weight=1.0)
-
-
-def test_sigmoid_perceiving_is_solov2s_normalised_focal_loss():
-    head = build_head(loss_perceive=FOCAL, excavator=None, purifier=None)
-    assert head.conv_cls.out_channels == 3  # C maps, no background map
-    prior = -torch.log(torch.tensor(99.))  # p = 0.01
-    assert torch.allclose(head.conv_cls.bias, prior.expand(3), atol=1e-4)
-    gt = crowd_gt()
-    outs = head(fpn_feats(1, (64, 64)))
-    losses = head.loss_by_feat(
-        *outs, batch_gt_instances=[gt], batch_img_metas=[img_meta()])
-    # By hand: the focal loss of every cell and class, summed, over the
-    # number of positive cells + 1 (background = no class on).
-    labels = head._get_targets_single(gt, img_meta(), (16, 16))[0]
-    logits = torch.cat([p.permute(0, 2, 3, 1).reshape(-1, 3)
-                        for p in outs[1]])
-    target = torch.nn.functional.one_hot(labels, 4)[:, :3].float()
-    p = logits.sigmoid()
-    pt = torch.where(target > 0, p, 1 - p)
-    alpha = torch.where(target > 0, 0.25, 0.75)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, target, reduction='none')
-    num_pos = int((labels < 3).sum())
-    assert num_pos > 0
-    want = (alpha * (1 - pt)**2 * bce).sum() / (num_pos + 1)
-    torch.testing.assert_close(losses['loss_perceive'], want)
-    sum(losses.values()).backward()
-    assert head.conv_cls.weight.grad.abs().sum() > 0
-
-
-def test_sigmoid_perceiving_predicts_with_sigmoid_scores():
-    head = build_head(loss_perceive=FOCAL)
-    with torch.no_grad():
-        head.conv_cls.bias.fill_(3.)  # every class on everywhere
-    results = predict(head, fpn_feats(1, (64, 64)), max_per_img=5)
-    assert len(results[0]) > 0
-    assert ((results[0].scores > 0) & (results[0].scores <= 1)).all()
-    assert set(results[0].labels.tolist()) <= {0, 1, 2}
-
-
-@pytest.mark.parametrize('rel_coords,channels', [('linear', 2),
-                                                 ('quadratic', 5)])
-def test_rel_coords_are_one_dynamic_conv_over_b_and_the_offsets(
-        rel_coords, channels):
-    head = build_head(rel_coords=rel_coords)
+def test_rel_coords_are_one_dynamic_conv_over_b_and_the_offsets():
+    channels = 5
+    head = build_head(rel_coords='quadratic')
     dim = head.mask_feature_head.out_channels
     assert head.desc_channels == dim + channels
     assert head.conv_desc.out_channels == dim + channels
@@ -311,8 +351,7 @@ def test_rel_coords_are_one_dynamic_conv_over_b_and_the_offsets(
     rx = ((px[None] - node_x[:, None]) / scale[:, None])[:, None, :]
     ry = ((py[None] - node_y[:, None]) / scale[:, None])[:, :, None]
     rx, ry = rx.expand(3, 6, 8), ry.expand(3, 6, 8)
-    coords = [rx, ry] + ([rx**2, ry**2, rx * ry]
-                         if rel_coords == 'quadratic' else [])
+    coords = [rx, ry, rx**2, ry**2, rx * ry]
     inputs = torch.cat([feats[None].expand(3, -1, -1, -1),
                         torch.stack(coords, 1)], 1)
     want = (desc[:, :, None, None] * inputs).sum(1)
@@ -357,16 +396,6 @@ def test_rel_coords_train_and_predict_end_to_end():
     # The coordinate weights of the descriptors learn from the mask loss.
     dim = head.mask_feature_head.out_channels
     assert head.conv_desc.weight.grad[dim:].abs().sum() > 0
-
-
-def test_excavator_key_features_train_and_predict_end_to_end():
-    cfg = tiny_head_cfg()
-    head = train_then_predict(
-        build_head(excavator=dict(cfg['excavator'], key_features=True)))
-    # The mining MLP learns from the key pixels' feature columns.
-    first = head.excavator.mine_fcs[0]
-    assert first.in_features == head.desc_channels + 4 + 8
-    assert first.weight.grad[:, -8:].abs().sum() > 0
 
 
 def reaches_the_base_network(head):
@@ -464,30 +493,15 @@ def test_detach_purifier_trains_and_predicts_end_to_end():
     assert head.purifier.project[0].weight.grad.abs().sum() > 0
 
 
-def test_excavator_descriptor_key_features_train_and_predict_end_to_end():
-    cfg = tiny_head_cfg()
-    head = train_then_predict(
-        build_head(
-            rel_coords='quadratic',
-            excavator=dict(cfg['excavator'], key_features='descriptor')))
-    # The mining MLP learns from the key pixels' predicted descriptors.
-    first = head.excavator.mine_fcs[0]
-    dim = head.desc_channels
-    assert first.in_features == dim + 4 + dim
-    assert first.weight.grad[:, -dim:].abs().sum() > 0
-
-
-def test_excavator_peak_positives_train_and_predict_end_to_end():
-    cfg = tiny_head_cfg()
-    head = build_head(
-        detach_excavation=True,
-        excavator=dict(cfg['excavator'], peak_positives=True))
-    train_then_predict(head)
-
-
 def test_unknown_rel_coords_is_rejected():
-    with pytest.raises(ValueError, match='rel_coords'):
-        build_head(rel_coords='cubic')
+    for value in ('cubic', 'linear'):
+        with pytest.raises(ValueError, match='rel_coords'):
+            build_head(rel_coords=value)
+
+
+def test_a_sigmoid_perceiving_loss_is_rejected():
+    with pytest.raises(ValueError, match='loss_perceive'):
+        build_head(loss_perceive=dict(type='FocalLoss', use_sigmoid=True))
 
 
 def constructed_nodes(head, confidences=(0.9, 0.8, 0.6)):
@@ -510,7 +524,8 @@ def constructed_nodes(head, confidences=(0.9, 0.8, 0.6)):
         scale=torch.ones(n),
         stride=torch.zeros(n),
         scores=torch.tensor(confidences),
-        labels=torch.zeros(n, dtype=torch.long))
+        labels=torch.zeros(n, dtype=torch.long),
+        mined=torch.zeros(n, dtype=torch.bool))
     head._dynamic_masks = lambda desc, xy, scale, feats: logits
     return head._node_masks(nodes, None, head.test_cfg)
 
@@ -524,7 +539,7 @@ def purify_with(head, link_logit, confidences=(0.9, 0.8, 0.6),
                                 'purify': {**head.test_cfg.purify,
                                            **purify}})
     nodes = constructed_nodes(head, confidences)
-    out = head._purify(nodes, cfg)
+    out = head._purify(head._group(nodes, cfg), cfg)
     if cfg.purify.matrix_nms:
         out = head._matrix_nms(out, cfg)
     return nodes, out

@@ -340,191 +340,16 @@ def test_mined_keys_classes_and_negative_keys():
     assert mined['xy'].tolist() == [cell(2, 4), cell(2, 2)]
 
 
-def test_key_features_are_the_excavation_feature_at_each_key_cell():
-    exc = tiny_excavator(num_neg_keys=1, key_features=True)
-    logits = torch.full((2, 8, 8), -6.)
-    logits[:, 6, 6] = 2.  # one false peak per map, as above
-    exc.excavate_maps = lambda feat, desc, xy: logits
-    calls = []
-    mine = exc.mine
-
-    def spy(desc, ori_xy, key_xy, key_feats=None):
-        calls.append(key_feats)
-        return mine(desc, ori_xy, key_xy, key_feats=key_feats)
-
-    exc.mine = spy
-    feats = torch.randn(1, 4, 8, 8)
-    boxes, centers = touching_pair()
-    desc = torch.randn(2, 8)
-    ori_xy = torch.tensor([[-0.5, -0.5], [0.0, -0.5]])
-    exc.loss(feats, [dict(descriptors=desc, xy=ori_xy,
-                          gt_inds=torch.tensor([0, 1]))],
-             [dict(boxes=boxes, centers=centers,
-                   labels=torch.tensor([1, 1]))], (64, 64))
-    # Training: the positive keys at GT 1's and GT 0's centre cells (2, 4)
-    # and (2, 2), then the negatives at the false peak (6, 6).
-    assert torch.equal(calls[0], feats[0][:, [2, 2, 6, 6], [4, 2, 6, 6]].t())
-    # Inference: the peak the map keeps.
-    out = exc.predict(feats[0], desc, ori_xy, dict(key_thr=0.3, max_keys=1))
-    assert torch.equal(calls[1], feats[0][:, [6, 6], [6, 6]].t())
-    # The feature reaches the mined descriptor and its class...
-    key_xy = out['xy'][:1]
-    one = mine(desc[:1], ori_xy[:1], key_xy, key_feats=torch.zeros(1, 4))
-    two = mine(desc[:1], ori_xy[:1], key_xy, key_feats=torch.ones(1, 4))
-    assert not torch.allclose(one[0], two[0])
-    assert not torch.allclose(one[1], two[1])
-    # ... and cannot be left out by mistake.
-    with pytest.raises(ValueError, match='key_features'):
-        mine(desc, ori_xy, out['xy'])
-
-
-def test_descriptor_key_features_come_from_the_key_sampler():
-    exc = tiny_excavator(num_neg_keys=1, key_features='descriptor')
-    assert exc.mine_fcs[0].in_features == 8 + 4 + 8
-    assert tiny_excavator(key_features=True).key_features == 'excavation'
-    logits = torch.full((2, 8, 8), -6.)
-    logits[:, 6, 6] = 2.  # one false peak per map
-    exc.excavate_maps = lambda feat, desc, xy: logits
-    calls, mine = [], exc.mine
-
-    def spy(desc, ori_xy, key_xy, key_feats=None):
-        calls.append(key_feats)
-        return mine(desc, ori_xy, key_xy, key_feats=key_feats)
-
-    exc.mine = spy
-    sampled = []
-
-    def sampler(key_ori, key_xy):
-        sampled.append((key_ori, key_xy))
-        # A descriptor that encodes the original and the key position.
-        return torch.cat([key_ori[:, None].float(), key_xy,
-                          torch.zeros(len(key_ori), 5)], 1)
-
-    boxes, centers = touching_pair()
-    desc = torch.randn(2, 8)
-    ori_xy = torch.tensor([[-0.5, -0.5], [0.0, -0.5]])
-    originals = dict(descriptors=desc, xy=ori_xy, gt_inds=torch.tensor([0, 1]))
-    gts = [dict(boxes=boxes, centers=centers, labels=torch.tensor([1, 1]))]
-    feats = torch.randn(1, 4, 8, 8)
-    with pytest.raises(ValueError, match='key_sampler'):
-        exc.loss(feats, [originals], gts, (64, 64))
-    sampled.clear()
-    exc.loss(feats, [dict(originals, key_sampler=sampler)], gts, (64, 64))
-    cell = lambda r, c: [(c + 0.5) / 8 * 2 - 1, (r + 0.5) / 8 * 2 - 1]  # noqa
-    # Training: the positive keys (GT 1's and GT 0's centre cells, of
-    # originals 0 and 1), then the false peak of each original.
-    key_ori, key_xy = sampled[-1]
-    assert key_ori.tolist() == [0, 1, 0, 1]
-    assert key_xy.tolist() == [cell(2, 4), cell(2, 2), cell(6, 6), cell(6, 6)]
-    assert torch.equal(calls[-1], sampler(key_ori, key_xy))
-    # Inference: the kept peak of each original.
-    exc.predict(feats[0], desc, ori_xy, dict(key_thr=0.3, max_keys=1),
-                key_sampler=sampler)
-    key_ori, key_xy = sampled[-1]
-    assert key_ori.tolist() == [0, 1]
-    assert key_xy.tolist() == [cell(6, 6), cell(6, 6)]
-    assert torch.equal(calls[-1], sampler(key_ori, key_xy))
-
-
-def test_key_sampler_reads_the_cell_of_the_originals_level():
-    head = MODELS.build(tiny_head_cfg())
-    grids = head.num_grids
-    sizes = [s * s for s in grids]
-    # Each cell's descriptor holds its flat index.
-    desc = torch.arange(sum(sizes), dtype=torch.float)[:, None].expand(-1, 3)
-    levels = torch.tensor([0, 2])
-    sample = head._key_sampler(desc, levels)
-    s0, s2 = grids[0], grids[2]
-
-    def centre(r, c, s):
-        return [(c + 0.5) / s * 2 - 1, (r + 0.5) / s * 2 - 1]
-
-    key_ori = torch.tensor([0, 1, 1, 0])
-    key_xy = torch.tensor([
-        centre(1, 2, s0),  # original 0: level 0, row 1, column 2
-        centre(s2 - 1, 0, s2),  # original 1: level 2, last row, column 0
-        [1.0, 1.0],  # the bottom-right corner: the last cell, not past it
-        [-1.0, -1.0]  # the top-left corner
-    ])
-    offset2 = sizes[0] + sizes[1]
-    expected = [
-        1 * s0 + 2, offset2 + (s2 - 1) * s2, offset2 + s2 * s2 - 1, 0
-    ]
-    assert sample(key_ori, key_xy)[:, 0].long().tolist() == expected
-
-
-def box_mask(box, size=16, stride=4):
-    """A box's mask on the stride-4 grid of a 64 x 64 input."""
-    mask = torch.zeros(size, size)
-    x1, y1, x2, y2 = [v // stride for v in box]
-    mask[y1:y2, x1:x2] = 1
-    return mask
-
-
-@pytest.mark.parametrize('peak_positives', [False, True])
-@pytest.mark.parametrize('own_peak', [False, True])
-def test_peaks_inside_a_neighbours_mask(peak_positives, own_peak):
-    """GT 0 (class 1) and a larger GT 1 (class 0) touch; each original has
-    one predicted peak more than 2 cells from its neighbour's centre (so
-    it is not a centre key). Original 0's peak (row 1, col 7 of the 8 x 8
-    map) lies inside GT 1's mask; original 1's lies on background (row 6,
-    col 0) or inside its own mask (row 6, col 6)."""
-    exc = tiny_excavator(num_neg_keys=1, peak_positives=peak_positives)
-    boxes = torch.tensor([[8., 8, 24, 24], [24, 8, 64, 56]])
-    centers = torch.tensor([[16., 16.], [44., 32.]])
-    labels = torch.tensor([1, 0])
-    masks = torch.stack([box_mask(b.long().tolist()) for b in boxes])
-    logits = torch.full((2, 8, 8), -6.)
-    logits[0, 1, 7] = 2.
-    own = (6, 6) if own_peak else (6, 0)
-    logits[1, own[0], own[1]] = 2.
-    exc.excavate_maps = lambda feat, desc, xy: logits
-    calls, mine = [], exc.mine
-
-    def spy(desc, ori_xy, key_xy, **kwargs):
-        out = mine(desc, ori_xy, key_xy, **kwargs)
-        calls.append(out[1])
-        return out
-
-    exc.mine = spy
-    desc = torch.randn(2, 8)
-    ori_xy = torch.tensor([[-0.5, -0.5], [0.25, -0.25]])
-    gt = dict(boxes=boxes, centers=centers, labels=labels, masks=masks)
-    losses, (mined, ) = exc.loss(
-        torch.zeros(1, 4, 8, 8),
-        [dict(descriptors=desc, xy=ori_xy, gt_inds=torch.tensor([0, 1]))],
-        [gt], (64, 64))
-    cell = lambda r, c: [(c + 0.5) / 8 * 2 - 1, (r + 0.5) / 8 * 2 - 1]  # noqa
-    # Keys: the teacher-forced centres (original 0 -> GT 1 at (4, 5),
-    # original 1 -> GT 0 at (2, 2)), then each original's peak.
-    peak_label = 0 if peak_positives else 2  # GT 1's class or background
-    key_labels = torch.tensor([0, 1, peak_label, 2])
-    expected = F.cross_entropy(calls[0], key_labels, reduction='sum') / 4
-    torch.testing.assert_close(losses['loss_excavate_cls'], expected)
-    if peak_positives:
-        assert mined['gt_inds'].tolist() == [1, 0, 1]
-        assert mined['xy'].tolist() == [cell(4, 5), cell(2, 2), cell(1, 7)]
-    else:
-        assert mined['gt_inds'].tolist() == [1, 0]
-    # Without the masks the switch cannot label the peaks.
-    if peak_positives:
-        with pytest.raises(ValueError, match='GT masks'):
-            exc.loss(
-                torch.zeros(1, 4, 8, 8),
-                [dict(descriptors=desc, xy=ori_xy,
-                      gt_inds=torch.tensor([0, 1]))],
-                [dict(boxes=boxes, centers=centers, labels=labels)],
-                (64, 64))
-
-
-def test_without_key_features_the_mined_descriptor_ignores_the_map():
-    exc = tiny_excavator()  # the paper's literal input (default)
+def test_the_mined_descriptor_sees_the_original_and_the_coordinates():
+    # Eq. 4: [I, key xy, key xy - original xy] -> MLP.
+    exc = tiny_excavator()
+    assert exc.mine_fcs[0].in_features == 8 + 4
     desc, ori_xy = torch.randn(1, 8), torch.zeros(1, 2)
     key_xy = torch.tensor([[0.25, -0.25]])
-    one = exc.mine(desc, ori_xy, key_xy)
-    two = exc.mine(desc, ori_xy, key_xy, key_feats=torch.ones(1, 4))
-    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
-    assert exc.mine_fcs[0].in_features == 8 + 4
+    mined, cls_logits = exc.mine(desc, ori_xy, key_xy)
+    want = exc.mine_fcs(torch.cat([desc, key_xy, key_xy - ori_xy], 1))
+    torch.testing.assert_close(mined, want)
+    torch.testing.assert_close(cls_logits, exc.key_cls(want))
 
 
 def test_negative_keys_never_sit_on_a_gt_centre():
@@ -803,7 +628,7 @@ def mock_excavation(head, peak_logit):
         lambda feat, desc, xy: logits.expand(desc.size(0), 8, 8))
     keys = []
 
-    def mine(desc, ori_xy, key_xy, key_feats=None):
+    def mine(desc, ori_xy, key_xy):
         keys.append(key_xy)
         cls_logits = torch.tensor([[-10., 10., -10., -10.]])
         return (onehot('C').expand(key_xy.size(0), 16),
@@ -857,7 +682,7 @@ def spy_excavator_predict(head, scores=None):
     mined descriptor (region C) with the given class scores."""
     calls = []
 
-    def predict(exc_feat, desc, ori_xy, cfg, key_sampler=None):
+    def predict(exc_feat, desc, ori_xy, cfg):
         calls.append(desc)
         n = 0 if scores is None else 1
         return dict(

@@ -36,6 +36,12 @@ def trained_purifier(merge='mean'):
     return purifier, base
 
 
+def grouped(purifier, desc, xy, scores, labels, **kwargs):
+    """Leaders and merge weights of one image's grouping."""
+    leaders, members = purifier.group(desc, xy, scores, labels, **kwargs)
+    return leaders, purifier.merge_weights(leaders, members, scores)
+
+
 def test_loss_decreases():
     purifier = PEPPurifier(in_channels=8, embed_channels=16)
     _, desc, xy, gt = two_instances()
@@ -50,8 +56,8 @@ def test_near_identical_merge_orthogonal_do_not():
     desc = torch.stack([base[0], base[0] + 1e-3, base[1]])
     xy = torch.tensor([[-0.5, -0.5], [-0.5, -0.5], [0.5, 0.5]])
     scores = torch.tensor([0.9, 0.8, 0.7])
-    leaders, weights = purifier.group(desc, xy, scores, torch.zeros(3),
-                                      group_thr=0.5)
+    leaders, weights = grouped(purifier, desc, xy, scores, torch.zeros(3),
+                               group_thr=0.5)
     assert leaders.tolist() == [0, 2]
     assert weights[0, :2].gt(0).all() and weights[0, 2] == 0
     assert weights[1].tolist() == [0, 0, 1]
@@ -63,8 +69,8 @@ def test_near_identical_merge_orthogonal_do_not():
 def test_best_merge_keeps_leader_only():
     purifier, base = trained_purifier(merge='best')
     desc = torch.stack([base[0], base[0] + 1e-3])
-    leaders, weights = purifier.group(
-        desc, torch.full((2, 2), -0.5), torch.tensor([0.2, 0.9]),
+    leaders, weights = grouped(
+        purifier, desc, torch.full((2, 2), -0.5), torch.tensor([0.2, 0.9]),
         torch.zeros(2), group_thr=0.5)
     assert leaders.tolist() == [1] and weights.tolist() == [[0., 1.]]
 
@@ -80,11 +86,11 @@ def test_different_labels_stay_apart_unless_class_agnostic():
 
 def test_empty_and_single_node():
     purifier = PEPPurifier(in_channels=8)
-    leaders, weights = purifier.group(
+    leaders, members = purifier.group(
         torch.zeros(0, 8), torch.zeros(0, 2), torch.zeros(0),
         torch.zeros(0), group_thr=0.5)
-    assert leaders.numel() == 0 and weights.shape == (0, 0)
-    assert leaders.dtype == torch.long
+    assert leaders.numel() == 0 and members.shape == (0, 0)
+    assert leaders.dtype == torch.long and members.dtype == torch.bool
     loss = graph_loss(purifier, torch.randn(1, 8), torch.zeros(1, 2),
                       torch.zeros(1, dtype=torch.long))
     assert loss.item() == 0
@@ -126,15 +132,18 @@ def test_a_grouped_descriptor_stays_with_its_first_leader():
     # must stay with node 0.
     logits = torch.tensor([[9., 9., -9.], [9., 9., 9.], [-9., 9., 9.]])
     purifier = fixed(PEPPurifier(in_channels=4, merge='best'), logits)
-    leaders, weights = purifier.group(torch.zeros(3, 4), torch.zeros(3, 2),
+    leaders, members = purifier.group(torch.zeros(3, 4), torch.zeros(3, 2),
                                       torch.tensor([0.9, 0.5, 0.8]),
                                       torch.zeros(3), group_thr=0.5)
     assert leaders.tolist() == [0, 2]
+    assert members.tolist() == [[True, True, False], [False, False, True]]
+    weights = purifier.merge_weights(leaders, members,
+                                     torch.tensor([0.9, 0.5, 0.8]))
     assert weights.tolist() == [[1., 0., 0.], [0., 0., 1.]]
     mean = fixed(PEPPurifier(in_channels=4), logits)
-    _, weights = mean.group(torch.zeros(3, 4), torch.zeros(3, 2),
-                            torch.tensor([0.9, 0.5, 0.8]), torch.zeros(3),
-                            group_thr=0.5)
+    _, weights = grouped(mean, torch.zeros(3, 4), torch.zeros(3, 2),
+                         torch.tensor([0.9, 0.5, 0.8]), torch.zeros(3),
+                         group_thr=0.5)
     torch.testing.assert_close(
         weights, torch.tensor([[0.9 / 1.4, 0.5 / 1.4, 0.], [0., 0., 1.]]))
 
