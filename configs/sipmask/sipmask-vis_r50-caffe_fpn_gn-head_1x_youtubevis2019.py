@@ -91,7 +91,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 val_evaluator = dict(
-    type='PEPYouTubeVISMetric',
+    type='YouTubeVISIDSwitchMetric',
     metric='youtube_vis_ap',
     outfile_prefix='./youtube_vis_results',
     format_only=True)

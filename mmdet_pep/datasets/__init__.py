@@ -1,11 +1,18 @@
-from .checks import PEPCocoDataset
+from .checks import CheckedCocoDataset, PEPCocoDataset
 from .object_crop import RandomObjectCenteredCrop, RandomSubsetSampler
 from .synthetic import (CLASSES, dataset_statistics, generate_coco_split,
                         generate_dataset, metainfo)
-from .transforms import CorruptImageError, PEPLoadImageFromFile
+from .synthetic_video import (ensure_vis_dataset, generate_vis_dataset,
+                              generate_vis_split)
+from .transforms import (CheckedLoadImageFromFile, CorruptImageError,
+                         PEPLoadImageFromFile)
 
 __all__ = [
     'CLASSES', 'dataset_statistics', 'generate_coco_split', 'generate_dataset',
-    'metainfo', 'CorruptImageError', 'PEPCocoDataset', 'PEPLoadImageFromFile',
-    'RandomObjectCenteredCrop', 'RandomSubsetSampler'
+    'metainfo', 'ensure_vis_dataset', 'generate_vis_dataset',
+    'generate_vis_split', 'CorruptImageError', 'CheckedCocoDataset',
+    'CheckedLoadImageFromFile', 'RandomObjectCenteredCrop',
+    'RandomSubsetSampler',
+    # Deprecated names (removed in 0.3.0).
+    'PEPCocoDataset', 'PEPLoadImageFromFile'
 ]

@@ -17,7 +17,7 @@ and when the file lists the classes in another order than
 not ``classes[i]``. An annotation without ``category_id`` fails inside
 pycocotools with a bare ``KeyError``, and a data set left without images
 (e.g. every image filtered by ``filter_empty_gt``) with mmengine's "need at
-least one array to concatenate". :class:`PEPCocoDataset` turns all of these
+least one array to concatenate". :class:`CheckedCocoDataset` turns all of these
 into errors at load time that name the file and the annotation, image or
 class, and tags errors of the data pipeline with the image.
 """
@@ -29,6 +29,8 @@ from mmengine.logging import print_log
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
+
+from ..utils.deprecation import deprecated_alias
 
 
 class CheckedCOCO(COCO):
@@ -75,7 +77,7 @@ class CheckedCOCO(COCO):
 
 
 @DATASETS.register_module()
-class PEPCocoDataset(CocoDataset):
+class CheckedCocoDataset(CocoDataset):
     """:class:`~mmdet.datasets.CocoDataset` with load-time annotation checks.
 
     Raises ``ValueError`` while loading the annotation file if
@@ -200,3 +202,8 @@ class PEPCocoDataset(CocoDataset):
             if cat_id not in self.cat2label:
                 self._left_out[self.coco.cats[cat_id]['name']] += 1
         return super().parse_data_info(raw_data_info)
+
+
+#: Deprecated name of :class:`CheckedCocoDataset` (removed in 0.3.0).
+PEPCocoDataset = deprecated_alias(CheckedCocoDataset, 'PEPCocoDataset',
+                                  DATASETS)

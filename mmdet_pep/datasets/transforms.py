@@ -17,7 +17,7 @@ backend:
   ``python -O``; an empty (0-byte) file gives a ``cv2.error`` and the
   pillow backend an ``UnidentifiedImageError``, neither naming the file.
 
-:class:`PEPLoadImageFromFile` is a drop-in replacement that keeps every
+:class:`CheckedLoadImageFromFile` is a drop-in replacement that keeps every
 option of the original and fixes the cases above.
 """
 import errno
@@ -36,13 +36,15 @@ from PIL import Image, ImageOps
 
 from mmdet.registry import TRANSFORMS
 
+from ..utils.deprecation import deprecated_alias
+
 
 class CorruptImageError(OSError):
     """An image file exists but cannot be decoded into an image."""
 
 
 @TRANSFORMS.register_module()
-class PEPLoadImageFromFile(LoadImageFromFile):
+class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that names the file in every failure and maps
     16-bit images to 0..255 with an explicit bit depth.
 
@@ -225,3 +227,8 @@ class PEPLoadImageFromFile(LoadImageFromFile):
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f', bit_depth={self.bit_depth})'
+
+
+#: Deprecated name of :class:`CheckedLoadImageFromFile` (removed in 0.3.0).
+PEPLoadImageFromFile = deprecated_alias(CheckedLoadImageFromFile,
+                                        'PEPLoadImageFromFile', TRANSFORMS)

@@ -14,8 +14,14 @@ its default statistics methods (``min``, ``max``, ``current``, ``mean``),
 which pickle as ``builtins.getattr(HistoryBuffer, 'min')``, and allowing
 ``getattr`` would let a crafted file reach any attribute of any allowed
 object. Those four entries carry no information (``__setstate__`` restores
-them), so checkpoints written after importing mmdet_pep leave them out;
-custom statistics registered by users are still written.
+them), so checkpoints written after :func:`register_checkpoint_safe_globals`
+leave them out; custom statistics registered by users are still written.
+
+Importing :mod:`mmdet_pep` changes none of this: a program opts in by
+calling :func:`register_checkpoint_safe_globals` once, before it saves or
+loads a checkpoint. ``tools/train.py``, ``tools/test.py`` (also under
+``mim train/test``), the demos and the analysis tools do so.
+:func:`load_checkpoint_weights_only` works without the opt-in.
 """
 import collections
 import pickle
@@ -85,9 +91,14 @@ def load_checkpoint_weights_only(filename: str,
         UnsafeCheckpointError: If the file contains a global that is neither
             a torch type nor in :data:`CHECKPOINT_SAFE_GLOBALS`.
     """
+    # Allowed for this call only. Only the globals the process does not
+    # allow already: leaving ``safe_globals`` removes what it added.
+    allowed = torch.serialization.get_safe_globals()
+    missing = [g for g in CHECKPOINT_SAFE_GLOBALS if g not in allowed]
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
+        with torch.serialization.safe_globals(missing):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
     except pickle.UnpicklingError as err:
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
@@ -99,7 +110,8 @@ def load_checkpoint_weights_only(filename: str,
             f'outside the weights-only allow-list '
             f'({", ".join(unsafe) or err}). Only tensors, containers and the '
             'globals in mmdet_pep.utils.CHECKPOINT_SAFE_GLOBALS are loaded. '
-            'A checkpoint saved by mmengine without mmdet_pep imported holds '
+            'A checkpoint saved by mmengine without '
+            'mmdet_pep.register_checkpoint_safe_globals() holds '
             '`getattr` (HistoryBuffer statistics); if you trust the file, '
             're-save it once with `python tools/model_converters/'
             'resave_checkpoint.py IN OUT`.') from None
@@ -118,9 +130,22 @@ _registered = False
 
 
 def register_checkpoint_safe_globals() -> None:
-    """Allow mmengine's checkpoint globals and install the safe loader.
+    """Opt in to weights-only checkpoints for the whole process.
 
-    Idempotent; called when :mod:`mmdet_pep` is imported.
+    Three process-wide changes, none of which importing :mod:`mmdet_pep`
+    makes:
+
+    - ``torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)``, so
+      plain ``torch.load(..., weights_only=True)`` reads mmengine's
+      checkpoints;
+    - ``HistoryBuffer.__getstate__`` leaves out the default statistics
+      methods, so checkpoints saved from then on hold no ``getattr``;
+    - mmengine's loader of local paths (scheme ``''`` of
+      ``CheckpointLoader``) becomes :func:`load_checkpoint_weights_only`,
+      so ``load_from``/``resume`` refuse files with other globals.
+
+    Call it once before a checkpoint is saved or loaded, as the scripts in
+    ``tools/`` do. Idempotent.
     """
     global _registered
     if _registered:

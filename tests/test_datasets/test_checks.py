@@ -1,4 +1,5 @@
-"""PEPCocoDataset: the checks CocoDataset lacks, and nothing else changes."""
+"""CheckedCocoDataset: the checks CocoDataset lacks, and nothing else
+changes."""
 import json
 import os.path as osp
 
@@ -6,7 +7,7 @@ import pytest
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
-from mmdet_pep.datasets import PEPCocoDataset, generate_coco_split
+from mmdet_pep.datasets import CheckedCocoDataset, generate_coco_split
 
 CLASSES = ('disc', 'square', 'triangle')
 
@@ -33,7 +34,7 @@ def cats(*names, first_id=1):
     return [dict(id=first_id + i, name=n) for i, n in enumerate(names)]
 
 
-def build(path, classes=CLASSES, type='PEPCocoDataset', **kwargs):
+def build(path, classes=CLASSES, type='CheckedCocoDataset', **kwargs):
     kwargs.setdefault('data_prefix', dict(img=''))
     return DATASETS.build(
         dict(type=type, ann_file=path, metainfo=dict(classes=classes),
@@ -50,10 +51,10 @@ def test_registered_and_same_as_coco_dataset_on_good_data(tmp_path):
     kwargs = dict(ann_file=ann, data_prefix=dict(img=str(tmp_path)),
                   filter_cfg=dict(filter_empty_gt=True, min_size=4))
     ours = DATASETS.build(
-        dict(type='PEPCocoDataset', metainfo=dict(classes=CLASSES),
+        dict(type='CheckedCocoDataset', metainfo=dict(classes=CLASSES),
              pipeline=[], **kwargs))
     ref = CocoDataset(metainfo=dict(classes=CLASSES), pipeline=[], **kwargs)
-    assert isinstance(ours, PEPCocoDataset)
+    assert isinstance(ours, CheckedCocoDataset)
     assert len(ours) == len(ref) == 3
     for i in range(3):
         assert ours.get_data_info(i) == ref.get_data_info(i)
@@ -166,13 +167,13 @@ def test_pipeline_error_is_tagged_with_the_image(tmp_path):
         raise ZeroDivisionError('boom')
 
     ds = DATASETS.build(
-        dict(type='PEPCocoDataset', ann_file=path, test_mode=True,
+        dict(type='CheckedCocoDataset', ann_file=path, test_mode=True,
              data_prefix=dict(img='imgs'), metainfo=dict(classes=CLASSES),
              pipeline=[broken]))
     with pytest.raises(ZeroDivisionError, match='boom') as info:
         ds[1]
     assert info.value.__notes__ == [
-        "PEPCocoDataset: the pipeline failed on image "
+        "CheckedCocoDataset: the pipeline failed on image "
         f"{osp.join('imgs', 'b.png')!r} (index 1)"
     ]
 
@@ -185,7 +186,7 @@ def test_pipeline_error_naming_the_image_is_not_tagged(tmp_path):
         raise OSError(f'cannot read {results["img_path"]}')
 
     ds = DATASETS.build(
-        dict(type='PEPCocoDataset', ann_file=path, test_mode=True,
+        dict(type='CheckedCocoDataset', ann_file=path, test_mode=True,
              data_prefix=dict(img='imgs'), metainfo=dict(classes=CLASSES),
              pipeline=[broken]))
     with pytest.raises(OSError, match='a.png') as info:

@@ -1,4 +1,4 @@
-"""PEPLoadImageFromFile: failures name the file, 16-bit images keep their
+"""CheckedLoadImageFromFile: failures name the file, 16-bit images keep their
 values, and 8-bit images load exactly as with mmcv's LoadImageFromFile."""
 import cv2
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from mmcv.transforms import LoadImageFromFile
 
 from mmdet.registry import TRANSFORMS
-from mmdet_pep.datasets import CorruptImageError, PEPLoadImageFromFile
+from mmdet_pep.datasets import CheckedLoadImageFromFile, CorruptImageError
 
 BACKENDS = ['cv2', 'pillow']
 
@@ -46,24 +46,24 @@ def images(tmp_path_factory):
 
 
 def load(path, **kwargs):
-    return PEPLoadImageFromFile(**kwargs)(dict(img_path=path))
+    return CheckedLoadImageFromFile(**kwargs)(dict(img_path=path))
 
 
 def test_registered_and_repr():
-    t = TRANSFORMS.build(dict(type='PEPLoadImageFromFile', bit_depth=12))
-    assert isinstance(t, PEPLoadImageFromFile)
-    assert 'PEPLoadImageFromFile(' in repr(t) and 'bit_depth=12' in repr(t)
+    t = TRANSFORMS.build(dict(type='CheckedLoadImageFromFile', bit_depth=12))
+    assert isinstance(t, CheckedLoadImageFromFile)
+    assert 'CheckedLoadImageFromFile(' in repr(t) and 'bit_depth=12' in repr(t)
 
 
 @pytest.mark.parametrize('bit_depth', [8, 17])
 def test_bit_depth_is_validated(bit_depth):
     with pytest.raises(ValueError, match='bit_depth'):
-        PEPLoadImageFromFile(bit_depth=bit_depth)
+        CheckedLoadImageFromFile(bit_depth=bit_depth)
 
 
 def test_color_type_is_validated():
     with pytest.raises(ValueError, match="color_type.*'colour'"):
-        PEPLoadImageFromFile(color_type='colour')
+        CheckedLoadImageFromFile(color_type='colour')
 
 
 @pytest.mark.parametrize('backend', BACKENDS)

@@ -1,4 +1,5 @@
-"""PEPNumClassCheckHook, check_num_classes and PEPCheckInvalidLossHook."""
+"""StrictNumClassCheckHook, check_num_classes and
+StrictCheckInvalidLossHook."""
 import math
 from types import SimpleNamespace
 
@@ -9,8 +10,8 @@ from mmengine.runner import BaseLoop
 
 from mmdet.engine.hooks import NumClassCheckHook
 from mmdet.registry import HOOKS, MODELS
-from mmdet_pep.engine import (PEPCheckInvalidLossHook, PEPNumClassCheckHook,
-                              check_num_classes)
+from mmdet_pep.engine import (StrictCheckInvalidLossHook,
+                              StrictNumClassCheckHook, check_num_classes)
 from pep_testing import tiny_detector_cfg, tiny_head_cfg
 
 
@@ -42,8 +43,8 @@ def detector():
 
 def test_registered():
     assert isinstance(
-        HOOKS.build(dict(type='PEPNumClassCheckHook')), NumClassCheckHook)
-    hook = HOOKS.build(dict(type='PEPCheckInvalidLossHook'))
+        HOOKS.build(dict(type='StrictNumClassCheckHook')), NumClassCheckHook)
+    hook = HOOKS.build(dict(type='StrictCheckInvalidLossHook'))
     assert hook.interval == 1
 
 
@@ -114,7 +115,7 @@ class _Runner:
 
 
 def test_before_train_checks_train_and_val_sets(detector):
-    hook = PEPNumClassCheckHook()
+    hook = StrictNumClassCheckHook()
     good = _Runner(detector, ('train', 'val'), train=_Data(THREE),
                    val=_Data(THREE))
     hook.before_train(good)
@@ -142,13 +143,13 @@ def test_mmdet_hook_misses_the_val_set_at_the_start(detector):
         hook.before_val_epoch(runner)
     # PEP's hook catches it before the first iteration.
     with pytest.raises(ValueError, match='val_dataloader.dataset'):
-        PEPNumClassCheckHook().before_train(
+        StrictNumClassCheckHook().before_train(
             _Runner(detector, ('train', 'val'), train=_Data(THREE),
                     val=_Data(('a', ))))
 
 
 def test_standalone_val_and_test(detector):
-    hook = PEPNumClassCheckHook()
+    hook = StrictNumClassCheckHook()
     with pytest.raises(ValueError, match='test_dataloader.dataset'):
         hook.before_test(_Runner(detector, ('test', ), test=_Data(('a', ))))
     with pytest.raises(ValueError, match='val_dataloader.dataset'):
@@ -169,7 +170,7 @@ def outputs(**values):
 
 
 def test_finite_losses_pass():
-    hook = PEPCheckInvalidLossHook()
+    hook = StrictCheckInvalidLossHook()
     errors = []
     runner = SimpleNamespace(iter=0, epoch=0,
                              logger=SimpleNamespace(error=errors.append))
@@ -190,7 +191,7 @@ def test_finite_losses_pass():
 
 @pytest.mark.parametrize('bad', [math.nan, math.inf, -math.inf])
 def test_non_finite_loss_raises_with_iteration_and_terms(bad):
-    hook = PEPCheckInvalidLossHook()
+    hook = StrictCheckInvalidLossHook()
     from mmdet.structures import DetDataSample
     batch = dict(data_samples=[
         DetDataSample(metainfo=dict(img_path=f'im{i}.png')) for i in range(6)
@@ -207,7 +208,7 @@ def test_non_finite_loss_raises_with_iteration_and_terms(bad):
 
 
 def test_interval():
-    hook = PEPCheckInvalidLossHook(interval=2)
+    hook = StrictCheckInvalidLossHook(interval=2)
     nan = outputs(loss_mask=math.nan)
     hook.after_train_iter(fake_runner(0), 0, None, nan)  # iteration 1
     with pytest.raises(FloatingPointError, match='iteration 2 '):

@@ -1,4 +1,4 @@
-"""PEPYouTubeVISMetric (mmdet's YouTubeVISMetric on NumPy 2, and with no
+"""YouTubeVISIDSwitchMetric (mmdet's YouTubeVISMetric on NumPy 2, and with no
 predictions) on hand-made clips whose AP is derived by hand."""
 import numpy as np
 import pytest
@@ -51,7 +51,7 @@ def clip(pred_masks, pred_scores, pred_ids=None, num_frames=2):
 
 
 def evaluate(track):
-    evaluator = Evaluator(dict(type='PEPYouTubeVISMetric'))
+    evaluator = Evaluator(dict(type='YouTubeVISIDSwitchMetric'))
     evaluator.dataset_meta = dict(classes=('disc', 'square', 'triangle'))
     evaluator.process(data_samples=[track], data_batch={})
     return evaluator.evaluate(1)

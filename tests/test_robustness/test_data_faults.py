@@ -430,7 +430,7 @@ def test_12_bit_png_needs_bit_depth(tmp_path):
     root = str(tmp_path)
     write_split(root, 'train', [('a.png', img12, [dict(mask=masks[0])])])
     cfg = dataset_cfg(root)
-    assert cfg.pipeline[0].type == 'PEPLoadImageFromFile'
+    assert cfg.pipeline[0].type == 'CheckedLoadImageFromFile'
     assert DATASETS.build(cfg)[0]['inputs'].max() <= 16
     cfg.pipeline[0].bit_depth = 12
     img = DATASETS.build(cfg)[0]['inputs']
@@ -481,9 +481,9 @@ def test_bad_image_file_named_from_a_loader_worker(broken_root):
 
 def test_bad_image_file_in_the_test_pipeline(broken_root):
     """The test pipeline keeps mmcv's loader (for DetInferencer); with
-    PEPCocoDataset an error is still tagged with the image."""
+    CheckedCocoDataset an error is still tagged with the image."""
     path = osp.join(broken_root, 'train', 'empty.png')
-    ds = build(broken_root, test=True, type='PEPCocoDataset')
+    ds = build(broken_root, test=True, type='CheckedCocoDataset')
     with pytest.raises(Exception) as info:
         ds[index_of(ds, 'empty.png')]
     assert path not in str(info.value)  # mmcv's own message
@@ -516,7 +516,7 @@ def bad_category_root(tmp_path):
 
 def test_unknown_category_id_fails_at_load(bad_category_root):
     with pytest.raises(ValueError) as info:
-        build(bad_category_root, type='PEPCocoDataset')
+        build(bad_category_root, type='CheckedCocoDataset')
     msg = str(info.value)
     assert 'annotation id 3' in msg and 'image id 2' in msg
     assert "'b.png'" in msg and 'category_id 7' in msg
@@ -564,7 +564,7 @@ def test_num_classes_mismatch_fails_before_the_first_iteration(
                        val_interval=2),
         val_cfg=dict(type='ValLoop'),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.001)),
-        custom_hooks=[dict(type='PEPNumClassCheckHook'), Count()],
+        custom_hooks=[dict(type='StrictNumClassCheckHook'), Count()],
         default_scope='mmdet')
     with pytest.raises(ValueError) as info:
         runner.train()

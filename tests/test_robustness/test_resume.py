@@ -20,6 +20,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from mmdet_pep import register_checkpoint_safe_globals
 from mmdet_pep.datasets import generate_coco_split
 from mmdet_pep.engine import RNGStateHook
 from pep_testing import tiny_detector_cfg
@@ -61,6 +62,12 @@ class RecordStartHook(Hook):
         self.steps = [s['step'].item() for s in opt.state.values()]
         self.lr = [g['lr'] for g in opt.param_groups]
         self.last_steps = [s.last_step for s in runner.param_schedulers]
+
+
+@pytest.fixture(autouse=True)
+def _opt_in():
+    """As tools/train.py: checkpoints save and load under weights_only."""
+    register_checkpoint_safe_globals()
 
 
 @pytest.fixture(scope='module')

@@ -38,8 +38,9 @@ TIMEOUT = 300
 DDP_REDUCTION_ERROR = 'Expected to have finished reduction in the prior'
 
 
-def make_data(data_root, num_train=6, num_val=4):
-    for split, num in (('train', num_train), ('val', num_val)):
+def make_data(data_root, num_train=6, num_val=4, num_test=3):
+    for split, num in (('train', num_train), ('val', num_val),
+                       ('test', num_test)):
         generate_coco_split(data_root, split, num, image_size=64)
     return data_root
 

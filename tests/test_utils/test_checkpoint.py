@@ -1,4 +1,7 @@
-"""Checkpoints written by mmengine's Runner load under weights-only mode."""
+"""Checkpoints written by mmengine's Runner load under weights-only mode,
+once a program opts in as the tools do
+(``mmdet_pep.register_checkpoint_safe_globals``). That importing mmdet_pep
+alone changes nothing is tested in test_import_side_effects.py."""
 import collections
 import os.path as osp
 
@@ -9,8 +12,15 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmdet.registry import MODELS
 from mmdet_pep.utils import (CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError,
-                             load_checkpoint_weights_only)
+                             load_checkpoint_weights_only,
+                             register_checkpoint_safe_globals)
 from pep_testing import tiny_detector_cfg
+
+
+@pytest.fixture(autouse=True)
+def _opt_in():
+    """What tools/train.py and tools/test.py do first."""
+    register_checkpoint_safe_globals()
 
 
 class _Evil:

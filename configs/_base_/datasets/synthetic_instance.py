@@ -4,7 +4,7 @@
 # held-out test (200, another seed) on which results are reported. Nothing
 # is ever tuned on test.
 # CocoDataset plus start-up checks of the annotations (mmdet_pep.datasets).
-dataset_type = 'PEPCocoDataset'
+dataset_type = 'CheckedCocoDataset'
 data_root = 'data/synthetic/'
 metainfo = dict(
     classes=('disc', 'square', 'triangle'),
@@ -12,13 +12,17 @@ metainfo = dict(
 backend_args = None
 image_size = (128, 128)
 
-# PEPLoadImageFromFile (mmdet_pep.datasets.transforms) is mmcv's loader plus
-# errors that name the file (missing, empty, truncated or corrupt images) and
-# an explicit bit_depth for 16-bit images (set bit_depth=12 for 12-bit data
-# stored in 16-bit PNGs, which the stock loader turns almost black). The test
-# pipeline keeps the stock loader: mmdet's DetInferencer looks for it by name.
+# CheckedLoadImageFromFile (mmdet_pep.datasets.transforms) is mmcv's loader
+# plus errors that name the file (missing, empty, truncated or corrupt images)
+# and an explicit bit_depth for 16-bit images (set bit_depth=12 for 12-bit
+# data stored in 16-bit PNGs, which the stock loader turns almost black). The
+# test pipeline keeps the stock loader: mmdet's DetInferencer looks for it by
+# name.
 train_pipeline = [
-    dict(type='PEPLoadImageFromFile', bit_depth=16, backend_args=backend_args),
+    dict(
+        type='CheckedLoadImageFromFile',
+        bit_depth=16,
+        backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),

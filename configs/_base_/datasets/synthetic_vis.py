@@ -80,5 +80,7 @@ test_dataloader = val_dataloader
 # PEP variant scores a model without any prediction as 0 instead of
 # failing).
 val_evaluator = dict(
-    type='PEPYouTubeVISMetric', metric='youtube_vis_ap', format_only=False)
+    type='YouTubeVISIDSwitchMetric',
+    metric='youtube_vis_ap',
+    format_only=False)
 test_evaluator = val_evaluator

@@ -1,8 +1,12 @@
 from .check_hooks import (PEPCheckInvalidLossHook, PEPNumClassCheckHook,
+                          StrictCheckInvalidLossHook, StrictNumClassCheckHook,
                           check_num_classes)
 from .rng_state_hook import RNGStateHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = [
-    'PEPCheckInvalidLossHook', 'PEPNumClassCheckHook', 'RNGStateHook',
-    'check_num_classes'
+    'StrictCheckInvalidLossHook', 'StrictNumClassCheckHook', 'RNGStateHook',
+    'SafeCheckpointHook', 'check_num_classes',
+    # Deprecated names (removed in 0.3.0).
+    'PEPCheckInvalidLossHook', 'PEPNumClassCheckHook'
 ]

@@ -1,12 +1,12 @@
 """Start-up and per-iteration checks that turn silent faults into errors.
 
-- :class:`PEPNumClassCheckHook`: ``num_classes`` of the model against the
+- :class:`StrictNumClassCheckHook`: ``num_classes`` of the model against the
   classes of every data set, before the first iteration. mmdet's
   :class:`~mmdet.engine.hooks.NumClassCheckHook` checks the validation set
   only when the first validation starts (for the synthetic schedule: after
   all 1200 training iterations), and with an ``assert`` that does not name
   the config field.
-- :class:`PEPCheckInvalidLossHook`: a non-finite loss stops training with
+- :class:`StrictCheckInvalidLossHook`: a non-finite loss stops training with
   the iteration, the offending loss terms and the images of the batch.
   mmdet's :class:`~mmdet.engine.hooks.CheckInvalidLossHook` raises an
   ``AssertionError`` whose message is ``None`` and logs "loss become
@@ -20,6 +20,8 @@ from mmengine.runner import BaseLoop
 
 from mmdet.engine.hooks import CheckInvalidLossHook, NumClassCheckHook
 from mmdet.registry import HOOKS
+
+from ...utils.deprecation import deprecated_alias
 
 
 def check_num_classes(model: torch.nn.Module, dataset,
@@ -77,7 +79,7 @@ def check_num_classes(model: torch.nn.Module, dataset,
 
 
 @HOOKS.register_module()
-class PEPNumClassCheckHook(NumClassCheckHook):
+class StrictNumClassCheckHook(NumClassCheckHook):
     """Check ``num_classes`` against every data set before the first step.
 
     ``before_train`` checks the training set and, when validation is
@@ -120,7 +122,7 @@ class PEPNumClassCheckHook(NumClassCheckHook):
 
 
 @HOOKS.register_module()
-class PEPCheckInvalidLossHook(CheckInvalidLossHook):
+class StrictCheckInvalidLossHook(CheckInvalidLossHook):
     """Stop training at a non-finite loss and say where it happened.
 
     Checks every ``interval`` iterations (default: every iteration; the
@@ -179,3 +181,10 @@ class PEPCheckInvalidLossHook(CheckInvalidLossHook):
                 'rate or gradient clipping, or check these images.')
         runner.logger.error(msg)
         raise FloatingPointError(msg)
+
+
+# Deprecated names (removed in 0.3.0).
+PEPNumClassCheckHook = deprecated_alias(StrictNumClassCheckHook,
+                                        'PEPNumClassCheckHook', HOOKS)
+PEPCheckInvalidLossHook = deprecated_alias(StrictCheckInvalidLossHook,
+                                           'PEPCheckInvalidLossHook', HOOKS)

@@ -1,8 +1,10 @@
 from .crowd_coco_metric import (CrowdCocoMetric, SubsetCOCOeval,
                                 crowded_instances)
-from .youtube_vis_metric import PEPYouTubeVISMetric
+from .youtube_vis_metric import PEPYouTubeVISMetric, YouTubeVISIDSwitchMetric
 
 __all__ = [
     'CrowdCocoMetric', 'SubsetCOCOeval', 'crowded_instances',
+    'YouTubeVISIDSwitchMetric',
+    # Deprecated name (removed in 0.3.0).
     'PEPYouTubeVISMetric'
 ]

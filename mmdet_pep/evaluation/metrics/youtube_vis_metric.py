@@ -11,6 +11,8 @@ from mmdet.evaluation.metrics import YouTubeVISMetric
 from mmdet.registry import METRICS
 from mmdet.structures.mask import encode_mask_results
 
+from ...utils.deprecation import deprecated_alias
+
 # What mmdet's YouTubeVISMetric reports by default (its ``metric_items``).
 DEFAULT_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 
@@ -69,7 +71,7 @@ def count_id_switches(frames: Sequence[tuple], iou_thr: float = 0.5) -> int:
 
 
 @METRICS.register_module()
-class PEPYouTubeVISMetric(YouTubeVISMetric):
+class YouTubeVISIDSwitchMetric(YouTubeVISMetric):
     """mmdet's ``YouTubeVISMetric`` with two fixes and one more number:
 
     - it runs on NumPy >= 1.24 (:func:`numpy_float_alias`; mmdet's raises
@@ -116,3 +118,8 @@ class PEPYouTubeVISMetric(YouTubeVISMetric):
         if not self.format_only:
             metrics['id_switches'] = float(switches)
         return metrics
+
+
+#: Deprecated name of :class:`YouTubeVISIDSwitchMetric` (removed in 0.3.0).
+PEPYouTubeVISMetric = deprecated_alias(YouTubeVISIDSwitchMetric,
+                                       'PEPYouTubeVISMetric', METRICS)
