@@ -147,3 +147,8 @@ if [ -e "$SITE/mmdet_pep" ] && [ ! -L "$SITE/mmdet_pep" ]; then
 fi
 ln -sfn "$PWD/mmdet_pep" "$SITE/mmdet_pep"
 "$VPY" -c "import mmdet_pep, mmcv._ext; print('    mmdet_pep', mmdet_pep.__version__, 'ready')"
+# The editable install also maps mmdet_pep_tools, the tools' library (a
+# sibling package: pyproject's include = ["mmdet_pep*"]); checked from
+# outside the repository, where the current directory does not provide it.
+VPY_ABS="$(cd "$VENV" && pwd)/bin/python"
+(cd / && "$VPY_ABS" -c "import mmdet_pep_tools")

@@ -10,9 +10,12 @@ from mmengine.runner import Runner
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-# Registers PEP and the weights-only checkpoint allow-list.
-from mmdet_pep.utils import (fit_dist_backend,  # noqa: E402
-                             join_cpu_process_group, leave_process_group)
+import mmdet_pep  # registers its modules; main() opts in to safe checkpoints
+
+# Process-group set-up for --launcher.
+from mmdet_pep_tools.launch import (fit_dist_backend,  # noqa: E402
+                                    join_cpu_process_group,
+                                    leave_process_group)
 
 
 def parse_args():
@@ -64,6 +67,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    # Opt in: checkpoints are saved and loaded under weights_only.
+    mmdet_pep.register_checkpoint_safe_globals()
 
     # Reduce the number of repeated compilations and improve
     # training speed.

@@ -5,7 +5,8 @@ AP and identity switches -> clips drawn with one colour per track.
    (``mmdet_pep.datasets.synthetic_video``).
 2. Trains the video config with mmengine's Runner, unless --checkpoint is
    given.
-3. Tests it: YouTube-VIS AP and identity switches (``PEPYouTubeVISMetric``).
+3. Tests it: YouTube-VIS AP and identity switches
+   (``YouTubeVISIDSwitchMetric``).
 4. Draws the first clips with mmdet's ``TrackLocalVisualizer`` (one colour
    per track id) as a frame strip (PNG) and an animated GIF each, and
    prints the numbers and the paths.
@@ -61,7 +62,7 @@ def make_data(args) -> None:
 
 
 def build_cfg(args):
-    from mmdet_pep.utils.config_rewrites import set_data_root, set_max_iters
+    from mmdet_pep_tools.config_rewrites import set_data_root, set_max_iters
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -112,10 +113,11 @@ def draw_clips(runner, out_dir: str, num: int,
 def main(argv=None):
     args = parse_args(argv)
     sys.path.insert(0, ROOT)
-    import mmdet_pep  # noqa: F401  (registers the modules)
+    import mmdet_pep  # registers the modules
+    mmdet_pep.register_checkpoint_safe_globals()  # weights-only checkpoints
     from mmengine.runner import Runner
     from mmdet.utils import register_all_modules
-    from mmdet_pep.utils import leave_process_group
+    from mmdet_pep_tools.launch import leave_process_group
     register_all_modules(init_default_scope=True)
     make_data(args)
     cfg = build_cfg(args)

@@ -1,6 +1,6 @@
-"""tools/analysis_tools/compare.py end to end on a tiny set, and its parts;
-its multi-seed protocol (--seeds/--variants): result files per run,
-skipping and resuming, the table rebuilt from the files."""
+"""tools/analysis_tools/compare.py end to end on a tiny set, and its parts
+in mmdet_pep_tools; its multi-seed protocol (--seeds/--variants): result
+files per run, skipping and resuming, the table rebuilt from the files."""
 import contextlib
 import io
 import json
@@ -14,14 +14,16 @@ import torch
 from mmdet.registry import MODELS
 from mmdet_pep.datasets.synthetic import (VARIANTS, generate_coco_split,
                                           generate_dataset)
-from mmdet_pep.utils.results import load_results, summarize
+from mmdet_pep_tools import comparison, protocol as protocol_lib, training
+from mmdet_pep_tools.report import COLUMNS
+from mmdet_pep_tools.results import load_latencies, load_results, summarize
 from pep_testing import ROOT, load_tool
 PEP_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
 SOLOV2_CONFIG = osp.join(ROOT,
                          'configs/solov2/solov2_r18_fpn_1200it_synthetic.py')
 MAX_ITERS = 3
 STEP_WARMUP = 1
-NUM_IMAGES = 6  # more than the 4 val images: the loader starts over
+NUM_IMAGES = 6  # more than the 4 test images: the loader starts over
 
 # Narrow versions of the synthetic configs: ResNet-18 with 8 base channels
 # (stages of 8/16/32/64), a 16-channel FPN and head with GN groups of 4,
@@ -95,6 +97,7 @@ def tiny(tmp_path_factory):
     data_root = str(root / 'data') + '/'
     generate_coco_split(data_root, 'train', 6, image_size=64, seed=0)
     generate_coco_split(data_root, 'val', 4, image_size=64, seed=1)
+    generate_coco_split(data_root, 'test', 4, image_size=64, seed=2)
     configs = {}
     for name, base, extra in (('PEP', PEP_CONFIG, PEP_EXTRA),
                               ('SOLOv2', SOLOV2_CONFIG,
@@ -127,7 +130,8 @@ def run(compare, tiny):
         '--max-iters',
         str(MAX_ITERS), '--step-warmup',
         str(STEP_WARMUP), '--device', 'cpu', '--threads', '1', '--num-images',
-        str(NUM_IMAGES), '--num-warmup', '1', '--flops-images', '1'
+        str(NUM_IMAGES), '--num-warmup', '1', '--flops-images', '1',
+        '--latency-dir', osp.join(work_dir, 'latency')
     ])
     return dict(report=report, stdout=stdout, work_dir=work_dir)
 
@@ -145,15 +149,15 @@ def test_markdown_table(run, compare):
     with open(path) as f:
         text = f.read()
     header, separator, *rows = _table_rows(text)
-    assert _cells(header) == list(compare.COLUMNS)
+    assert _cells(header) == list(COLUMNS)
     assert all(set(c) <= set(':-') and c for c in _cells(separator))
-    assert len(_cells(separator)) == len(compare.COLUMNS)
+    assert len(_cells(separator)) == len(COLUMNS)
     assert [_cells(r)[0] for r in rows] == ['PEP', 'SOLOv2']
-    assert all(len(_cells(r)) == len(compare.COLUMNS) for r in rows)
+    assert all(len(_cells(r)) == len(COLUMNS) for r in rows)
     # The table in the file is the one printed.
     assert _table_rows(run['stdout']) == _table_rows(text)
     for row, model in zip(rows, run['report']['models']):
-        cells = dict(zip(compare.COLUMNS, _cells(row)))
+        cells = dict(zip(COLUMNS, _cells(row)))
         assert cells['Latency (ms)'].startswith(
             f'{model["latency"]["median_ms"]:.1f} (')
         assert cells['Params (M)'] == f'{model["params"] / 1e6:.2f}'
@@ -207,6 +211,20 @@ def test_json_report(run):
     assert pep['segm_mAP'] is not None
 
 
+def test_latency_files(run):
+    latencies = load_latencies(osp.join(run['work_dir'], 'latency'))
+    assert sorted(latencies) == ['PEP', 'SOLOv2']
+    for model in run['report']['models']:
+        lat = latencies[model['name']]
+        assert lat['latency']['median_ms'] == model['latency']['median_ms']
+        assert 'latencies_ms' not in lat['latency']
+        assert lat['floor_ms'] == model['floor_latency']['median_ms']
+        assert lat['device'] == 'cpu' and lat['threads'] == 1
+        assert lat['code_commit'] and lat['model_digest']
+    assert latencies['PEP']['model_digest'] != latencies['SOLOv2'][
+        'model_digest']
+
+
 def test_png(run):
     path = osp.join(run['work_dir'], 'comparison.png')
     with open(path, 'rb') as f:
@@ -234,20 +252,20 @@ def test_eval_only_reproduces_the_metrics(run, compare, tiny):
     assert 'eval-only' in model['notes']['train_step']
     with open(str(tiny['root'] / 'eval_only' / 'comparison.md')) as f:
         (row, ) = _table_rows(f.read())[2:]
-    assert _cells(row)[compare.COLUMNS.index('Train step (ms)')] == 'n/a'
+    assert _cells(row)[COLUMNS.index('Train step (ms)')] == 'n/a'
 
 
 def test_default_models_and_ablations(compare, tiny):
     specs = compare.build_specs(compare.parse_args([]))
     assert [s.name for s in specs] == [
-        'PEP', 'PEP-CE', 'PEP-baseline', 'PEP-excavate', 'PEP-purify',
-        'SOLOv2', 'CondInst', 'EmbedMask', 'SipMask', 'SpatialEmbeddings'
+        'PEP', 'PEP-baseline', 'PEP-excavate', 'PEP-purify', 'SOLOv2',
+        'CondInst', 'EmbedMask', 'SipMask', 'SpatialEmbeddings'
     ]
     # Every model, ablations included, is a config file of its method's
     # folder.
     assert [osp.relpath(osp.dirname(s.config), ROOT) for s in specs] == [
         osp.join('configs', folder)
-        for folder in ['pep'] * 5 +
+        for folder in ['pep'] * 4 +
         ['solov2', 'condinst', 'embedmask', 'sipmask', 'spatial_embeddings']
     ]
     assert all(osp.isfile(s.config) for s in specs)
@@ -270,12 +288,12 @@ def test_default_models_and_ablations(compare, tiny):
     ]
     switched_on = {}
     for spec in specs[:4]:
-        cfg = compare.load_cfg(spec, args)
+        cfg = comparison.load_cfg(spec, args)
         assert cfg.work_dir == osp.join(args.work_dir, spec.name)
         assert cfg.experiment_name == spec.name
         assert cfg.test_dataloader.dataset.data_root == tiny['data_root']
         assert cfg.test_evaluator.ann_file == osp.join(
-            tiny['data_root'], 'annotations/instances_val.json')
+            tiny['data_root'], 'annotations/instances_test.json')
         head = MODELS.build(cfg.model).mask_head
         switched_on[spec.name] = (head.excavator is not None, head.purifier
                                   is not None)
@@ -310,14 +328,15 @@ def test_checkpoint_assignment(compare, tiny):
 
 
 def test_load_cfg_applies_the_shared_rewrites(compare, tiny):
-    """--data-root, --max-iters and --seed through mmdet_pep.utils (their
-    own tests are in tests/test_utils/test_config_rewrites.py)."""
+    """--data-root, --max-iters and --seed through mmdet_pep_tools
+    (their own tests are in tests/test_mmdet_pep_tools/
+    test_config_rewrites.py)."""
     args = compare.parse_args([
         PEP_CONFIG, '--data-root', tiny['data_root'], '--max-iters', '120',
         '--seed', '3'
     ])
     (spec, ) = compare.build_specs(args)
-    cfg = compare.load_cfg(spec, args)
+    cfg = comparison.load_cfg(spec, args)
     for split in ('train', 'val', 'test'):
         assert cfg[f'{split}_dataloader'].dataset.data_root == \
             tiny['data_root']
@@ -328,8 +347,8 @@ def test_load_cfg_applies_the_shared_rewrites(compare, tiny):
     assert cfg.randomness.seed == 3
     # Without --seed, mmengine draws one per run.
     (spec, ) = compare.build_specs(compare.parse_args([PEP_CONFIG]))
-    assert 'randomness' not in compare.load_cfg(spec,
-                                                compare.parse_args([PEP_CONFIG]))
+    assert 'randomness' not in comparison.load_cfg(
+        spec, compare.parse_args([PEP_CONFIG]))
 
 
 def test_time_models_round_robin(compare, monkeypatch):
@@ -339,12 +358,12 @@ def test_time_models_round_robin(compare, monkeypatch):
     def fake_step(model, part):
         return lambda data: calls.append((model, part, data))
 
-    monkeypatch.setattr(compare, 'inference_step', fake_step)
-    monkeypatch.setattr(compare, 'batch1_loader',
+    monkeypatch.setattr(comparison, 'inference_step', fake_step)
+    monkeypatch.setattr(comparison, 'batch1_loader',
                         lambda cfg: [f'{cfg}-img{i}' for i in range(2)])
     entries = [dict(name='A'), dict(name='B')]
     args = compare.parse_args(['--num-images', '3', '--num-warmup', '1'])
-    compare.time_models(entries, ['mA', 'mB'], ['a', 'b'], args,
+    comparison.time_models(entries, ['mA', 'mB'], ['a', 'b'], args,
                         torch.device('cpu'))
     # 1 warm-up + 3 timed rounds; the loaders (2 images) start over.
     rounds = [calls[i:i + 4] for i in range(0, len(calls), 4)]
@@ -374,9 +393,9 @@ def protocol(compare, tmp_path_factory):
     root = tmp_path_factory.mktemp('protocol')
     data_dir = root / 'data'
     generate_dataset(str(data_dir / 'synthetic'), num_train=4, num_val=3,
-                     image_size=64, seed=0)
+                     num_test=3, image_size=64, seed=0)
     generate_dataset(str(data_dir / 'synthetic_dense'), num_train=4,
-                     num_val=3, seed=0, **VARIANTS['dense'])
+                     num_val=3, num_test=3, seed=0, **VARIANTS['dense'])
     config = root / 'solov2_tiny.py'
     # After 2 iterations no mask clears 0.5 and no score survives Matrix
     # NMS's 0.05: keep every pixel and score, so that there is something
@@ -394,7 +413,7 @@ def protocol(compare, tmp_path_factory):
     # The tests must not depend on whether this checkout has uncommitted
     # changes: the code commit is fixed.
     mp = pytest.MonkeyPatch()
-    mp.setattr(compare, 'code_commit', lambda files, root: COMMIT)
+    mp.setattr(protocol_lib, 'code_commit', lambda files, root: COMMIT)
     done, stdout = _run(compare, argv)
     yield dict(root=root, argv=argv, done=done, stdout=stdout, mp=mp)
     mp.undo()
@@ -404,7 +423,7 @@ def _no_training(compare, monkeypatch):
     def train(cfg):
         raise AssertionError(f'trained {cfg.work_dir}')
 
-    monkeypatch.setattr(compare, 'train', train)
+    monkeypatch.setattr(training, 'train', train)
 
 
 def test_every_run_writes_a_result_file(protocol):
@@ -425,6 +444,9 @@ def test_every_run_writes_a_result_file(protocol):
                     'coco/segm_duplicates_per_img'):
             assert key in r['metrics']
         assert r['train_step_ms'] > 0 and r['train_minutes'] > 0
+        # Tested on the held-out test split, and on val.
+        assert r['split'] == 'test'
+        assert 'coco/segm_mAP' in r['val_metrics']
     demo, _, dense, _ = results
     # Same config within a variant, another one (4 classes, 144 px) across.
     assert results[0]['config_digest'] == results[1]['config_digest']
@@ -475,7 +497,7 @@ def test_a_training_of_other_code_is_not_reused(protocol, compare,
              'fingerprint.json')
     text, stamp_text = path.read_text(), stamp.read_text()
     os.remove(path)
-    monkeypatch.setattr(compare, 'code_commit',
+    monkeypatch.setattr(protocol_lib, 'code_commit',
                         lambda files, root: 'f' * 40)
     _no_training(compare, monkeypatch)
     try:
@@ -590,7 +612,7 @@ def test_options_apply_to_the_named_models_only(protocol, compare,
 
 def test_uncommitted_model_code_is_refused(protocol, compare, monkeypatch,
                                             tmp_path):
-    monkeypatch.setattr(compare, 'code_commit',
+    monkeypatch.setattr(protocol_lib, 'code_commit',
                         lambda files, root: COMMIT + '+dirty')
     argv = [a if a != str(protocol['root'] / 'results') else str(tmp_path)
             for a in protocol['argv']]
@@ -600,7 +622,8 @@ def test_uncommitted_model_code_is_refused(protocol, compare, monkeypatch,
 
 @pytest.mark.parametrize('extra', [['--checkpoints', 'a.pth'],
                                    ['--eval-only'], ['--data-root', 'd'],
-                                   ['--seed', '1'], ['--seeds', '0', '0'],
+                                   ['--seed', '1'], ['--latency-dir', 'l'],
+                                   ['--seeds', '0', '0'],
                                    ['--seeds', '-1']])
 def test_protocol_arguments(compare, extra):
     argv = ['--variants', 'demo'] + extra
@@ -614,7 +637,7 @@ def test_protocol_defaults(compare):
     args = compare.parse_args(['--seeds', '1', '2'])
     assert args.variants == ['demo']
     assert not compare.parse_args([]).protocol
-    assert compare.variant_data_root('d', 'demo') == osp.join(
+    assert protocol_lib.variant_data_root('d', 'demo') == osp.join(
         'd', 'synthetic') + '/'
-    assert compare.variant_data_root('d', 'dense') == osp.join(
+    assert protocol_lib.variant_data_root('d', 'dense') == osp.join(
         'd', 'synthetic_dense') + '/'

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
-from mmdet_pep.utils.results import VIS_TABLE_METRICS, load_results
+from mmdet_pep_tools import protocol as protocol_lib, training
+from mmdet_pep_tools.results import VIS_TABLE_METRICS, load_results
+from mmdet_pep_tools.specs import build_specs
 from pep_testing import ROOT, load_tool
 CONFIG = osp.join(ROOT, 'configs', 'sipmask',
                   'sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
@@ -51,7 +53,7 @@ def protocol(tool, tmp_path_factory):
     ]
     # Independent of uncommitted changes in this checkout.
     mp = pytest.MonkeyPatch()
-    mp.setattr(tool.compare, 'code_commit', lambda files, root: COMMIT)
+    mp.setattr(protocol_lib, 'code_commit', lambda files, root: COMMIT)
     done = _main(tool, argv)
     yield dict(root=root, argv=argv, done=done)
     mp.undo()
@@ -92,7 +94,7 @@ def test_rerun_trains_nothing(protocol, tool, monkeypatch):
     def train(cfg):
         raise AssertionError(f'trained {cfg.work_dir}')
 
-    monkeypatch.setattr(tool.compare, 'train', train)
+    monkeypatch.setattr(training, 'train', train)
     done = _main(tool, protocol['argv'])
     assert done['ran'] == [] and len(done['skipped']) == 2
     done = _main(tool, protocol['argv'] + ['--table-only'])
@@ -100,7 +102,7 @@ def test_rerun_trains_nothing(protocol, tool, monkeypatch):
 
 
 def test_default_models_and_bad_arguments(tool):
-    specs = tool.compare.build_specs(tool.parse_args([]))
+    specs = build_specs(tool.parse_args([]))
     assert [s.name for s in specs] == ['SipMask-VIS', 'MaskTrack-RCNN']
     assert all(osp.isfile(s.config) for s in specs)
     for argv in (['--seeds', '0', '0'], ['--seeds', '-1'],

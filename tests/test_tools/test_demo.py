@@ -8,8 +8,9 @@ from pep_testing import ROOT, load_tool
 
 
 def test_build_cfg_rewrites_data_schedule_and_seed():
-    """The command line reaches the config through mmdet_pep.utils' shared
-    rewrites (tested themselves in tests/test_utils/test_config_rewrites.py).
+    """The command line reaches the config through the shared rewrites of
+    mmdet_pep_tools.config_rewrites (tested themselves in
+    tests/test_mmdet_pep_tools/test_config_rewrites.py).
     """
     demo = load_tool('demo')
     args = demo.parse_args([

@@ -91,6 +91,28 @@ def test_group_statistics_by_hand(tool):
     assert tool.summarize(Counter())['pair_precision'] is None
 
 
+def test_diagnose_image_reads_the_heads_trace_and_patches_nothing(tool):
+    from mmdet.registry import MODELS
+    from pep_testing import fpn_feats, img_meta, make_gt, tiny_head_cfg
+    torch.manual_seed(0)
+    head = MODELS.build(tiny_head_cfg())
+    head.init_weights()
+    head.test_cfg = head._check_test_cfg({
+        **head.test_cfg, 'score_thr': 0.,
+        'excavate': dict(max_originals=10, key_thr=0., max_keys=2)
+    })
+    before = [dict(vars(m)) for m in (head, head.excavator, head.purifier)]
+    gt = make_gt([[8, 8, 24, 24], [24, 8, 40, 24]], [0, 0])
+    with torch.no_grad():
+        outs = head(fpn_feats())
+        stats = tool.diagnose_image(head, outs, 0, img_meta(), gt, 0.5)
+    assert [dict(vars(m)) for m in (head, head.excavator,
+                                     head.purifier)] == before
+    assert stats['gts'] == 2 and stats['originals'] > 0
+    assert stats['mined'] > 0 and stats['keys'] >= stats['mined']
+    assert stats['groups'] > 0
+
+
 def test_runs_on_a_tiny_pep(tool, tmp_path):
     from mmdet.registry import MODELS
     data_root = str(tmp_path / 'data') + '/'

@@ -1,5 +1,6 @@
 """tools/analysis_tools/profile_model.py: stage times of inference and a
-training step, marked from outside the model, which is left unchanged."""
+training step, from forward hooks, the heads' public methods and the
+profiler labels PEP's head sets itself; the model is left unchanged."""
 import json
 import os.path as osp
 
@@ -55,20 +56,21 @@ def test_pep_stages(tool, data_root, tmp_path):
     infer, train = report['infer']['stages'], report['train']['stages']
     for stage in ('backbone', 'neck', 'mask_head forward',
                   'head/perceiving towers', 'head/descriptor towers',
-                  'head/general feature B', 'mask_head.predict_by_feat',
-                  'predict/select originals', 'predict/excavate',
-                  'predict/node masks (einsum, area filter)',
-                  'predict/purifier grouping', 'predict/resize masks',
-                  'predict/boxes from masks'):
+                  'head/general feature B', 'head/excavator feature',
+                  'mask_head.predict_by_feat', 'PEPHead.select_originals',
+                  'PEPHead.mine', 'PEPHead.add_mined', 'PEPHead.node_masks',
+                  'PEPHead.group', 'PEPHead.purify', 'PEPHead.resize_masks',
+                  'PEPHead.masks_to_boxes'):
         assert infer[stage]['ms'] > 0, stage
-    for stage in ('backward', 'optimizer', 'loss/targets', 'loss/perceiving',
-                  'loss/mask', 'loss/graph', 'mask_head.loss_by_feat',
-                  'loss/excavator (mined descriptors, L_E, L_PE)'):
+    for stage in ('backward', 'optimizer', 'PEPHead.targets',
+                  'loss/perceiving', 'loss/mask', 'PEPHead.loss_graph',
+                  'mask_head.loss_by_feat', 'PEPHead.excavate_train'):
         assert train[stage]['ms'] > 0, stage
     # One call per image; the towers run per level (2 convs + predictor).
     assert infer['backbone']['calls'] == 1
+    assert infer['PEPHead.node_masks']['calls'] == 1
     assert infer['head/perceiving towers']['calls'] == 5 * 3
-    assert train['loss/targets']['calls'] == 2  # per image of the batch
+    assert train['PEPHead.targets']['calls'] == 1  # per batch
     # Stages nest in the step: none outlasts it, the top ones add up to
     # at most the step.
     for mode in ('infer', 'train'):
@@ -84,19 +86,19 @@ def test_pep_stages(tool, data_root, tmp_path):
 
 def test_model_is_left_unchanged(tool):
     from mmengine.config import Config
-    import mmdet_pep.models.dense_heads.pep_head as pep_head
     cfg = Config.fromfile(PEP_TINY)
     model = tool.build(cfg)
     head = model.mask_head
-    function = pep_head.masks_to_boxes
+    before = dict(vars(head))
     with tool.stages_marked(model):
-        assert 'predict_by_feat' in vars(head)
-        assert pep_head.masks_to_boxes is not function
+        # Only the public methods of mmdet's head contract are wrapped.
+        assert set(vars(head)) - set(before) == {
+            'predict_by_feat', 'loss_by_feat'
+        }
         assert head.cls_convs[0]._forward_hooks
-    assert 'predict_by_feat' not in vars(head)
-    assert '_select_originals' not in vars(head)
+    assert vars(head) == before
+    assert 'predict' not in vars(head.excavator)
     assert 'loss' not in vars(head.purifier)
-    assert pep_head.masks_to_boxes is function
     assert not head.cls_convs[0]._forward_hooks
     assert not model.backbone._forward_pre_hooks
 

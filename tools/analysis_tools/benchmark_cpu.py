@@ -36,9 +36,10 @@ from mmengine.utils import mkdir_or_exist
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet_pep.utils.benchmark import (PARTS, PeakMemory, cycle, device_name,
+from mmdet_pep_tools.benchmark import (PARTS, cycle, device_name,
                                        inference_step, measure_latency,
                                        summarize_latencies)
+from mmdet_pep_tools.memory import PeakMemory
 
 
 def parse_args(argv=None):
@@ -288,6 +289,7 @@ def pool_runs(runs, batch_size):
 
 
 def main(argv=None):
+    import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:

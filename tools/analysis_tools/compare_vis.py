@@ -1,11 +1,12 @@
 """Compare video instance segmentation models on the synthetic clips over
 seeds: SipMask-VIS against mmdet's MaskTrack R-CNN by default.
 
-The video counterpart of ``compare.py --seeds``, with its machinery: every
-model is trained once per seed with mmengine's Runner on the embedded
-synthetic video set (``mmdet_pep.datasets.synthetic_video``, generated in
-``--data-root`` when missing) and tested with its config's evaluator
-(``PEPYouTubeVISMetric``: YouTube-VIS AP and identity switches). Each
+The video counterpart of ``compare.py --seeds``, with its machinery
+(``mmdet_pep_tools.protocol``): every model is trained once per seed with
+mmengine's Runner on the embedded synthetic video set
+(``mmdet_pep.datasets.synthetic_video``, generated in ``--data-root`` when
+missing) and tested with its config's evaluator
+(``YouTubeVISIDSwitchMetric``: YouTube-VIS AP and identity switches). Each
 finished run writes ``<results-dir>/clips/<model>/seed<S>.json`` (config,
 its digest, the commit of the model code behind it, seed, every metric);
 a run whose file exists for the same config digest and code commit is
@@ -27,20 +28,19 @@ Examples::
 """
 import argparse
 import os.path as osp
-import sys
 from functools import partial
 
 import torch
 from mmengine.config import Config, DictAction
 
 from mmdet_pep.datasets.synthetic_video import ensure_vis_dataset
-from mmdet_pep.utils import set_data_root, set_max_iters, set_seed
-from mmdet_pep.utils.results import VIS_TABLE_METRICS
+from mmdet_pep_tools import ROOT
+from mmdet_pep_tools.config_rewrites import (set_data_root, set_max_iters,
+                                             set_seed)
+from mmdet_pep_tools.protocol import run_protocol, write_results_table
+from mmdet_pep_tools.results import VIS_TABLE_METRICS
+from mmdet_pep_tools.specs import build_specs
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import compare  # noqa: E402  (compare.py beside this file)
-
-ROOT = compare.ROOT
 DEFAULT_CONFIGS = (
     ('SipMask-VIS',
      'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py'),
@@ -50,7 +50,7 @@ DEFAULT_CONFIGS = (
 # The one data set: the embedded synthetic clips (the result files keep a
 # variant level, as compare.py's, for more sets later).
 VARIANT = 'clips'
-NOTE = ('YouTube-VIS AP (%, of `PEPYouTubeVISMetric`: mmdet\'s '
+NOTE = ('YouTube-VIS AP (%, of `YouTubeVISIDSwitchMetric`: mmdet\'s '
         '`YouTubeVISMetric` on the local ground truth) on the synthetic '
         'val clips; ID switches: identity switches of all val clips '
         '(CLEAR-MOT: a GT track matched at mask IoU >= 0.5 to a '
@@ -95,7 +95,7 @@ def parse_args(argv=None):
         if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
     args.variants = [VARIANT]
-    # What compare.build_specs reads.
+    # What build_specs reads.
     args.configs = args.models or [
         f'{name}={osp.join(ROOT, config)}' for name, config in DEFAULT_CONFIGS
     ]
@@ -120,22 +120,23 @@ def vis_cfg(spec, args, variant: str, seed: int) -> Config:
 
 
 def main(argv=None):
+    import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
-    specs = compare.build_specs(args)
+    specs = build_specs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.table_only:
         # The defaults of make_synthetic_vis.py.
         ensure_vis_dataset(args.data_root)
     write_table = partial(
-        compare.write_results_table,
+        write_results_table,
         make_cfg=vis_cfg,
         known_variants=(VARIANT, ),
         title='Video instance segmentation over seeds',
         metrics=VIS_TABLE_METRICS,
         note=NOTE,
         tool='compare_vis.py --seeds ...')
-    done = compare.run_protocol(
+    done = run_protocol(
         specs, args, make_cfg=vis_cfg, write_table=write_table)
     print(done['table'])
     print(f'[compare_vis] {len(done["ran"])} run(s) done, '

@@ -1,7 +1,8 @@
 """How PEP's excavator and purifier behave on a data set, against the GT.
 
-For every val image this runs PEP's inference steps (original descriptors,
-excavation, node masks, purifier grouping) and gives every node the
+For every test image this runs PEP's inference and reads the trace of its
+stages (original descriptors, excavation, node masks, purifier grouping;
+``PEPHead.predict_by_feat(..., return_trace=True)``), giving every node the
 identity of the GT instance its mask matches (mask IoU >= ``--iou`` with a
 GT of its predicted class on the stride-4 grid; none otherwise). Counted
 over the data set:
@@ -145,50 +146,18 @@ def group_statistics(members: torch.Tensor,
 
 
 def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
-    """The counts of one image (see the module docstring)."""
+    """The counts of image ``i`` of ``outs`` (see the module docstring),
+    from the trace of the head's inference stages
+    (``PEPHead.predict_by_feat(..., return_trace=True)``)."""
     mlvl_desc, mlvl_cls, mask_feats, exc_feats = outs
-    cfg = head.test_cfg
-    captured = {}
-    original_steps = {}
-
-    def capture(name):
-        method = getattr(head, name)
-        original_steps[name] = method
-
-        def wrapped(nodes, *args, **kwargs):
-            captured[name + '_in'] = nodes
-            out = method(nodes, *args, **kwargs)
-            captured[name] = out
-            return out
-
-        setattr(head, name, wrapped)
-
-    for name in ('_excavate_test', '_node_masks'):
-        capture(name)
-    excavator = head.excavator
-    if excavator is not None:
-        predict = excavator.predict
-
-        def spy(*args, **kwargs):
-            out = predict(*args, **kwargs)
-            captured['keys'] = out['xy']
-            return out
-
-        excavator.predict = spy
-    try:
-        head.predict_by_feat(
-            [d[i:i + 1] for d in mlvl_desc], [c[i:i + 1] for c in mlvl_cls],
-            mask_feats[i:i + 1],
-            None if exc_feats is None else exc_feats[i:i + 1], [img_meta],
-            rescale=False)
-    finally:
-        for name in original_steps:
-            delattr(head, name)
-        if excavator is not None:
-            del excavator.predict
+    _, traces = head.predict_by_feat(
+        [d[i:i + 1] for d in mlvl_desc], [c[i:i + 1] for c in mlvl_cls],
+        mask_feats[i:i + 1],
+        None if exc_feats is None else exc_feats[i:i + 1], [img_meta],
+        rescale=False,
+        return_trace=True)
+    trace = traces[0]
     stats = Counter()
-    nodes = captured.get('_node_masks')
-    before = captured.get('_node_masks_in')
     h, w = mask_feats.shape[-2:]
     masks = gt.masks
     img_h, img_w = img_meta['img_shape'][:2]
@@ -198,18 +167,12 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
     gt_masks = gt_masks_on_grid(masks, torch.arange(len(gt)), (h, w),
                                 head.mask_stride) > 0.5
     stats['gts'] += len(gt)
-    if nodes is None or before is None:
+    nodes = trace.get('node_masks')
+    if nodes is None:
         return stats
-    num_originals = (
-        len(captured['_excavate_test_in']['scores'])
-        if '_excavate_test_in' in captured else len(before['scores']))
-    # Indices of the kept nodes among the candidates (the same rows).
-    kept = (nodes['desc'][:, None] == before['desc'][None]).all(-1)
-    kept = kept.float().argmax(1)
-    mined = kept >= num_originals
+    mined = nodes['mined'].cpu()
     identity = node_identities(nodes['masks'].cpu(), nodes['labels'].cpu(),
                                gt_masks.cpu(), gt.labels.cpu(), iou_thr)
-    mined = mined.cpu()
     originals_gts = set(identity[~mined].tolist()) - {-1}
     stats['originals'] += int((~mined).sum())
     stats['originals_matched'] += int((identity[~mined] >= 0).sum())
@@ -220,19 +183,14 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
     stats['mined_redundant'] += sum(g in originals_gts for g in mined_ids)
     stats['gts_added_by_mining'] += len(set(mined_ids) - originals_gts -
                                         {-1})
-    if 'keys' in captured:
+    if 'mine' in trace:
         found = torch.zeros(len(gt), dtype=torch.bool)
         found[list(originals_gts)] = True
         stats.update(
-            key_statistics(captured['keys'].cpu(), gt_masks.cpu(), found))
-    if head.purifier is not None:
-        merge = head.purifier.merge
-        head.purifier.merge = 'mean'  # weights > 0 are the members
-        try:
-            _, weights = head._group(nodes, cfg)
-        finally:
-            head.purifier.merge = merge
-        stats.update(group_statistics((weights > 0).cpu(), identity))
+            key_statistics(trace['mine']['xy'].cpu(), gt_masks.cpu(), found))
+    if 'group' in trace:
+        stats.update(
+            group_statistics(trace['group']['members'].cpu(), identity))
     return stats
 
 
@@ -257,6 +215,7 @@ def summarize(stats: Counter) -> dict:
 
 
 def main(argv=None):
+    import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

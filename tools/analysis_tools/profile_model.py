@@ -3,16 +3,17 @@
 Runs the model under ``torch.profiler`` and reports, for each stage, its
 time per image (inference) or per training step (forward, backward and
 update of one batch), inclusive of the stages inside it, and its share.
-Stages are marked from outside the model code, with forward hooks on
-sub-modules and wrappers around methods, so the model runs unchanged:
+The model code is not changed; stages come from
 
-- every detector: ``backbone``, ``neck``, the head's ``forward``,
-  ``predict_by_feat`` (post-processing) and ``loss_by_feat``;
-- PEP, in addition: perceiving and descriptor towers, the general feature
-  B, the excavator's feature, target building, the excavator in training
-  and at test time, each loss, original-descriptor selection, the mask
-  einsum and area filter (``node masks``), purifier grouping, Matrix NMS,
-  mask resizing and boxes from masks.
+- forward hooks on sub-modules: ``backbone``, ``neck``, each head's
+  ``forward`` and, for PEP, its perceiving and descriptor towers, the
+  general feature B, the excavator's feature and the perceiving and mask
+  losses;
+- a wrapper around each head's ``predict_by_feat`` and ``loss_by_feat``,
+  the public methods of mmdet's head contract (post-processing, losses);
+- the profiler labels PEP's head sets itself, ``PEPHead.<stage>``: target
+  building, the excavator in training, the graph loss, and each
+  inference stage (see ``PEPHead.predict_by_feat``).
 
 Backward passes are one ``backward`` stage (autograd runs them outside the
 hooks); the optimizer step is ``optimizer``.
@@ -30,7 +31,6 @@ differ; give a checkpoint for real figures.
 import argparse
 import contextlib
 import functools
-import importlib
 import json
 import time
 from typing import Dict, List, Tuple
@@ -41,32 +41,20 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 
 from mmdet.registry import MODELS
-from mmdet_pep.utils.benchmark import cycle
+from mmdet_pep_tools.benchmark import cycle
 
-# Stages of PEP's head (attribute of the detector ``mask_head``): label ->
-# sub-modules (forward hooks) or methods (wrapped).
-PEP_STAGES = {
+# Sub-modules of PEP's head (attributes of the detector's ``mask_head``)
+# marked with forward hooks: label -> attributes.
+PEP_MODULES = {
     'head/perceiving towers': ('cls_convs', 'conv_cls'),
     'head/descriptor towers': ('desc_convs', 'conv_desc'),
     'head/general feature B': ('mask_feature_head', ),
     'head/excavator feature': ('excavator', ),
-    'loss/targets': ('_get_targets_single', ),
     'loss/perceiving': ('loss_perceive', ),
-    'loss/excavator (mined descriptors, L_E, L_PE)': ('_excavate_train', ),
     'loss/mask': ('loss_mask', ),
-    'loss/graph': ('purifier.loss', ),
-    'predict/select originals': ('_select_originals', ),
-    'predict/excavate': ('_excavate_test', ),
-    'predict/node masks (einsum, area filter)': ('_node_masks', ),
-    'predict/purifier grouping': ('_purify', ),
-    'predict/Matrix NMS': ('_matrix_nms', ),
-    'predict/resize masks': ('_resize_masks', ),
 }
-# Module-level functions PEP's head calls: label -> (module, function).
-PEP_FUNCTIONS = {
-    'predict/boxes from masks': ('mmdet_pep.models.dense_heads.pep_head',
-                                 'masks_to_boxes'),
-}
+# Profiler labels the model sets itself (``record_function``).
+MODEL_PREFIX = 'PEPHead.'
 PREFIX = 'stage:'
 
 
@@ -97,17 +85,6 @@ def parse_args(argv=None):
     return args
 
 
-def _resolve(root, path: str):
-    """``root.a.b`` for ``path`` ``'a.b'``; None if an attribute is
-    missing or None."""
-    obj = root
-    for name in path.split('.'):
-        obj = getattr(obj, name, None)
-        if obj is None:
-            return None
-    return obj
-
-
 def _hook_module(module: torch.nn.Module, label: str) -> list:
     """Mark ``module``'s forward passes as stage ``label``."""
     stack = []
@@ -129,7 +106,7 @@ def _hook_module(module: torch.nn.Module, label: str) -> list:
 @contextlib.contextmanager
 def stages_marked(model: torch.nn.Module):
     """Mark the stages of ``model`` (see the module docstring) while in
-    the context; everything is restored on exit."""
+    the context; the hooks and wrappers are removed on exit."""
     handles, patched = [], []
 
     def wrap(owner, name: str, label: str):
@@ -140,7 +117,7 @@ def stages_marked(model: torch.nn.Module):
             with torch.profiler.record_function(PREFIX + label):
                 return method(*args, **kwargs)
 
-        patched.append((owner, name, vars(owner).get(name)))
+        patched.append((owner, name))
         setattr(owner, name, marked)
 
     for name in ('backbone', 'neck'):
@@ -155,42 +132,32 @@ def stages_marked(model: torch.nn.Module):
         for method in ('predict_by_feat', 'loss_by_feat'):
             wrap(head, method, f'{name}.{method}')
         if type(head).__name__ == 'PEPHead':
-            for label, paths in PEP_STAGES.items():
-                for path in paths:
-                    target = _resolve(head, path)
-                    if target is None:
+            for label, names in PEP_MODULES.items():
+                for attr in names:
+                    target = getattr(head, attr)
+                    if target is None:  # a mechanism switched off
                         continue
-                    if isinstance(target, torch.nn.Module):
-                        modules = (
-                            target if isinstance(target, torch.nn.ModuleList)
-                            else [target])
-                        for module in modules:
-                            handles += _hook_module(module, label)
-                    else:
-                        owner_path, _, attr = path.rpartition('.')
-                        owner = _resolve(head, owner_path) if owner_path \
-                            else head
-                        wrap(owner, attr, label)
-            for label, (module, name) in PEP_FUNCTIONS.items():
-                wrap(importlib.import_module(module), name, label)
+                    modules = (target if isinstance(
+                        target, torch.nn.ModuleList) else [target])
+                    for module in modules:
+                        handles += _hook_module(module, label)
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
-        for owner, name, before in reversed(patched):
-            if before is None:  # a method: the class's shows again
-                delattr(owner, name)
-            else:  # a module's function
-                setattr(owner, name, before)
+        for owner, name in reversed(patched):
+            delattr(owner, name)  # the class's method shows again
 
 
 def stage_times(prof, num_iters: int) -> Dict[str, dict]:
-    """Inclusive CPU time per iteration and call count of every stage."""
+    """Inclusive CPU time per iteration and call count of every stage: the
+    tool's marks (without their prefix) and the model's own labels."""
     times = {}
     for event in prof.key_averages():
-        if event.key.startswith(PREFIX):
-            times[event.key[len(PREFIX):]] = dict(
+        if event.key.startswith((PREFIX, MODEL_PREFIX)):
+            label = event.key.removeprefix(PREFIX)
+            times[label] = dict(
                 ms=event.cpu_time_total / 1000 / num_iters,
                 calls=event.count / num_iters)
     return times
@@ -266,6 +233,7 @@ def table(title: str, wall: float, times: Dict[str, dict]) -> List[str]:
 
 
 def main(argv=None):
+    import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

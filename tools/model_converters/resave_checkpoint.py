@@ -1,6 +1,7 @@
 """Re-save a *trusted* mmengine checkpoint so it loads under weights-only.
 
-Checkpoints that mmengine wrote without mmdet_pep imported contain
+Checkpoints that mmengine wrote without
+:func:`mmdet_pep.register_checkpoint_safe_globals` contain
 ``builtins.getattr`` (HistoryBuffer's statistics methods), which
 mmdet_pep's safe loader refuses. This script unpickles such a file fully
 (``weights_only=False``: run it only on files you trust), and writes it again
@@ -12,8 +13,8 @@ import argparse
 
 import torch
 
-import mmdet_pep  # noqa: F401  (installs the safe HistoryBuffer format)
-from mmdet_pep.utils import load_checkpoint_weights_only
+from mmdet_pep.utils import (load_checkpoint_weights_only,
+                             register_checkpoint_safe_globals)
 
 
 def main(argv=None):
@@ -21,6 +22,7 @@ def main(argv=None):
     parser.add_argument('src', help='trusted checkpoint to convert')
     parser.add_argument('dst', help='output path')
     args = parser.parse_args(argv)
+    register_checkpoint_safe_globals()  # the safe HistoryBuffer format
     ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
     torch.save(ckpt, args.dst)
     load_checkpoint_weights_only(args.dst, map_location='cpu')

@@ -1,0 +1,298 @@
+"""The multi-seed protocol: every model once per seed and data variant.
+
+Every model is trained once per seed on every data variant of the
+synthetic set (``VARIANTS``: ``demo``, and ``dense`` with larger images,
+four classes, smaller objects in larger clusters) and tested with
+``CrowdCocoMetric`` on the held-out test split and on the val split. Each
+finished run writes ``<results-dir>/<variant>/<model>/seed<S>.json``
+(:mod:`.results`); a run whose file is current (same config digest and
+code commit) is skipped, so the protocol resumes where it stopped. After
+every run ``<results-dir>/README.md`` is rebuilt from the files.
+"""
+import argparse
+import json
+import logging
+import os.path as osp
+import platform
+import time
+from typing import List
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.utils import mkdir_or_exist
+
+import mmdet
+from mmdet_pep.datasets.synthetic import VARIANTS, generate_dataset, metainfo
+from . import ROOT
+from .config_rewrites import (set_classes, set_data_root, set_image_scale,
+                              set_max_iters, set_seed)
+from .provenance import (code_commit, code_files, config_digest,
+                         training_digest)
+from .results import is_current, load_results, read_result, result_path, \
+    write_result
+from .results_table import results_markdown
+from .specs import ModelSpec
+from .training import train_and_test
+
+
+def variant_data_root(data_dir: str, variant: str) -> str:
+    """``<data_dir>/synthetic/`` for ``demo``, else
+    ``<data_dir>/synthetic_<variant>/``."""
+    folder = 'synthetic' if variant == 'demo' else f'synthetic_{variant}'
+    return osp.join(data_dir, folder) + '/'
+
+
+def ensure_variant_data(data_root: str, variant: str) -> None:
+    """Generate the variant's data set (800 train, 100 val, 200 held-out
+    test images) unless its three annotation files exist."""
+    anns = [
+        osp.join(data_root, 'annotations', f'instances_{split}.json')
+        for split in ('train', 'val', 'test')
+    ]
+    if all(osp.isfile(ann) for ann in anns):
+        return
+    print_log(f'[compare] generating the {variant!r} data set in '
+              f'{data_root}: {VARIANTS[variant]}')
+    generate_dataset(data_root, **VARIANTS[variant])
+
+
+def use_crowd_metric(cfg: Config) -> None:
+    """Test with ``CrowdCocoMetric`` where the config tests with
+    ``CocoMetric`` (same arguments): it adds crowded/isolated AP and
+    recall and duplicates to the COCO numbers."""
+    evaluators = cfg.get('test_evaluator')
+    for evaluator in (evaluators if isinstance(evaluators, list) else
+                      [evaluators] if evaluators else []):
+        if evaluator.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
+            evaluator.type = 'CrowdCocoMetric'
+
+
+def protocol_cfg(spec: ModelSpec, args, variant: str, seed: int) -> Config:
+    """One run's config: the model's on the variant's data, with the
+    command line's changes, ``seed``, CrowdCocoMetric and its own work
+    dir ``<work-dir>/<variant>/<name>/seed<seed>``."""
+    cfg = Config.fromfile(spec.config)
+    set_data_root(cfg, variant_data_root(args.data_dir, variant))
+    layout = VARIANTS[variant]
+    if 'num_classes' in layout:
+        set_classes(cfg, metainfo(layout['num_classes']))
+    if 'image_size' in layout:
+        set_image_scale(cfg, (layout['image_size'], ) * 2)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.max_iters:
+        set_max_iters(cfg, args.max_iters)
+    set_seed(cfg, seed)
+    use_crowd_metric(cfg)
+    cfg.work_dir = osp.join(args.work_dir, variant, spec.name, f'seed{seed}')
+    cfg.experiment_name = f'{variant}_{spec.name}_seed{seed}'
+    return cfg
+
+
+def fingerprint(cfg: Config) -> tuple:
+    """``(config digest, code commit, code files, training digest)`` of a
+    run's config."""
+    files = code_files(cfg)
+    return (config_digest(cfg), code_commit(files, ROOT), files,
+            training_digest(cfg))
+
+
+def table_specs(specs: List[ModelSpec], results: List[dict]) -> list:
+    """The given models, then those of the result files not among them
+    (with the config their files name, when it still exists)."""
+    names = {spec.name for spec in specs}
+    extra = {}
+    for r in results:
+        config = osp.join(ROOT, r['config'])
+        if r['name'] not in names and osp.isfile(config):
+            extra.setdefault(r['name'], ModelSpec(r['name'], config))
+    return list(specs) + list(extra.values())
+
+
+def judge_results(specs: List[ModelSpec],
+                  args,
+                  fingerprints: dict,
+                  make_cfg=protocol_cfg,
+                  known_variants=tuple(VARIANTS)) -> dict:
+    """The result files of ``args.results_dir``, current or stale.
+
+    A file is current when its config digest and code commit equal those of
+    the model's config now (computed here with ``make_cfg``, as
+    :func:`protocol_cfg`, for models not yet seen; ``fingerprints`` caches
+    them). The command line's ``--cfg-options`` apply to the models it
+    names; a model of the folder that it does not name is judged with the
+    options its own run recorded. Runs of a variant not in
+    ``known_variants`` are stale.
+
+    Returns:
+        dict: ``specs`` (the given models, then the folder's others),
+        ``variants`` (of the table), ``current`` and ``stale`` (result
+        dicts) and ``hint`` (what to rebuild with when stale runs were
+        trained for another schedule, else None).
+    """
+    results = load_results(args.results_dir)
+    named = {spec.name for spec in specs}
+    specs = table_specs(specs, results)
+    variants = [
+        v for v in known_variants
+        if v in args.variants or any(r['variant'] == v for r in results)
+    ]
+    by_name = {spec.name: spec for spec in specs}
+    current, stale = [], []
+    schedule = {}  # key -> the iterations this build trains (stale keys)
+    other_iters, built_iters = set(), set()
+    for r in results:
+        spec = by_name.get(r['name'])
+        if spec is None or r['variant'] not in known_variants:
+            stale.append(r)
+            continue
+        key = (r['name'], r['variant'])
+        run_args = args
+        if r['name'] not in named:
+            options = r.get('cfg_options')
+            run_args = argparse.Namespace(**{**vars(args),
+                                             'cfg_options': options})
+            key += (json.dumps(options, sort_keys=True), )
+        cfg = None
+        if key not in fingerprints:
+            cfg = make_cfg(spec, run_args, r['variant'], 0)
+            fingerprints[key] = fingerprint(cfg)
+        if is_current(r, fingerprints[key][:2]):
+            current.append(r)
+            continue
+        stale.append(r)
+        if key not in schedule:  # only stale runs need it
+            if cfg is None:
+                cfg = make_cfg(spec, run_args, r['variant'], 0)
+            schedule[key] = cfg.get('train_cfg', {}).get('max_iters')
+        if r.get('max_iters') not in (None, schedule[key]):
+            other_iters.add(r['max_iters'])
+            built_iters.add(schedule[key])
+    hint = None
+    if other_iters:
+        # The schedule is part of the config digest: a table rebuilt
+        # without the --max-iters its runs were trained with judges them
+        # all stale (and may come out empty).
+        trained = sorted(other_iters)
+        built = sorted(i for i in built_iters if i)
+        hint = (f'Stale runs trained for {trained} iterations, this table '
+                f'for {built}: rebuild with --max-iters '
+                f'{trained[0]} to judge them.')
+    return dict(specs=specs, variants=variants, current=current,
+                stale=stale, hint=hint)
+
+
+def results_table(specs: List[ModelSpec],
+                  args,
+                  fingerprints: dict,
+                  make_cfg=protocol_cfg,
+                  known_variants=tuple(VARIANTS),
+                  title: str = 'Results over seeds and data variants',
+                  **table) -> str:
+    """The text of ``<results-dir>/README.md``: the current runs of
+    :func:`judge_results`; ``table`` goes to :func:`results_markdown` (its
+    columns, note and tool)."""
+    judged = judge_results(specs, args, fingerprints, make_cfg,
+                           known_variants)
+    current = judged['current']
+    text = results_markdown(
+        current, judged['stale'],
+        [s.name for s in judged['specs']
+         if any(r['name'] == s.name for r in current)], judged['variants'],
+        title, **table)
+    if judged['hint']:
+        print_log(f'[compare] {judged["hint"]}', level=logging.WARNING)
+        text += f'\n{judged["hint"]}\n'
+    return text
+
+
+def write_results_table(specs: List[ModelSpec], args, fingerprints: dict,
+                        **kwargs) -> str:
+    """Rebuild ``<results-dir>/README.md`` from the result files
+    (:func:`results_table`, with its keyword arguments); returns it."""
+    text = results_table(specs, args, fingerprints, **kwargs)
+    mkdir_or_exist(args.results_dir)
+    path = osp.join(args.results_dir, 'README.md')
+    with open(path, 'w') as f:
+        f.write(text)
+    return text
+
+
+def run_protocol(specs: List[ModelSpec],
+                 args,
+                 make_cfg=protocol_cfg,
+                 write_table=write_results_table) -> dict:
+    """Train and test every model per seed and variant, skipping the runs
+    whose result file is current; rebuild the table after each run.
+
+    ``make_cfg(spec, args, variant, seed)`` gives a run's config
+    (:func:`protocol_cfg`) and ``write_table(specs, args, fingerprints)``
+    rebuilds the table (:func:`write_results_table`): ``compare_vis.py``
+    passes its own for the video models. The data must exist.
+
+    Returns:
+        dict: ``ran``, ``skipped`` and ``pending`` (``--table-only``) as
+        lists of ``(variant, name, seed)``, and the ``table`` text.
+    """
+    fingerprints = {}
+    done = dict(ran=[], skipped=[], pending=[])
+    for seed in args.seeds:
+        for variant in args.variants:
+            for spec in specs:
+                cfg = make_cfg(spec, args, variant, seed)
+                key = (spec.name, variant)
+                if key not in fingerprints:
+                    fingerprints[key] = fingerprint(cfg)
+                digest, commit, files, train_digest = fingerprints[key]
+                path = result_path(args.results_dir, variant, spec.name,
+                                   seed)
+                run = (variant, spec.name, seed)
+                if osp.isfile(path) and is_current(
+                        read_result(path), (digest, commit)):
+                    print_log(f'[compare] {path} is current: skipped')
+                    done['skipped'].append(run)
+                    continue
+                if args.table_only:
+                    done['pending'].append(run)
+                    continue
+                if commit.endswith('+dirty') and not args.allow_dirty:
+                    raise RuntimeError(
+                        f'{spec.name}: uncommitted changes in {files}: '
+                        'commit them first (or pass --allow-dirty; the '
+                        'result then counts as stale)')
+                print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
+                          f'training {spec.config} in {cfg.work_dir}')
+                metrics, val_metrics, step, minutes = train_and_test(
+                    cfg, digest, commit, args.step_warmup, train_digest)
+                config = osp.relpath(osp.abspath(spec.config), ROOT)
+                write_result(
+                    path,
+                    dict(
+                        name=spec.name,
+                        config=config,
+                        config_digest=digest,
+                        training_digest=train_digest,
+                        code_commit=commit,
+                        code_files=files,
+                        cfg_options=args.cfg_options or None,
+                        variant=variant,
+                        seed=seed,
+                        max_iters=cfg.train_cfg.get('max_iters'),
+                        split='test',
+                        metrics={k: float(v)
+                                 for k, v in metrics.items()},
+                        val_metrics={k: float(v)
+                                     for k, v in val_metrics.items()},
+                        train_step_ms=step and step['median_ms'],
+                        train_minutes=minutes,
+                        machine=f'{platform.machine()}, '
+                        f'{torch.get_num_threads()} threads',
+                        torch=torch.__version__,
+                        mmdet=mmdet.__version__,
+                        date=time.strftime('%Y-%m-%d')))
+                print_log(f'[compare] wrote {path}')
+                done['ran'].append(run)
+                write_table(specs, args, fingerprints)
+    done['table'] = write_table(specs, args, fingerprints)
+    return done

@@ -1,0 +1,141 @@
+"""Markdown tables of the result store: a results folder's ``README.md``.
+
+:func:`results_markdown` renders the current runs of a results folder
+(``compare.py`` and ``build_tables.py`` write it; stale runs are only
+counted). :func:`archive_markdown` renders an archive of old runs that are
+no longer judged against the code (``docs/experiments/results/``): one row
+group per model and code commit.
+"""
+from collections import defaultdict
+from typing import List, Optional, Sequence
+
+from .results import IMAGE_NOTE, TABLE_METRICS, summarize
+
+
+def cell(value: Optional[tuple], scale: float, empty: str = '-') -> str:
+    """``mean ± std`` of a ``(mean, std, n)`` summary (``mean`` alone for
+    one run), ``empty`` for None."""
+    if value is None:
+        return empty
+    mean, std, _ = value
+    digits = 1 if scale == 100. else 2
+    text = f'{mean * scale:.{digits}f}'
+    return text if std is None else f'{text} ± {std * scale:.{digits}f}'
+
+
+def _header(columns: Sequence[str], left: int) -> List[str]:
+    return [
+        '| ' + ' | '.join(columns) + ' |',
+        '|' + '|'.join([':---'] * left + ['---:'] *
+                       (len(columns) - left)) + '|'
+    ]
+
+
+def _summary_rows(results: List[dict], names: Sequence[str],
+                  variants: Sequence[str], metrics: Sequence[tuple],
+                  labels: Optional[dict] = None) -> List[str]:
+    """Rows ``label | variant | runs | metrics``: per variant, and ``all``
+    (the mean over variants) when there is more than one."""
+    summary = summarize(results, names, variants, metrics)
+    rows = list(variants) + (['all'] if len(variants) > 1 else [])
+    lines = []
+    for name in names:
+        for variant in rows:
+            row = summary[name][variant]
+            if not row:
+                continue
+            runs = max(v[2] for v in row.values())
+            lines.append('| ' + ' | '.join(
+                [(labels or {}).get(name, name), variant, str(runs)] +
+                [cell(row.get(key), scale)
+                 for key, _, scale in metrics]) + ' |')
+    return lines
+
+
+def _run_rows(results: List[dict], metrics: Sequence[tuple]) -> List[str]:
+    """The table of every run."""
+    lines = _header(['Model', 'Data', 'seed', 'iters', 'code'] +
+                    [t for _, t, _ in metrics], 5)
+    for r in results:
+        lines.append('| ' + ' | '.join(
+            [r['name'], r['variant'],
+             str(r['seed']),
+             str(r['max_iters']), r['code_commit'][:9]] + [
+                 cell((r['metrics'][key], None, 1), scale)
+                 if r['metrics'].get(key, -1) != -1 else '-'
+                 for key, _, scale in metrics
+             ]) + ' |')
+    return lines
+
+
+def results_markdown(results: List[dict],
+                     stale: List[dict],
+                     names: Sequence[str],
+                     variants: Sequence[str],
+                     title: str,
+                     metrics: Sequence[tuple] = TABLE_METRICS,
+                     note: str = IMAGE_NOTE,
+                     tool: str = 'compare.py --seeds ... --variants ...'
+                     ) -> str:
+    """The summary table and every current run, in Markdown.
+
+    ``metrics`` are the columns (see :func:`~.results.summarize`), ``note``
+    what they mean and ``tool`` the command of ``tools/analysis_tools/``
+    that writes the result files. Stale runs are counted, not listed: no
+    number of the page comes from them.
+    """
+    columns = ['Model', 'Data', 'runs'] + [t for _, t, _ in metrics]
+    lines = [
+        f'# {title}', '',
+        f'Built by `tools/analysis_tools/{tool}` from the result files '
+        'in this folder (one per training run: '
+        '`<variant>/<model>/seed<S>.json`); do not edit by hand. '
+        'Mean ± sample std over seeds; `all` is the mean of the variant '
+        f'means with the pooled seed std. {note}', '',
+        *_header(columns, 2)
+    ]
+    lines += _summary_rows(results, names, variants, metrics)
+    lines += ['', '## Every run', '']
+    lines += _run_rows(results, metrics)
+    if stale:
+        lines += [
+            '', f'{len(stale)} stale run(s), of an older config or model '
+            'code, are left out.'
+        ]
+    return '\n'.join(lines) + '\n'
+
+
+def archive_markdown(results: List[dict],
+                     title: str,
+                     intro: str,
+                     variants: Sequence[str],
+                     metrics: Sequence[tuple] = TABLE_METRICS,
+                     note: str = IMAGE_NOTE) -> str:
+    """An archive of old runs, not judged against today's code.
+
+    Every run counts, grouped by model and code commit (one group per
+    configuration: a model's runs at one commit share their config), in
+    the order of model name, then of the groups' first date.
+    """
+    groups = defaultdict(list)
+    for r in results:
+        groups[(r['name'], r['code_commit'][:9])].append(r)
+    keys = sorted(groups, key=lambda k: (k[0], min(
+        r.get('date', '') for r in groups[k]), k[1]))
+    labels = {f'{n}@{c}': f'{n} | {c}' for n, c in keys}
+    renamed = [
+        dict(r, name=f'{n}@{c}') for (n, c) in keys for r in groups[(n, c)]
+    ]
+    columns = ['Model', 'code', 'Data', 'runs'] + [t for _, t, _ in metrics]
+    lines = [
+        f'# {title}', '', intro, '',
+        'Built by `tools/analysis_tools/build_tables.py` from the result '
+        'files in this folder (`<variant>/<model>/seed<S>.json`); do not '
+        'edit by hand. Mean ± sample std over seeds; `all` is the mean of '
+        'the variant means with the pooled seed std. '
+        f'{note}', '', *_header(columns, 3)
+    ]
+    lines += _summary_rows(renamed, list(labels), variants, metrics, labels)
+    lines += ['', '## Every run', '']
+    lines += _run_rows(results, metrics)
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,291 @@
+"""What every generated table shows, built from the committed result files.
+
+One place for the specs of the numbers in ``README.md``,
+``configs/*/README.md``, ``configs/*/metafile.yml`` and the results
+folders' pages (``tools/analysis_tools/build_tables.py`` writes and checks
+them, :mod:`.blocks` puts them into the files):
+
+- :data:`TABLES`: the ``<!-- results:NAME -->`` blocks, by name;
+- :data:`PAGES`: the whole generated pages of the results folders;
+- the ``Metrics`` of the synthetic configs' metafile entries
+  (:func:`.blocks.metafile_results`).
+
+A run counts when it is current as the protocol judges it
+(:func:`.protocol.judge_results`, with ``compare.py``'s defaults) and was
+tested on the held-out test split; its val numbers (``val_metrics``) are
+shown next to them, for they are what recipes are chosen on.
+"""
+import argparse
+import os.path as osp
+from typing import List
+
+from mmengine.config import Config
+
+from mmdet_pep.datasets.synthetic import VARIANTS
+from . import ROOT, protocol
+from .provenance import model_digest
+from .results import load_latencies, load_results, mean_std
+from .results_table import archive_markdown, cell
+from .specs import DEFAULT_CONFIGS, ModelSpec
+
+RESULTS_DIR = 'docs/results'
+LATENCY_DIR = 'docs/results/latency'
+ARCHIVE_DIR = 'docs/experiments/results'
+DATASET = 'Synthetic crowded shapes (held-out test)'
+MASK, CROWDED, BOX = ('coco/segm_mAP', 'coco/segm_crowded_mAP',
+                      'coco/bbox_mAP')
+NO_RUNS = 'no held-out runs yet'
+DASH = '—'
+
+# The zoo table: label, the protocol model of the row, paper.
+ZOO = (
+    ('**PEP** (recommended)', 'PEP', 'https://arxiv.org/abs/2304.08826'),
+    ('SOLOv2', 'SOLOv2', 'https://arxiv.org/abs/2003.10152'),
+    ('CondInst', 'CondInst', 'https://arxiv.org/abs/2003.05664'),
+    ('EmbedMask', 'EmbedMask', 'https://arxiv.org/abs/1912.01954'),
+    ('SipMask', 'SipMask', 'https://arxiv.org/abs/2007.14772'),
+    ('SpatialEmbeddings', 'SpatialEmbeddings',
+     'https://arxiv.org/abs/1906.11109'),
+)
+# The blocks: file, and which rows. A method block has a row group for
+# every default model of its config folder and every other model with
+# current runs whose config lies there.
+TABLES = {
+    'zoo': dict(file='README.md', kind='zoo'),
+    **{
+        name: dict(file=f'configs/{name}/README.md', kind='method')
+        for name in ('pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
+                     'spatial_embeddings')
+    },
+}
+_VAL_INTRO = (
+    'Tested on the **val split** (the 100 val images of each variant, on '
+    'which the recipes were also chosen; `test_dataloader` was the val '
+    'loader then), before the held-out test split existed. The configs and '
+    'code behind many runs have changed or are gone, so the runs are not '
+    'judged for currency: each row group is one model at one code commit '
+    '(`code`), every run counts. The held-out results are in '
+    '[docs/results/](../../../results/README.md).')
+PAGES = {
+    f'{RESULTS_DIR}/README.md': dict(kind='results'),
+    f'{ARCHIVE_DIR}/val_1200it/README.md': dict(
+        kind='archive',
+        title='Old protocol on the val split: 1200 iterations (archive)',
+        intro=_VAL_INTRO),
+    f'{ARCHIVE_DIR}/screen_600it/README.md': dict(
+        kind='archive',
+        title='Old protocol on the val split: 600-iteration screens '
+        '(archive)',
+        intro=_VAL_INTRO + ' These screens ran with `--max-iters 600`.'),
+}
+
+
+def protocol_args(root: str) -> argparse.Namespace:
+    """``compare.py``'s defaults for the protocol on ``root``'s results."""
+    return argparse.Namespace(
+        results_dir=osp.join(root, RESULTS_DIR), variants=[],
+        data_dir='data', cfg_options=None, max_iters=None,
+        work_dir='work_dirs/comparison')
+
+
+def default_specs() -> List[ModelSpec]:
+    return [ModelSpec(n, osp.join(ROOT, p)) for n, p in DEFAULT_CONFIGS]
+
+
+def load_state(root: str) -> dict:
+    """The current runs of ``<root>/docs/results`` and the current latency
+    files, judged as the protocol judges them.
+
+    Returns:
+        dict: ``runs`` (name -> current test-split runs), ``configs`` (name
+        -> config path relative to the repository), ``latency`` (name ->
+        current latency file), ``stale`` (count), ``fingerprints`` (cache
+        for :func:`.protocol.results_table`).
+    """
+    fingerprints = {}
+    judged = protocol.judge_results(default_specs(), protocol_args(root),
+                                    fingerprints)
+    runs = {}
+    for r in judged['current']:
+        if r.get('split') == 'test':
+            runs.setdefault(r['name'], []).append(r)
+    configs = {
+        s.name: osp.relpath(osp.abspath(s.config), ROOT)
+        for s in judged['specs']
+    }
+    latency = {}
+    for name, lat in load_latencies(osp.join(root, LATENCY_DIR)).items():
+        path = osp.join(ROOT, lat['config'])
+        if not osp.isfile(path):
+            continue
+        cfg = Config.fromfile(path)
+        commit = protocol.fingerprint(cfg)[1]
+        if (lat['code_commit'] == commit and not commit.endswith('+dirty')
+                and lat['model_digest'] == model_digest(cfg)):
+            latency[name] = lat
+    return dict(runs=runs, configs=configs, latency=latency,
+                stale=len(judged['stale']), fingerprints=fingerprints)
+
+
+def pooled(runs: List[dict], key: str, field: str = 'metrics') -> dict:
+    """Mean and spread of ``key`` over runs: per variant (mean, std, n) and
+    ``all`` (mean of the variant means, pooled seed std, n), over the
+    variants that have a value."""
+    by_variant = {}
+    for variant in VARIANTS:
+        values = [(r.get(field) or {}).get(key, -1) for r in runs
+                  if r['variant'] == variant]
+        values = [v for v in values if v != -1]
+        if values:
+            by_variant[variant] = (*mean_std(values), len(values))
+    if by_variant:
+        cells = list(by_variant.values())
+        stds = [c[1] for c in cells]
+        std = ((sum(s**2 for s in stds) / len(stds))**0.5
+               if None not in stds else None)
+        by_variant['all'] = (sum(c[0] for c in cells) / len(cells), std,
+                             sum(c[2] for c in cells))
+    return by_variant
+
+
+def run_count(runs: List[dict]) -> str:
+    """``3 seeds × 2 variants`` when balanced, else ``n runs (...)``."""
+    per_variant = {v: sum(r['variant'] == v for r in runs) for v in VARIANTS}
+    per_variant = {v: n for v, n in per_variant.items() if n}
+    counts = set(per_variant.values())
+    if len(counts) == 1:
+        (n, ) = counts
+        variants = (f'{len(per_variant)} variants' if len(per_variant) > 1
+                    else f'1 variant ({next(iter(per_variant))})')
+        return f'{n} seed{"s" * (n > 1)} × {variants}'
+    return f'{len(runs)} runs (' + ', '.join(
+        f'{v} {n}' for v, n in per_variant.items()) + ')'
+
+
+def link(config: str, source: str) -> str:
+    """A Markdown link to ``config`` (from the repository root) from the
+    file ``source``."""
+    rel = osp.relpath(config, osp.dirname(source) or '.')
+    if not rel.startswith('.'):
+        rel = f'./{rel}' if osp.dirname(source) else rel
+    return f'[{osp.basename(config)}]({rel})'
+
+
+def _row(cells) -> str:
+    return '| ' + ' | '.join(cells) + ' |'
+
+
+def zoo_block(state: dict, source: str) -> str:
+    """The README's zoo table: one row per method."""
+    lines = [
+        _row(['Method', 'Paper', 'Config', 'mask AP (test)',
+              'crowded AP (test)', 'runs', 'latency (ms)']),
+        '|' + '|'.join([':---'] * 3 + ['---:'] * 4) + '|'
+    ]
+    machines = []
+    for label, name, paper in ZOO:
+        runs = state['runs'].get(name, [])
+        config = state['configs'].get(name, dict(DEFAULT_CONFIGS)[name])
+        mask = pooled(runs, MASK).get('all')
+        crowded = pooled(runs, CROWDED).get('all')
+        lat = state['latency'].get(name)
+        if lat:
+            machine = (f'{lat["device_name"]} ({lat["device"]}, '
+                       f'{lat["threads"]} threads)')
+            machines.append(f'{name}: {machine}')
+        paper_id = paper.rsplit('/', 1)[1]
+        lines.append(_row([
+            label, f'[arXiv {paper_id}]({paper})',
+            link(config, source),
+            cell(mask, 100., DASH), cell(crowded, 100., DASH),
+            run_count(runs) if runs else NO_RUNS,
+            f'{lat["latency"]["median_ms"]:.1f}' if lat else f'{DASH}¹'
+        ]))
+    lines += [
+        '', 'mask AP and crowded mask AP (%, `CrowdCocoMetric`; crowded: '
+        'within 2 px of a same-class instance) on the held-out test split '
+        'of the embedded synthetic set (200 images per data variant, '
+        '`demo` and `dense`): the mean over variants of the mean over seeds '
+        '± the pooled seed std. Built by '
+        '`tools/analysis_tools/build_tables.py` from the current result '
+        'files in [docs/results/]('
+        f'{osp.relpath(RESULTS_DIR, osp.dirname(source) or ".")}'
+        '/README.md).'
+    ]
+    if machines:
+        lines += ['', 'latency: median per image at batch 1 (' +
+                  '; '.join(machines) + ').']
+    if len(machines) < len(ZOO):
+        lines += ['', '¹ not measured.']
+    return '\n'.join(lines) + '\n'
+
+
+def method_models(state: dict, folder: str) -> List[str]:
+    """The models of a method block: the defaults of ``folder``, then the
+    others with current runs whose config lies there."""
+    names = [n for n, p in DEFAULT_CONFIGS if osp.dirname(p) == folder]
+    names += sorted(
+        n for n, runs in state['runs'].items()
+        if n not in names and osp.dirname(state['configs'][n]) == folder)
+    return names
+
+
+def method_block(state: dict, source: str, folder: str) -> str:
+    """A config README's table: per model and data variant, the test mask
+    and crowded AP and the val mask AP."""
+    lines = [
+        _row(['Model', 'Config', 'Data', 'runs', 'mask AP (test)',
+              'crowded AP (test)', 'mask AP (val)']),
+        '|' + '|'.join([':---'] * 3 + ['---:'] * 4) + '|'
+    ]
+    for name in method_models(state, folder):
+        runs = state['runs'].get(name, [])
+        config = link(state['configs'].get(name, dict(DEFAULT_CONFIGS)[name]),
+                      source)
+        if not runs:
+            lines.append(_row([name, config, DASH, NO_RUNS] + [DASH] * 3))
+            continue
+        test, crowded = pooled(runs, MASK), pooled(runs, CROWDED)
+        val = pooled(runs, MASK, 'val_metrics')
+        variants = [v for v in VARIANTS if v in test]
+        for variant in variants + (['all'] if len(variants) > 1 else []):
+            lines.append(_row([
+                name, config, variant,
+                str(test[variant][2]),
+                cell(test.get(variant), 100., DASH),
+                cell(crowded.get(variant), 100., DASH),
+                cell(val.get(variant), 100., DASH)
+            ]))
+    results = osp.relpath(RESULTS_DIR, osp.dirname(source) or '.')
+    lines += [
+        '', 'AP in % (`CrowdCocoMetric`). test: the held-out test split '
+        '(200 images per data variant), which reports the recipes; val: '
+        'the val split (100 images), on which they are chosen. Mean ± '
+        'sample std over seeds; `all`: the mean over the variants, with '
+        'the pooled seed std. Built by `tools/analysis_tools/'
+        'build_tables.py` from the current result files in '
+        f'[docs/results/]({results}/README.md).'
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def block(name: str, state: dict) -> str:
+    """The content of the block ``name`` of :data:`TABLES`."""
+    spec = TABLES[name]
+    if spec['kind'] == 'zoo':
+        return zoo_block(state, spec['file'])
+    return method_block(state, spec['file'], f'configs/{name}')
+
+
+def page(path: str, state: dict, root: str) -> str:
+    """The text of a generated page of :data:`PAGES` (``path`` from the
+    repository root)."""
+    spec = PAGES[path]
+    if spec['kind'] == 'results':
+        return protocol.results_table(default_specs(), protocol_args(root),
+                                      state['fingerprints'])
+    results = load_results(osp.join(root, osp.dirname(path)))
+    variants = [
+        v for v in VARIANTS if any(r['variant'] == v for r in results)
+    ]
+    return archive_markdown(results, spec['title'], spec['intro'], variants)

@@ -1,0 +1,251 @@
+"""tools/analysis_tools/build_tables.py: every generated table in the repo is
+the one the committed result files make, and, on hand-made result files in
+a temporary tree, how the blocks are built and checked."""
+import contextlib
+import io
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmdet_pep_tools import ROOT, protocol
+from mmdet_pep_tools.blocks import (MarkerError, render,
+                                    replace_metafile_results)
+from mmdet_pep_tools.provenance import model_digest
+from mmdet_pep_tools.results import result_path, write_result
+from mmdet_pep_tools.specs import DEFAULT_CONFIGS, ModelSpec
+from mmdet_pep_tools.tables import (DATASET, PAGES, TABLES, default_specs,
+                                    protocol_args)
+from pep_testing import load_tool
+
+COMMIT = 'c0ffee' * 6 + 'abcd'
+CONFIGS = dict(DEFAULT_CONFIGS)
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool('analysis_tools/build_tables')
+
+
+def _main(tool, argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = tool.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_committed_tables_are_the_built_ones(tool):
+    """README.md, configs/*/README.md and metafile.yml, docs/results/ and
+    the archives: a number that differs from the result files fails."""
+    code, out, err = _main(tool, ['--check'])
+    assert code == 0, out + err
+
+
+def test_every_block_has_a_file():
+    assert set(TABLES) == {
+        'zoo', 'pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
+        'spatial_embeddings'
+    }
+    for spec in TABLES.values():
+        assert osp.isfile(osp.join(ROOT, spec['file']))
+    assert 'docs/results/README.md' in PAGES
+
+
+# --- a temporary tree with hand-made result files ---
+
+
+def _fingerprint(name, variant):
+    spec = ModelSpec(name, osp.join(ROOT, CONFIGS[name]))
+    cfg = protocol.protocol_cfg(spec, protocol_args('.'), variant, 0)
+    return protocol.fingerprint(cfg)
+
+
+def _result(name, variant, seed, mask, crowded, val, current=True):
+    digest, commit, files, _ = _fingerprint(name, variant)
+    return dict(
+        name=name, config=CONFIGS[name],
+        config_digest=digest if current else 'an older config',
+        code_commit=commit, code_files=files, cfg_options=None,
+        variant=variant, seed=seed, max_iters=1200, split='test',
+        metrics={'coco/segm_mAP': mask, 'coco/bbox_mAP': mask - 0.01,
+                 'coco/segm_crowded_mAP': crowded},
+        val_metrics={'coco/segm_mAP': val})
+
+
+ZOO = '# Zoo\n\n<!-- results:zoo -->\nold\n<!-- /results:zoo -->\n\nEnd.\n'
+PEP = '# PEP\n\n<!-- results:pep -->\n<!-- /results:pep -->\n'
+METAFILE = """Models:
+  - Name: pep_r18_fpn_1200it_synthetic
+    In Collection: PEP-Synthetic
+    Config: configs/pep/pep_r18_fpn_1200it_synthetic.py
+    Metadata:
+      Iterations: 1200
+    Results:
+      - Task: Instance Segmentation
+        Dataset: Synthetic crowded objects
+        Metrics:
+          mask AP: 99.9  # typed by hand
+
+  - Name: pep-baseline_r18_fpn_1200it_synthetic
+    Config: configs/pep/pep-baseline_r18_fpn_1200it_synthetic.py
+    Results:
+      - Task: Instance Segmentation
+        Dataset: Synthetic crowded objects
+        Metrics:
+          mask AP: 19.0
+
+  - Name: pep_r101_fpn_3x_coco
+    Config: configs/pep/pep_r101_fpn_3x_coco.py
+    Results:
+      - Task: Instance Segmentation
+        Dataset: COCO
+        Metrics:
+          mask AP: 40.6  # the paper's
+"""
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """PEP: 2 seeds x 2 variants, current; SOLOv2: one stale run; a
+    current latency file for PEP and a stale one for CondInst."""
+    monkeypatch.setattr(protocol, 'code_commit', lambda files, root: COMMIT)
+    results = tmp_path / 'docs' / 'results'
+    runs = [('PEP', 'demo', 0, .30, .20, .40), ('PEP', 'demo', 1, .32, .22,
+                                                .42),
+            ('PEP', 'dense', 0, .20, .10, .25), ('PEP', 'dense', 1, .22,
+                                                 .12, .27)]
+    for name, variant, seed, *values in runs:
+        write_result(result_path(str(results), variant, name, seed),
+                     _result(name, variant, seed, *values))
+    write_result(result_path(str(results), 'demo', 'SOLOv2', 0),
+                 _result('SOLOv2', 'demo', 0, .777, .666, .555,
+                         current=False))
+    for name, digest in (('PEP', None), ('CondInst', 'another model')):
+        cfg = Config.fromfile(osp.join(ROOT, CONFIGS[name]))
+        latency = dict(name=name, config=CONFIGS[name], code_commit=COMMIT,
+                       model_digest=digest or model_digest(cfg),
+                       device='cpu', device_name='x86_64', threads=2,
+                       latency=dict(median_ms=12.34))
+        path = results / 'latency' / f'{name}.json'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(latency))
+    (tmp_path / 'README.md').write_text(ZOO)
+    (tmp_path / 'configs' / 'pep').mkdir(parents=True)
+    (tmp_path / 'configs' / 'pep' / 'README.md').write_text(PEP)
+    (tmp_path / 'configs' / 'pep' / 'metafile.yml').write_text(METAFILE)
+    return tmp_path
+
+
+FILES = ['README.md', 'configs/pep/README.md', 'configs/pep/metafile.yml',
+         'docs/results/README.md']
+
+
+def test_blocks_from_current_test_runs(tree):
+    built = render(str(tree), FILES)
+    zoo = built['README.md'][1]
+    assert zoo.startswith('# Zoo\n\n<!-- results:zoo -->\n\n| Method |')
+    assert zoo.endswith('<!-- /results:zoo -->\n\nEnd.\n')
+    rows = {line.split(' | ')[0][2:]: line.split(' | ')
+            for line in zoo.splitlines() if line.startswith('| ')}
+    pep = rows['**PEP** (recommended)']
+    # The mean over variants of the seed means: (31 + 21) / 2; the seed
+    # std is 1.4 in both.
+    assert pep[2] == ('[pep_r18_fpn_1200it_synthetic.py]'
+                      '(configs/pep/pep_r18_fpn_1200it_synthetic.py)')
+    assert pep[3:6] == ['26.0 ± 1.4', '16.0 ± 1.4', '2 seeds × 2 variants']
+    assert pep[6] == '12.3 |'  # the current latency file
+    # SOLOv2's run is stale: not a number of it anywhere.
+    assert rows['SOLOv2'][3:6] == ['—', '—', 'no held-out runs yet']
+    assert '77.7' not in zoo and '66.6' not in zoo
+    assert rows['CondInst'][6] == '—¹ |'  # its latency file is stale
+    assert '¹ not measured.' in zoo
+
+    pep_block = built['configs/pep/README.md'][1]
+    lines = [line for line in pep_block.splitlines()
+             if line.startswith('| PEP')]
+    assert [line.split(' | ')[2:] for line in lines[:3]] == [
+        ['demo', '2', '31.0 ± 1.4', '21.0 ± 1.4', '41.0 ± 1.4 |'],
+        ['dense', '2', '21.0 ± 1.4', '11.0 ± 1.4', '26.0 ± 1.4 |'],
+        ['all', '4', '26.0 ± 1.4', '16.0 ± 1.4', '33.5 ± 1.4 |'],
+    ]
+    # The Tab. 2 rows without runs say so.
+    assert any(line.startswith('| PEP-baseline |') and 'no held-out runs'
+               in line for line in lines)
+
+    meta = built['configs/pep/metafile.yml'][1]
+    assert 'mask AP: 26.0  # mean of 2 seeds × 2 variants' in meta
+    assert 'box AP: 25.0' in meta and '99.9' not in meta
+    assert 'Dataset: Synthetic crowded shapes (held-out test)' in meta
+    # No runs: the typed number goes; the paper's COCO number stays.
+    assert '19.0' not in meta and 'mask AP: 40.6  # the paper\'s' in meta
+
+    page = built['docs/results/README.md'][1]
+    assert '| PEP | all | 4 |' in page
+    assert '1 stale run(s)' in page and 'SOLOv2' not in page
+
+
+def test_check_finds_a_changed_cell(tree, tool):
+    code, out, _ = _main(tool, ['--root', str(tree), *FILES])
+    assert code == 0 and '4 generated files, rewrote 4' in out
+    code, out, _ = _main(tool, ['--root', str(tree), '--check', *FILES])
+    assert code == 0, out
+    readme = tree / 'README.md'
+    readme.write_text(readme.read_text().replace('26.0 ± 1.4', '28.0 ± 1.4',
+                                                 1))
+    code, out, _ = _main(tool, ['--root', str(tree), '--check', *FILES])
+    assert code == 1
+    assert '-| **PEP** (recommended)' in out and '28.0 ± 1.4' in out
+    assert "['README.md']" in out
+
+
+def test_a_missing_marker_names_the_file(tree, tool):
+    (tree / 'configs' / 'pep' / 'README.md').write_text('# PEP\n')
+    with pytest.raises(MarkerError, match=r'configs/pep/README.md: .*'
+                       r'<!-- results:pep -->'):
+        render(str(tree), FILES)
+    code, _, err = _main(tool, ['--root', str(tree), '--check', *FILES])
+    assert code == 2 and 'configs/pep/README.md' in err
+    # Twice is as wrong as never.
+    (tree / 'configs' / 'pep' / 'README.md').write_text(PEP + PEP)
+    with pytest.raises(MarkerError, match='once each'):
+        render(str(tree), FILES)
+
+
+def test_the_builder_judges_runs_as_the_protocol(tree, monkeypatch):
+    """A run is current for the tables exactly when the protocol would
+    skip it: here after a change of the model code, nothing counts."""
+    args = protocol_args(str(tree))
+    judged = protocol.judge_results(default_specs(), args, {})
+    assert len(judged['current']) == 4 and len(judged['stale']) == 1
+    monkeypatch.setattr(protocol, 'code_commit', lambda files, root: 'f' * 40)
+    built = render(str(tree), FILES)
+    assert '26.0' not in built['README.md'][1]
+    assert '5 stale run(s)' in built['docs/results/README.md'][1]
+
+
+def test_metafile_results_are_inserted_replaced_or_removed():
+    run = dict(config='configs/pep/a_synthetic.py', variant='demo', seed=0,
+               metrics={'coco/segm_mAP': 0.25, 'coco/bbox_mAP': 0.2})
+    state = dict(runs={'A': [run, dict(run, seed=1)]})
+    entry = ('  - Name: a\n    Config: configs/pep/a_synthetic.py\n'
+             '    Metadata:\n      Iterations: 1200\n')
+    old = ('    Results:\n      - Task: Instance Segmentation\n'
+           '        Dataset: Synthetic crowded objects\n'
+           '        Metrics:\n          mask AP: 99.9\n')
+    built = ('    Results:\n      - Task: Instance Segmentation\n'
+             f'        Dataset: {DATASET}\n        Metrics:\n'
+             '          mask AP: 25.0  # mean of 2 seeds × 1 variant '
+             '(demo); build_tables.py\n      - Task: Object Detection\n'
+             f'        Dataset: {DATASET}\n        Metrics:\n'
+             '          box AP: 20.0  # mean of 2 seeds × 1 variant '
+             '(demo); build_tables.py\n')
+    after = '\n  # the next entry\n  - Name: b\n    Config: b_coco.py\n'
+    for text in (entry, entry + old):  # inserted, or replaced
+        assert replace_metafile_results('Models:\n' + text + after,
+                                        state) == ('Models:\n' + entry +
+                                                   built + after)
+    # No current runs: the Results go.
+    assert replace_metafile_results('Models:\n' + entry + old + after,
+                                    dict(runs={})) == ('Models:\n' + entry +
+                                                       after)
