@@ -249,3 +249,29 @@ def test_metafile_results_are_inserted_replaced_or_removed():
     assert replace_metafile_results('Models:\n' + entry + old + after,
                                     dict(runs={})) == ('Models:\n' + entry +
                                                        after)
+
+
+def test_a_peer_row_shows_the_settings_better_on_val_not_on_test():
+    """SOLOv2 and CondInst run at the zoo's adaptation and at mmdet's
+    defaults; the zoo row takes the one with the higher val mask AP, even
+    when the other scores higher on test."""
+    from mmdet_pep_tools.tables import chosen_on_val
+
+    def run(name, variant, val, test):
+        return dict(name=name, variant=variant, metrics={
+            'coco/segm_mAP': test}, val_metrics={'coco/segm_mAP': val})
+
+    state = dict(runs={
+        'CondInst': [run('CondInst', 'demo', 0.20, 0.30),
+                     run('CondInst', 'dense', 0.10, 0.20)],
+        'CondInst-mmdet': [run('CondInst-mmdet', 'demo', 0.22, 0.10),
+                           run('CondInst-mmdet', 'dense', 0.12, 0.10)],
+    })
+    names = ('CondInst', 'CondInst-mmdet')
+    assert chosen_on_val(state, names) == 'CondInst-mmdet'
+    # Without runs of the defaults, the adapted config; without any, the
+    # first; a single model is itself.
+    del state['runs']['CondInst-mmdet']
+    assert chosen_on_val(state, names) == 'CondInst'
+    assert chosen_on_val(dict(runs={}), names) == 'CondInst'
+    assert chosen_on_val(state, 'PEP') == 'PEP'
