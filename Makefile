@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 
 # Demo knobs (see README): DATA_ROOT=data/coco/ with the COCO file names
 # below (and a COCO config) runs the same job on real data.
+# DEMO_CONFIG is the recommended PEP recipe (configs/pep/README.md).
 DEMO_CONFIG ?= configs/pep/pep_r18_fpn_1200it_synthetic.py
 DEMO_WORK_DIR ?= work_dirs/demo
 DATA_ROOT ?= data/synthetic/

@@ -1,4 +1,4 @@
-# Tab. 2, row "Baseline", on the embedded crowded-objects set: perceiving +
+# Tab. 2, row "Baseline", of the recommended synthetic recipe: perceiving +
 # mask learning; Matrix NMS instead of purifying.
 _base_ = './pep_r18_fpn_1200it_synthetic.py'
 

@@ -1,4 +1,4 @@
-# Tab. 2, row "Baseline + excavating", on the embedded crowded-objects set.
+# Tab. 2, row "Baseline + excavating", of the recommended synthetic recipe.
 _base_ = './pep_r18_fpn_1200it_synthetic.py'
 
 model = dict(mask_head=dict(purifier=None))

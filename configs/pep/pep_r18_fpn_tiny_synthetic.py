@@ -1,8 +1,10 @@
 # For tests and smoke runs only: it trains for 4 iterations and its numbers
-# mean nothing. It exercises every component of PEP (perceiving, excavating,
-# purifying, mask learning), the data pipeline, evaluation, checkpointing and
-# resuming in seconds on a CPU: ResNet-18 with 8 base channels, 16-channel
-# FPN and head, 64 px images. Make the data with
+# mean nothing. It is the recommended synthetic recipe
+# (pep_r18_fpn_1200it_synthetic.py), shrunk: it exercises every component of
+# PEP (perceiving, excavating, purifying, mask learning) with the recipe's
+# switches, the data pipeline, evaluation, checkpointing and resuming in
+# seconds on a CPU: ResNet-18 with 8 base channels, 16-channel FPN and head,
+# 64 px images. Make the data with
 #   python tools/dataset_converters/make_synthetic.py data/tiny_synthetic \
 #       --num-train 8 --num-val 4 --image-size 64
 # (the tests generate their own and point `data_root` there).

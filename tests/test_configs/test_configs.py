@@ -2,6 +2,7 @@
 import ast
 import copy
 import glob
+import os
 import os.path as osp
 from types import SimpleNamespace
 
@@ -58,7 +59,6 @@ def tiny(model_cfg):
 def test_there_are_configs():
     names = {rel(p) for p in CONFIGS}
     for required in ('configs/pep/pep_r50_fpn_1x_coco.py',
-                     'configs/pep/pep_r50_fpn_3x_coco.py',
                      'configs/pep/pep_r101_fpn_3x_coco.py',
                      'configs/pep/pep-baseline_r101_fpn_3x_coco.py',
                      'configs/pep/pep-excavate_r101_fpn_3x_coco.py',
@@ -318,7 +318,7 @@ def test_3x_schedule_is_the_papers(path):
 
 
 @pytest.mark.parametrize('path', [
-    'configs/pep/pep_r50_fpn_3x_coco.py',
+    'configs/pep/pep_r101_fpn_3x_coco.py',
     'configs/_base_/schedules/schedule_3x.py',
 ])
 def test_3x_schedule_learning_rate_by_iteration(path):
@@ -392,20 +392,86 @@ def _flatten(d, prefix=''):
     return out
 
 
-@pytest.mark.parametrize('setting', [
-    'r101_fpn_3x_coco', 'r18_fpn_1200it_synthetic',
-    'r18_fpn_focal-perceive_1200it_synthetic',
-    'r18_fpn_rel-coords_1200it_synthetic',
-    'r18_fpn_native-grids_1200it_synthetic'
-])
-@pytest.mark.parametrize('variant,switched', [
-    ('baseline', {'excavator', 'purifier'}),
-    ('excavate', {'purifier'}),
-    ('purify', {'excavator'}),
-])
-def test_ablation_configs_differ_only_in_switches(variant, switched, setting):
+# PEP's configs ---------------------------------------------------------------
+#
+# configs/pep/ holds the recommended synthetic recipe (one flat file over
+# configs/_base_/), its Tab. 2 rows, the tiny test config and the paper's
+# COCO configs; the screens that chose the recipe are --cfg-options lines
+# in docs/experiments/pep-screens.md.
+PEP_DIR = osp.join(ROOT, 'configs', 'pep')
+RECIPE = 'configs/pep/pep_r18_fpn_1200it_synthetic.py'
+PEP_FILES = {
+    'README.md', 'metafile.yml', 'pep_r18_fpn_1200it_synthetic.py',
+    'pep-baseline_r18_fpn_1200it_synthetic.py',
+    'pep-excavate_r18_fpn_1200it_synthetic.py',
+    'pep-purify_r18_fpn_1200it_synthetic.py', 'pep_r18_fpn_tiny_synthetic.py',
+    'pep_r101_fpn_3x_coco.py', 'pep-baseline_r101_fpn_3x_coco.py',
+    'pep-excavate_r101_fpn_3x_coco.py', 'pep-purify_r101_fpn_3x_coco.py',
+    'pep_r50_fpn_1x_coco.py'
+}
+TAB2_ROWS = {
+    'baseline': {'excavator', 'purifier'},
+    'excavate': {'purifier'},
+    'purify': {'excavator'},
+}
+
+
+def _literal(node):
+    """A literal, or ``dict(key=literal, ...)``, from its AST node."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == 'dict' and not node.args):
+        return {kw.arg: _literal(kw.value) for kw in node.keywords}
+    return ast.literal_eval(node)
+
+
+def assignments(path):
+    """The top-level ``name = value`` statements of a config file: what the
+    file itself sets, before any inheritance (an expression that is not a
+    literal stays an AST node)."""
+    with open(osp.join(ROOT, path)) as f:
+        tree = ast.parse(f.read())
+    out = {}
+    for node in tree.body:
+        assert isinstance(node, ast.Assign), ast.dump(node)
+        try:
+            out[node.targets[0].id] = _literal(node.value)
+        except ValueError:
+            out[node.targets[0].id] = node.value
+    return out
+
+
+def test_pep_folder_holds_at_most_twelve_files():
+    files = set(os.listdir(PEP_DIR))
+    assert len(files) <= 12
+    assert files == PEP_FILES
+
+
+def test_recommended_recipe_is_one_flat_file():
+    bases = assignments(RECIPE)['_base_']
+    assert bases == [
+        '../_base_/models/pep_r50_fpn.py',
+        '../_base_/datasets/synthetic_instance.py',
+        '../_base_/schedules/schedule_synthetic.py',
+        '../_base_/synthetic_runtime.py'
+    ]
+    # The tiny test config is the recipe, shrunk.
+    assert assignments('configs/pep/pep_r18_fpn_tiny_synthetic.py')[
+        '_base_'] == './pep_r18_fpn_1200it_synthetic.py'
+
+
+@pytest.mark.parametrize('setting',
+                         ['r18_fpn_1200it_synthetic', 'r101_fpn_3x_coco'])
+@pytest.mark.parametrize('row', sorted(TAB2_ROWS))
+def test_tab2_rows_are_small_diffs_of_their_recipe(row, setting):
+    """Each Tab. 2 row is its recipe with ``excavator=None`` and/or
+    ``purifier=None``, written as such and nothing else."""
+    switched = TAB2_ROWS[row]
+    assert assignments(f'configs/pep/pep-{row}_{setting}.py') == dict(
+        _base_=f'./pep_{setting}.py',
+        model=dict(mask_head={name: None
+                              for name in sorted(switched)}))
     full = load(f'configs/pep/pep_{setting}.py').to_dict()
-    abl = load(f'configs/pep/pep-{variant}_{setting}.py').to_dict()
+    abl = load(f'configs/pep/pep-{row}_{setting}.py').to_dict()
     for name in switched:
         assert abl['model']['mask_head'][name] is None
         full['model']['mask_head'].pop(name)
@@ -413,119 +479,103 @@ def test_ablation_configs_differ_only_in_switches(variant, switched, setting):
     assert _flatten(full) == _flatten(abl)
 
 
-@pytest.mark.parametrize('setting,key,value', [
-    ('rel-coords', 'rel_coords', 'quadratic'),
-    ('native-grids', 'num_grids', [16, 16, 8, 4, 4]),
-])
-def test_pep_variant_config_differs_only_in_its_switch(setting, key, value):
-    plain = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
-    variant = load(
-        f'configs/pep/pep_r18_fpn_{setting}_1200it_synthetic.py').to_dict()
-    assert variant['model']['mask_head'].pop(key) == value
-    plain['model']['mask_head'].pop(key, None)
-    assert _flatten(plain) == _flatten(variant)
+def test_recommended_recipe_settings():
+    """The settings of the recommended recipe (configs/pep/README.md,
+    "Departures from the paper"), pinned."""
+    model = _unscoped(load(RECIPE).to_dict()['model'])
+    assert model['backbone']['depth'] == 18
+    assert model['backbone']['frozen_stages'] == -1
+    assert model['backbone']['norm_eval'] is False
+    assert model['backbone']['init_cfg'] is None
+    assert model['neck']['in_channels'] == [64, 128, 256, 512]
+    assert model['neck']['out_channels'] == 128
+    head = model['mask_head']
+    expected = dict(
+        num_classes=3,
+        in_channels=128,
+        feat_channels=128,
+        stacked_convs=2,
+        strides=[8, 8, 16, 32, 32],
+        scale_ranges=((1, 24), (12, 48), (24, 96), (48, 192), (96, 512)),
+        pos_scale=0.2,
+        num_grids=[24, 18, 12, 8, 6],
+        rel_coords='quadratic',
+        detach_excavation=True,
+        detach_purifier=True,
+        max_originals_train=16,
+        loss_perceive=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=16.0),
+        loss_mask=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0),
+        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True))
+    assert {k: head[k] for k in expected} == expected
+    assert head['mask_feature_head']['feat_channels'] == 64
+    assert head['mask_feature_head']['out_channels'] == 128
+    # The mechanisms as the paper's: every loss weight 1, <= 30 graph
+    # nodes per image in training.
+    assert head['excavator']['loss_excavate']['loss_weight'] == 1.0
+    assert head['excavator']['loss_cls']['loss_weight'] == 1.0
+    assert head['purifier']['loss_graph']['loss_weight'] == 1.0
+    assert head['purifier']['max_descriptors'] == 30
+    test_cfg = model['test_cfg']
+    assert {k: v for k, v in test_cfg.items() if k != 'excavate'} == dict(
+        nms_pre=200,
+        score_thr=0.05,
+        mask_thr=0.5,
+        max_per_img=50,
+        min_area=0,
+        purify=dict(
+            group_thr=0.5,
+            class_agnostic=False,
+            mask_iou_thr=0.5,
+            rescore=True,
+            matrix_nms=True),
+        kernel='gaussian',
+        sigma=2.0,
+        filter_thr=0.05)
+    assert test_cfg['excavate'] == dict(max_originals=30, key_thr=0.3,
+                                        max_keys=4)
 
 
-SWITCHES = [
-    # (Tab. 2 row, parent setting, child setting, key path, value,
-    #  test_cfg settings the child also changes)
-    (row, parent, child, path, value, {}) for row in ('pep', 'pep-excavate')
-    for parent, child, path, value in [
-        ('rel-coords', 'rel-coords_key-feat', ('excavator', 'key_features'),
-         True),
-        ('rel-coords', 'rel-coords_detach-exc', ('detach_excavation', ), True),
-        ('rel-coords_detach-exc', 'rel-coords_detach-exc_key-desc',
-         ('excavator', 'key_features'), 'descriptor'),
-    ]
-] + [
-    # The README's PEP: also tested at CondInst's score threshold
-    # (docs/pep_accuracy.md section 7.7).
-    ('pep', 'rel-coords_detach-exc', 'rel-coords_detach-exc_detach-pur',
-     ('detach_purifier', ), True, {'score_thr': 0.05}),
-    ('pep', 'rel-coords_detach-exc_key-desc',
-     'rel-coords_detach-exc_key-desc_peak-pos',
-     ('excavator', 'peak_positives'), True, {})
-]
-
-
-@pytest.mark.parametrize('row,parent,child,path,value,test_cfg', SWITCHES)
-def test_switch_config_differs_from_its_parent_only_in_the_switch(
-        row, parent, child, path, value, test_cfg):
-    name = 'configs/pep/{}_r18_fpn_{}_1200it_synthetic.py'
-    plain = load(name.format(row, parent)).to_dict()
-    switched = load(name.format(row, child)).to_dict()
-    *parents, key = path
-    plain_node, switched_node = (cfg['model']['mask_head']
-                                 for cfg in (plain, switched))
-    for part in parents:
-        plain_node, switched_node = plain_node[part], switched_node[part]
-    assert switched_node.pop(key) == value
-    assert key not in plain_node
-    for field, setting in test_cfg.items():
-        assert switched['model']['test_cfg'].pop(field) == setting
-        assert plain['model']['test_cfg'].pop(field) != setting
-    assert _flatten(plain) == _flatten(switched)
-
-
-def test_paper_purify_config_differs_only_in_the_purify_test_cfg():
-    tuned = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
-    paper = load(
-        'configs/pep/pep_r18_fpn_paper-purify_1200it_synthetic.py').to_dict()
-    switches = ('mask_iou_thr', 'rescore', 'matrix_nms')
-    tuned_purify = tuned['model']['test_cfg']['purify']
-    paper_purify = paper['model']['test_cfg']['purify']
-    assert [tuned_purify.pop(k) for k in switches] == [0.5, True, True]
-    # The paper's purifier: the head's own defaults.
+@pytest.mark.parametrize('path', sorted(
+    rel(p) for p in CONFIGS
+    if osp.basename(p).startswith('pep') and p.endswith('_coco.py')))
+def test_pep_coco_configs_keep_the_papers_choices(path):
+    """The COCO configs change none of the synthetic recipe's departures:
+    no relative coordinates, trained end to end, every loss weight 1, the
+    paper's CE mask loss, and the paper's purifying (the head's
+    defaults)."""
     from mmdet_pep.models import PEPHead
-    defaults = PEPHead.TEST_CFG_DEFAULTS['purify']
-    assert [paper_purify.pop(k) for k in switches] == [
-        defaults[k] for k in switches] == [0.0, False, False]
-    assert _flatten(tuned) == _flatten(paper)
+    cfg = load(path)
+    head = cfg.model.mask_head
+    assert head.get('rel_coords') is None
+    assert not head.get('detach_excavation', False)
+    assert not head.get('detach_purifier', False)
+    assert head.loss_perceive == dict(
+        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    assert head.loss_mask == dict(
+        type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
+    assert head.get('num_grids') == [40, 36, 24, 16, 12]
+    purify = {
+        **PEPHead.TEST_CFG_DEFAULTS['purify'],
+        **cfg.model.test_cfg.get('purify', {})
+    }
+    assert purify == PEPHead.TEST_CFG_DEFAULTS['purify']
+    assert (purify['mask_iou_thr'], purify['rescore'],
+            purify['matrix_nms']) == (0.0, False, False)
+    assert cfg.model.test_cfg.score_thr == 0.1
 
 
 @pytest.mark.parametrize('path', sorted(
     rel(p) for p in CONFIGS if osp.basename(p).startswith('pep')))
 def test_pep_area_filter_is_solov2s_on_coco_and_off_on_synthetic(path):
     """SOLOv2's ``area > stride`` filter drops whole ~10 x 10 px objects of
-    the synthetic sets (docs/pep_accuracy.md 7.12): the synthetic recipe
-    keeps every non-empty mask, the COCO configs keep SOLOv2's filter."""
+    the synthetic sets: the synthetic recipe keeps every non-empty mask,
+    the COCO configs keep SOLOv2's filter."""
     min_area = load(path).model.test_cfg.get('min_area', 'stride')
     if 'synthetic' in path:
         assert min_area == 0
     else:
         assert min_area == 'stride'
-
-
-def test_ce_mask_config_differs_only_in_the_mask_loss():
-    dice = load('configs/pep/pep_r18_fpn_1200it_synthetic.py').to_dict()
-    ce = load('configs/pep/pep_r18_fpn_ce-mask_1200it_synthetic.py').to_dict()
-    assert dice['model']['mask_head'].pop('loss_mask')['type'] == 'DiceLoss'
-    assert ce['model']['mask_head'].pop('loss_mask') == dict(
-        type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
-    assert _flatten(dice) == _flatten(ce)
-
-
-@pytest.mark.parametrize('parent,child,weights', [
-    ('', '_perceive-x8', (1.0, 8.0)),
-    ('_perceive-x8', '_perceive-x16', (8.0, 16.0)),
-    ('_perceive-x16', '_perceive-x32', (16.0, 32.0)),
-])
-def test_perceive_weight_config_differs_only_in_the_perceive_weight(
-        parent, child, weights):
-    # The perceiving loss's weight (docs/pep_accuracy.md section 7.10): the
-    # headline's softmax CE weighted 8 instead of the paper's 1, then 16
-    # (the README's PEP) and 32 (a screen).
-    name = 'configs/pep/pep_r18_fpn_rel-coords_detach-exc_detach-pur{}' \
-        '_1200it_synthetic.py'
-    plain = load(name.format(parent)).to_dict()
-    weighted = load(name.format(child)).to_dict()
-    plain_loss = plain['model']['mask_head'].pop('loss_perceive')
-    weighted_loss = weighted['model']['mask_head'].pop('loss_perceive')
-    assert (plain_loss.pop('loss_weight'),
-            weighted_loss.pop('loss_weight')) == weights
-    assert plain_loss == weighted_loss == dict(
-        type='CrossEntropyLoss', use_sigmoid=False)
-    assert _flatten(plain) == _flatten(weighted)
 
 
 # One house for all methods ---------------------------------------------------
@@ -587,7 +637,8 @@ def test_every_config_has_the_projects_runtime(path):
     assert cfg.custom_imports == dict(
         imports=['mmdet_pep'], allow_failed_imports=False)
     assert [h['type'] for h in cfg.custom_hooks] == [
-        'PEPNumClassCheckHook', 'PEPCheckInvalidLossHook', 'RNGStateHook'
+        'SafeCheckpointHook', 'StrictNumClassCheckHook',
+        'StrictCheckInvalidLossHook', 'RNGStateHook'
     ]
 
 
@@ -629,8 +680,13 @@ def test_other_methods_copy_no_head(path):
     bases = next(
         ast.literal_eval(node.value) for node in ast.parse(text).body
         if isinstance(node, ast.Assign) and node.targets[0].id == '_base_')
-    assert bases[0] == f'../_base_/models/{method}_r50_fpn.py'
-    assert not any('pep' in base for base in bases)
+    if isinstance(bases, str):
+        # A settings variant (``*_mmdet-defaults_*``): a diff of the
+        # method's synthetic config, which the check below covers.
+        assert bases == f'./{method}_r18_fpn_1200it_synthetic.py', bases
+    else:
+        assert bases[0] == f'../_base_/models/{method}_r50_fpn.py'
+        assert not any('pep' in base for base in bases)
     cfg = Config.fromfile(path)
     for key, head_type in HEAD_TYPES[method].items():
         assert (cfg.model.type if key == 'type' else

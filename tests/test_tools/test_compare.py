@@ -259,14 +259,15 @@ def test_default_models_and_ablations(compare, tiny):
     specs = compare.build_specs(compare.parse_args([]))
     assert [s.name for s in specs] == [
         'PEP', 'PEP-baseline', 'PEP-excavate', 'PEP-purify', 'SOLOv2',
-        'CondInst', 'EmbedMask', 'SipMask', 'SpatialEmbeddings'
+        'SOLOv2-mmdet', 'CondInst', 'CondInst-mmdet', 'EmbedMask', 'SipMask',
+        'SpatialEmbeddings'
     ]
-    # Every model, ablations included, is a config file of its method's
-    # folder.
+    # Every model, ablations and the peers' mmdet-default settings
+    # included, is a config file of its method's folder.
     assert [osp.relpath(osp.dirname(s.config), ROOT) for s in specs] == [
         osp.join('configs', folder)
-        for folder in ['pep'] * 4 +
-        ['solov2', 'condinst', 'embedmask', 'sipmask', 'spatial_embeddings']
+        for folder in ['pep'] * 4 + ['solov2'] * 2 + ['condinst'] * 2 +
+        ['embedmask', 'sipmask', 'spatial_embeddings']
     ]
     assert all(osp.isfile(s.config) for s in specs)
 

@@ -421,10 +421,12 @@ def assert_search_results(tmp_path, **env):
                              '--condition', 'mask_ap>0', **env)
     assert {k: v['youtube-vis 2019/mask_ap']
             for k, v in youtube_vis.items()} == REPORTED_YOUTUBE_VIS
-    # Our own measurements are listed under the synthetic set.
+    # Our own measurements are listed under the synthetic set (built from
+    # the held-out result files by build_tables.py; none before those
+    # runs exist).
     ours = mim_search(tmp_path, '--condition', 'mask_ap>0', **env)
     reported = set(paper) | set(cityscapes) | set(youtube_vis)
-    assert set(ours) > reported
+    assert set(ours) >= reported
     assert all('synthetic' in name for name in set(ours) - reported)
     return listed
 

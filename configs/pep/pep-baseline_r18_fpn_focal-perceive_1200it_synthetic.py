@@ -1,7 +1,0 @@
-# Tab. 2, row "Baseline", of
-# pep_r18_fpn_focal-perceive_1200it_synthetic.py (SOLOv2's normalised
-# focal perceiving loss), as pep-baseline_r18_fpn_1200it_synthetic.py is of
-# pep_r18_fpn_1200it_synthetic.py.
-_base_ = './pep_r18_fpn_focal-perceive_1200it_synthetic.py'
-
-model = dict(mask_head=dict(excavator=None, purifier=None))
