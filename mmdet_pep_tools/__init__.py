@@ -9,8 +9,9 @@ builds; this sibling package holds what only the tools need:
   with latency, its report);
 - ``results``, ``results_table``: the result store (one file per run) and
   the tables of a results folder;
-- ``tables``, ``blocks``: the generated blocks of the READMEs and metafiles
-  (``tools/analysis_tools/build_tables.py``);
+- ``tables``, ``blocks``, ``reported``: the generated blocks of the READMEs
+  and metafiles (``tools/analysis_tools/build_tables.py``), from the result
+  files and, for the papers' numbers, ``docs/results/reported.yml``;
 - ``provenance``: which config and code a result comes from;
 - ``benchmark``, ``memory``: latency and step time, peak memory;
 - ``config_rewrites``, ``launch``: command-line rewrites of a config and

@@ -4,36 +4,50 @@
   ``<!-- /results:NAME -->`` is the block ``NAME`` of
   :data:`.tables.TABLES`; a known block without its markers is an error
   that names the file.
+- Markdown: the text between ``<!-- reported:NAME -->`` and
+  ``<!-- /reported:NAME -->`` is the table ``NAME`` of
+  ``docs/results/reported.yml`` (:mod:`.reported`). Markers of a block
+  that no spec puts in that file are an error too.
 - ``configs/*/metafile.yml``: the ``Results`` of every entry whose
   ``Config`` is a synthetic config (``*_synthetic.py``) are rebuilt from
-  its current runs, or removed when it has none. Other entries (COCO,
-  Cityscapes: the papers' numbers) are left as they are.
+  its current runs, or removed when it has none. Those of every other entry
+  (COCO, Cityscapes, YouTube-VIS: the papers' numbers) are written from
+  ``docs/results/reported.yml``, or removed when it does not list the
+  config.
 - The pages of :data:`.tables.PAGES` are generated whole.
 """
 import difflib
 import glob
 import os
 import os.path as osp
+import re
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from . import reported as rep
 from .tables import (DATASET, PAGES, TABLES, block, load_state, pooled,
                      run_count, MASK, BOX, page)
 
 START, END = '<!-- results:{} -->', '<!-- /results:{} -->'
+MARKER = re.compile(r'<!-- /?(results|reported):(\S+) -->')
 
 
 class MarkerError(ValueError):
     """A block's markers are missing, repeated or out of order."""
 
 
-def replace_block(text: str, name: str, content: str, path: str) -> str:
+def replace_block(text: str, name: str, content: str, path: str,
+                  marks: Tuple[str, str] = (START, END)) -> str:
     """``text`` with the block ``name`` replaced by ``content``.
+
+    ``marks``: the start and end marker formats, ``results`` by default
+    (:data:`.reported.START`, :data:`.reported.END` for the reported
+    blocks).
 
     Raises:
         MarkerError: Naming ``path``, if the markers are not there once
             each, start before end.
     """
-    start, end = START.format(name), END.format(name)
+    start, end = (m.format(name) for m in marks)
     if text.count(start) != 1 or text.count(end) != 1 or text.index(
             end) < text.index(start):
         raise MarkerError(
@@ -73,9 +87,13 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(' '))
 
 
-def replace_metafile_results(text: str, state: dict) -> str:
-    """``text`` (a metafile) with the ``Results`` of its synthetic
-    entries rebuilt."""
+def replace_metafile_results(text: str, state: dict,
+                             reported: Optional[dict] = None) -> str:
+    """``text`` (a metafile) with the ``Results`` of its entries rebuilt:
+    a synthetic config's from ``state``'s runs, any other's from
+    ``reported`` (:func:`.reported.load_reported`; None: no reported
+    numbers)."""
+    reported = reported or dict(sources={}, tables={}, entries=[])
     lines = text.splitlines(keepends=True)
     starts = [
         k for k, line in enumerate(lines) if line.startswith('  - Name:')
@@ -85,10 +103,10 @@ def replace_metafile_results(text: str, state: dict) -> str:
         entry = lines[a:b]
         config = next((line.split(':', 1)[1].strip() for line in entry
                        if line.startswith('    Config:')), '')
-        if not config.endswith('_synthetic.py'):
-            out += entry
-            continue
-        new = metafile_results(state, config)
+        if config.endswith('_synthetic.py'):
+            new = metafile_results(state, config)
+        else:
+            new = rep.metafile_results(reported, config)
         new = new.splitlines(keepends=True) if new else []
         first = next((k for k, line in enumerate(entry)
                       if line.startswith('    Results:')), None)
@@ -107,7 +125,10 @@ def replace_metafile_results(text: str, state: dict) -> str:
 
 def targets(root: str) -> List[str]:
     """Every generated file under ``root`` (from the repository root)."""
-    files = sorted({spec['file'] for spec in TABLES.values()})
+    files = sorted({spec['file'] for spec in TABLES.values()} | {
+        spec['file']
+        for spec in rep.load_reported(root)['tables'].values()
+    })
     files += sorted(
         osp.relpath(p, root)
         for p in glob.glob(osp.join(root, 'configs', '*', 'metafile.yml')))
@@ -127,8 +148,10 @@ def render(root: str,
     now is None for a page that does not exist yet.
 
     Raises:
-        MarkerError: Listing every file that lacks a block's markers.
+        MarkerError: Listing every file that lacks a block's markers or
+            has the markers of a block that does not go there.
         FileNotFoundError: If a file with blocks does not exist.
+        ReportedError: If ``docs/results/reported.yml`` is malformed.
     """
     paths = targets(root)
     if only is not None:
@@ -138,7 +161,7 @@ def render(root: str,
             raise ValueError(f'{unknown} are not generated files; they are '
                              f'{paths}')
         paths = [p for p in paths if p in only]
-    state = load_state(root)
+    state, reported = load_state(root), rep.load_reported(root)
     built, errors = {}, []
     for path in paths:
         full = osp.join(root, path)
@@ -146,19 +169,32 @@ def render(root: str,
         if path in PAGES:
             built[path] = (old, page(path, state, root))
         elif path.endswith('metafile.yml'):
-            built[path] = (old, replace_metafile_results(old, state))
+            built[path] = (old,
+                           replace_metafile_results(old, state, reported))
         else:
             if old is None:
                 raise FileNotFoundError(f'{full}: the blocks '
                                         f'{sorted(TABLES)} need it')
             new = old
-            for name, spec in TABLES.items():
-                if spec['file'] == path:
-                    try:
-                        new = replace_block(new, name, block(name, state),
-                                            path)
-                    except MarkerError as e:
-                        errors.append(str(e))
+            contents = [('results', name, block(name, state), (START, END))
+                        for name, spec in TABLES.items()
+                        if spec['file'] == path]
+            contents += [('reported', name, content, (rep.START, rep.END))
+                         for name, content in rep.blocks_of(
+                             reported, path).items()]
+            for _, name, content, marks in contents:
+                try:
+                    new = replace_block(new, name, content, path, marks)
+                except MarkerError as e:
+                    errors.append(str(e))
+            known = {(kind, name) for kind, name, _, _ in contents}
+            unknown = sorted(set(MARKER.findall(old)) - known)
+            if unknown:
+                errors.append(
+                    f'{path}: has the markers of blocks that do not go there: '
+                    + ', '.join(f'{kind}:{name}' for kind, name in unknown)
+                    + ' (the blocks are mmdet_pep_tools.tables.TABLES and '
+                    f'the tables of {rep.REPORTED_FILE})')
             built[path] = (old, new)
     if errors:
         raise MarkerError('\n'.join(errors))

@@ -9,7 +9,8 @@ group per model and code commit.
 from collections import defaultdict
 from typing import List, Optional, Sequence
 
-from .results import IMAGE_NOTE, TABLE_METRICS, summarize
+from mmdet_pep.datasets.synthetic import VARIANTS
+from .results import IMAGE_NOTE, TABLE_METRICS, mean_std, summarize
 
 
 def cell(value: Optional[tuple], scale: float, empty: str = '-') -> str:
@@ -139,3 +140,38 @@ def archive_markdown(results: List[dict],
     lines += ['', '## Every run', '']
     lines += _run_rows(results, metrics)
     return '\n'.join(lines) + '\n'
+
+
+def pooled(runs: List[dict], key: str, field: str = 'metrics') -> dict:
+    """Mean and spread of ``key`` over runs: per variant (mean, std, n) and
+    ``all`` (mean of the variant means, pooled seed std, n), over the
+    variants that have a value."""
+    by_variant = {}
+    for variant in VARIANTS:
+        values = [(r.get(field) or {}).get(key, -1) for r in runs
+                  if r['variant'] == variant]
+        values = [v for v in values if v != -1]
+        if values:
+            by_variant[variant] = (*mean_std(values), len(values))
+    if by_variant:
+        cells = list(by_variant.values())
+        stds = [c[1] for c in cells]
+        std = ((sum(s**2 for s in stds) / len(stds))**0.5
+               if None not in stds else None)
+        by_variant['all'] = (sum(c[0] for c in cells) / len(cells), std,
+                             sum(c[2] for c in cells))
+    return by_variant
+
+
+def run_count(runs: List[dict]) -> str:
+    """``3 seeds × 2 variants`` when balanced, else ``n runs (...)``."""
+    per_variant = {v: sum(r['variant'] == v for r in runs) for v in VARIANTS}
+    per_variant = {v: n for v, n in per_variant.items() if n}
+    counts = set(per_variant.values())
+    if len(counts) == 1:
+        (n, ) = counts
+        variants = (f'{len(per_variant)} variants' if len(per_variant) > 1
+                    else f'1 variant ({next(iter(per_variant))})')
+        return f'{n} seed{"s" * (n > 1)} × {variants}'
+    return f'{len(runs)} runs (' + ', '.join(
+        f'{v} {n}' for v, n in per_variant.items()) + ')'

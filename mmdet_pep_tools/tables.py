@@ -24,8 +24,8 @@ from mmengine.config import Config
 from mmdet_pep.datasets.synthetic import VARIANTS
 from . import ROOT, protocol
 from .provenance import model_digest
-from .results import load_latencies, load_results, mean_std
-from .results_table import archive_markdown, cell
+from .results import load_latencies, load_results
+from .results_table import archive_markdown, cell, pooled, run_count
 from .specs import DEFAULT_CONFIGS, ModelSpec
 
 RESULTS_DIR = 'docs/results'
@@ -129,41 +129,6 @@ def load_state(root: str) -> dict:
             latency[name] = lat
     return dict(runs=runs, configs=configs, latency=latency,
                 stale=len(judged['stale']), fingerprints=fingerprints)
-
-
-def pooled(runs: List[dict], key: str, field: str = 'metrics') -> dict:
-    """Mean and spread of ``key`` over runs: per variant (mean, std, n) and
-    ``all`` (mean of the variant means, pooled seed std, n), over the
-    variants that have a value."""
-    by_variant = {}
-    for variant in VARIANTS:
-        values = [(r.get(field) or {}).get(key, -1) for r in runs
-                  if r['variant'] == variant]
-        values = [v for v in values if v != -1]
-        if values:
-            by_variant[variant] = (*mean_std(values), len(values))
-    if by_variant:
-        cells = list(by_variant.values())
-        stds = [c[1] for c in cells]
-        std = ((sum(s**2 for s in stds) / len(stds))**0.5
-               if None not in stds else None)
-        by_variant['all'] = (sum(c[0] for c in cells) / len(cells), std,
-                             sum(c[2] for c in cells))
-    return by_variant
-
-
-def run_count(runs: List[dict]) -> str:
-    """``3 seeds × 2 variants`` when balanced, else ``n runs (...)``."""
-    per_variant = {v: sum(r['variant'] == v for r in runs) for v in VARIANTS}
-    per_variant = {v: n for v, n in per_variant.items() if n}
-    counts = set(per_variant.values())
-    if len(counts) == 1:
-        (n, ) = counts
-        variants = (f'{len(per_variant)} variants' if len(per_variant) > 1
-                    else f'1 variant ({next(iter(per_variant))})')
-        return f'{n} seed{"s" * (n > 1)} × {variants}'
-    return f'{len(runs)} runs (' + ', '.join(
-        f'{v} {n}' for v, n in per_variant.items()) + ')'
 
 
 def link(config: str, source: str) -> str:

@@ -1,18 +1,22 @@
 """tools/analysis_tools/build_tables.py: every generated table in the repo is
-the one the committed result files make, and, on hand-made result files in
-a temporary tree, how the blocks are built and checked."""
+the one the committed result files and docs/results/reported.yml make, and,
+on hand-made result files and a hand-made reported file in a temporary
+tree, how the blocks are built and checked."""
 import contextlib
 import io
 import json
 import os.path as osp
 
 import pytest
+import yaml
 from mmengine.config import Config
 
 from mmdet_pep_tools import ROOT, protocol
 from mmdet_pep_tools.blocks import (MarkerError, render,
                                     replace_metafile_results)
 from mmdet_pep_tools.provenance import model_digest
+from mmdet_pep_tools.reported import (REPORTED_FILE, ReportedError, block,
+                                      check, load_reported)
 from mmdet_pep_tools.results import result_path, write_result
 from mmdet_pep_tools.specs import DEFAULT_CONFIGS, ModelSpec
 from mmdet_pep_tools.tables import (DATASET, PAGES, TABLES, default_specs,
@@ -50,6 +54,12 @@ def test_every_block_has_a_file():
     for spec in TABLES.values():
         assert osp.isfile(osp.join(ROOT, spec['file']))
     assert 'docs/results/README.md' in PAGES
+    reported = load_reported(ROOT)
+    assert set(reported['tables']) == {
+        'embedmask', 'sipmask', 'sipmask-vis', 'spatial_embeddings'
+    }
+    for spec in reported['tables'].values():
+        assert osp.isfile(osp.join(ROOT, spec['file']))
 
 
 # --- a temporary tree with hand-made result files ---
@@ -75,6 +85,32 @@ def _result(name, variant, seed, mask, crowded, val, current=True):
 
 ZOO = '# Zoo\n\n<!-- results:zoo -->\nold\n<!-- /results:zoo -->\n\nEnd.\n'
 PEP = '# PEP\n\n<!-- results:pep -->\n<!-- /results:pep -->\n'
+PEP_PAPER = ('\nThe paper:\n\n<!-- reported:pep-coco -->\n| 99.9 |\n'
+             '<!-- /reported:pep-coco -->\n\nEnd.\n')
+REPORTED = """sources:
+  paper:
+    short: the paper
+    metafile: the paper's Tab. 2
+    cite: The paper, Tab. 2.
+tables:
+  pep-coco:
+    file: configs/pep/README.md
+    columns: [Schedule]
+    notes: [The other tables are not checked.]
+entries:
+  - config: configs/pep/pep_r101_fpn_3x_coco.py
+    readme: {table: pep-coco, Schedule: 3x}
+    results:
+      - {task: Instance Segmentation, dataset: COCO, split: val2017,
+         metrics: {mask AP: 40.6}, source: paper, note: Tab. 2 "PEP"}
+      - {task: Instance Segmentation, dataset: COCO, split: test-dev,
+         metrics: {mask AP: 41.0}, source: paper}
+  - label: R-50 (no config here)
+    readme: {table: pep-coco, Schedule: 1x}
+    results:
+      - {task: Instance Segmentation, dataset: COCO, split: val2017,
+         metrics: {mask AP: 35.5}, source: paper}
+"""
 METAFILE = """Models:
   - Name: pep_r18_fpn_1200it_synthetic
     In Collection: PEP-Synthetic
@@ -102,6 +138,22 @@ METAFILE = """Models:
         Dataset: COCO
         Metrics:
           mask AP: 40.6  # the paper's
+
+  - Name: pep-baseline_r101_fpn_3x_coco
+    Config: configs/pep/pep-baseline_r101_fpn_3x_coco.py
+    Results:
+      - Task: Instance Segmentation
+        Dataset: COCO
+        Metrics:
+          mask AP: 38.5  # typed by hand, not in the reported file
+"""
+METAFILE_REPORTED = """    Results:
+      # Reported, not reproduced here: the paper's Tab. 2. From
+      # docs/results/reported.yml.
+      - Task: Instance Segmentation
+        Dataset: COCO
+        Metrics:
+          mask AP: 40.6  # reported, val2017; Tab. 2 "PEP"
 """
 
 
@@ -132,8 +184,9 @@ def tree(tmp_path, monkeypatch):
         path.write_text(json.dumps(latency))
     (tmp_path / 'README.md').write_text(ZOO)
     (tmp_path / 'configs' / 'pep').mkdir(parents=True)
-    (tmp_path / 'configs' / 'pep' / 'README.md').write_text(PEP)
+    (tmp_path / 'configs' / 'pep' / 'README.md').write_text(PEP + PEP_PAPER)
     (tmp_path / 'configs' / 'pep' / 'metafile.yml').write_text(METAFILE)
+    (tmp_path / REPORTED_FILE).write_text(REPORTED)
     return tmp_path
 
 
@@ -177,8 +230,10 @@ def test_blocks_from_current_test_runs(tree):
     assert 'mask AP: 26.0  # mean of 2 seeds × 2 variants' in meta
     assert 'box AP: 25.0' in meta and '99.9' not in meta
     assert 'Dataset: Synthetic crowded shapes (held-out test)' in meta
-    # No runs: the typed number goes; the paper's COCO number stays.
-    assert '19.0' not in meta and 'mask AP: 40.6  # the paper\'s' in meta
+    # No runs: the typed number goes; the paper's COCO number comes from
+    # the reported file, a COCO number it does not list goes.
+    assert '19.0' not in meta and METAFILE_REPORTED in meta
+    assert '38.5' not in meta
 
     page = built['docs/results/README.md'][1]
     assert '| PEP | all | 4 |' in page
@@ -200,7 +255,8 @@ def test_check_finds_a_changed_cell(tree, tool):
 
 
 def test_a_missing_marker_names_the_file(tree, tool):
-    (tree / 'configs' / 'pep' / 'README.md').write_text('# PEP\n')
+    (tree / 'configs' / 'pep' / 'README.md').write_text('# PEP\n' +
+                                                         PEP_PAPER)
     with pytest.raises(MarkerError, match=r'configs/pep/README.md: .*'
                        r'<!-- results:pep -->'):
         render(str(tree), FILES)
@@ -275,3 +331,147 @@ def test_a_peer_row_shows_the_settings_better_on_val_not_on_test():
     assert chosen_on_val(state, names) == 'CondInst'
     assert chosen_on_val(dict(runs={}), names) == 'CondInst'
     assert chosen_on_val(state, 'PEP') == 'PEP'
+
+
+# --- the reported numbers (docs/results/reported.yml) ---
+
+
+def test_reported_numbers_in_the_metafile_and_the_readme_block(tree):
+    built = render(str(tree), FILES)
+    meta = built['configs/pep/metafile.yml'][1]
+    # The first result of the entry, its source as a comment; the second
+    # (test-dev) and the README-only row only in the README.
+    assert METAFILE_REPORTED in meta
+    assert '41.0' not in meta and '35.5' not in meta
+    readme = built['configs/pep/README.md'][1]
+    assert '99.9' not in readme  # the old block content
+    start = readme.index('<!-- reported:pep-coco -->')
+    end = readme.index('<!-- /reported:pep-coco -->')
+    assert readme[:start].endswith('\nThe paper:\n\n')
+    assert readme[end:] == '<!-- /reported:pep-coco -->\n\nEnd.\n'
+    lines = readme[start:end].splitlines()
+    link = '[pep_r101_fpn_3x_coco.py](./pep_r101_fpn_3x_coco.py)'
+    assert lines[2:7] == [
+        '| Config | Schedule | mask AP | reported on | source |',
+        '|:---|:---:|---:|:---|:---|',
+        f'| {link} | 3x | 40.6 | COCO val2017 (Tab. 2 "PEP") | the paper ¹ |',
+        f'| {link} | 3x | 41.0 | COCO test-dev | the paper ¹ |',
+        '| R-50 (no config here) | 1x | 35.5 | COCO val2017 | the paper ¹ |',
+    ]
+    assert '\n¹ The paper, Tab. 2.\n' in readme[start:end]
+    assert ('The other tables are not checked. Reported numbers, not '
+            'reproduced here. Built by `tools/analysis_tools/build_tables.py` '
+            'from [docs/results/reported.yml](../../docs/results/reported.yml)'
+            in readme)
+
+
+def test_check_finds_a_changed_reported_number(tree, tool):
+    code, out, _ = _main(tool, ['--root', str(tree), *FILES])
+    assert code == 0, out
+    for path, old, new in (
+        ('configs/pep/metafile.yml', 'mask AP: 40.6', 'mask AP: 40.9'),
+        ('configs/pep/README.md', '| 41.0 |', '| 42.0 |'),
+    ):
+        file = tree / path
+        text = file.read_text()
+        file.write_text(text.replace(old, new, 1))
+        code, out, _ = _main(tool, ['--root', str(tree), '--check', *FILES])
+        assert code == 1 and f"['{path}']" in out
+        assert new in out
+        file.write_text(text)
+    # A number changed in the reported file changes what is built.
+    reported = tree / REPORTED_FILE
+    reported.write_text(reported.read_text().replace('40.6', '40.7'))
+    code, out, _ = _main(tool, ['--root', str(tree), '--check', *FILES])
+    assert code == 1 and '+          mask AP: 40.7' in out
+    assert 'configs/pep/metafile.yml' in out and 'configs/pep/README.md' in out
+
+
+def test_reported_markers_and_file_errors(tree, tool):
+    readme = tree / 'configs' / 'pep' / 'README.md'
+    # Markers of a block that goes nowhere, or in another file.
+    readme.write_text(PEP + PEP_PAPER + '<!-- reported:nope -->\n')
+    with pytest.raises(MarkerError, match='reported:nope'):
+        render(str(tree), FILES)
+    # A declared block without its markers.
+    readme.write_text(PEP)
+    with pytest.raises(MarkerError, match='<!-- reported:pep-coco -->'):
+        render(str(tree), FILES)
+    readme.write_text(PEP + PEP_PAPER)
+    reported = tree / REPORTED_FILE
+    good = reported.read_text()
+    for bad, match in (
+        (good.replace('source: paper}', 'source: blog}'), 'unknown source'),
+        (good.replace('{mask AP: 41.0}', '{mask AP: high}'), 'numbers'),
+        (good.replace('R-50 (no config here)', 'x\n    config: a.py'),
+         'either config or label'),
+        (good.replace('{table: pep-coco, Schedule: 1x}', '{table: pep-coco}'),
+         r"lacks \['Schedule'\]"),
+    ):
+        reported.write_text(bad)
+        with pytest.raises(ReportedError, match=match):
+            render(str(tree), FILES)
+        code, _, err = _main(tool, ['--root', str(tree), '--check', *FILES])
+        assert code == 2 and REPORTED_FILE in err
+    data = yaml.safe_load(good)
+    data['entries'].append(dict(data['entries'][0]))
+    with pytest.raises(ReportedError, match='listed twice'):
+        check(data)
+
+
+def test_metafile_results_of_reported_configs():
+    reported = check(yaml.safe_load(REPORTED))
+    entry = ('  - Name: p\n    Config: configs/pep/pep_r101_fpn_3x_coco.py\n'
+             '    Metadata:\n      Epochs: 36\n')
+    other = '\n  - Name: q\n    Config: configs/pep/q_coco.py\n'
+    old = ('    Results:\n      - Task: Instance Segmentation\n'
+           '        Dataset: COCO\n        Metrics:\n'
+           '          mask AP: 40.9  # edited\n')
+    for text in (entry, entry + old):  # inserted, or replaced
+        assert replace_metafile_results(
+            'Models:\n' + text + other + old, {}, reported) == (
+                'Models:\n' + entry + METAFILE_REPORTED + other)
+    # Without a reported file, no paper numbers.
+    assert replace_metafile_results('Models:\n' + entry + old, {}) == (
+        'Models:\n' + entry)
+
+
+def test_the_committed_reported_file():
+    """Every config of docs/results/reported.yml exists and has a metafile
+    entry (not a synthetic one); EmbedMask's numbers say which code made
+    them."""
+    reported = load_reported(ROOT)
+    metafile_configs = set()
+    for method in ('pep', 'embedmask', 'sipmask', 'spatial_embeddings'):
+        with open(osp.join(ROOT, 'configs', method, 'metafile.yml')) as f:
+            metafile_configs |= {
+                m['Config'] for m in yaml.safe_load(f)['Models']
+            }
+    configs = [e['config'] for e in reported['entries'] if 'config' in e]
+    assert len(configs) == len(set(configs)) == 13
+    for config in configs:
+        assert osp.isfile(osp.join(ROOT, config)), config
+        assert config in metafile_configs and 'synthetic' not in config
+    for entry in reported['entries']:
+        if entry.get('from'):
+            assert osp.isfile(osp.join(ROOT, entry['from']))
+    embedmask = [
+        r for e in reported['entries']
+        if (e.get('readme') or {}).get('table') == 'embedmask'
+        for r in e['results'] if r['source'] == 'embedmask-code-2020'
+    ]
+    assert sorted(r['metrics']['mask AP'] for r in embedmask) == [
+        34.7, 36.4, 38.1
+    ]
+    cite = ' '.join(reported['sources']['embedmask-code-2020']['cite'].split())
+    for words in ('May-2020 code', '8-d embeddings', 'one scalar margin',
+                  'no per-level scales', 'padded GT box',
+                  'has no published number'):
+        assert words in cite
+    text = block(reported, 'embedmask')
+    assert '¹ ' + cite in text and 'IJCAI' in text and 'not checked' in text
+    # The comment of EmbedMask's metafile entries says it too.
+    with open(osp.join(ROOT, 'configs', 'embedmask', 'metafile.yml')) as f:
+        meta = ' '.join(line.strip().lstrip('#').strip() for line in f)
+    assert meta.count('the current version this config ports has no '
+                      'published number') == 2

@@ -27,6 +27,7 @@ from pycocotools import mask as mask_utils
 import mmdet
 from mmdet_pep.datasets.synthetic import generate_coco_split
 from mmdet_pep.utils import load_checkpoint_weights_only
+from mmdet_pep_tools.reported import load_reported
 from pep_testing import check_masks_in_boxes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -360,31 +361,26 @@ def test_amp_without_accelerator_fails_clearly(monkeypatch, tmp_path):
     assert not osp.exists(work_dir)
 
 
-# COCO mask AP the papers and official code bases report (not reproduced
-# here): PEP's Tab. 2, EmbedMask's code README (test-dev), SipMask's code
-# README (val2017).
-REPORTED = {
-    'pep-baseline_r101_fpn_3x_coco': 38.5,
-    'pep-excavate_r101_fpn_3x_coco': 39.8,
-    'pep-purify_r101_fpn_3x_coco': 40.1,
-    'pep_r101_fpn_3x_coco': 40.6,
-    'embedmask_r50-caffe_fpn_gn-head_1x_coco': 34.7,
-    'embedmask_r101-caffe_fpn_gn-head_ms-3x_coco': 38.1,
-    'sipmask_r50-caffe_fpn_gn-head_1x_coco': 33.5,
-    'sipmask_r50-caffe_fpn_gn-head_ms-2x_coco': 35.6,
-    'sipmask_r101-caffe_fpn_gn-head_ms-4x_coco': 37.8,
-    'sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco': 35.2,
-}
-# SpatialEmbeddings' reported numbers are on Cityscapes: the released car
-# model (val, car class) and the paper's 8-class model (test).
-REPORTED_CITYSCAPES = {
-    'spatialemb_erfnet_crop1024-ft20e_cityscapes-car': 56.4,
-    'spatialemb_erfnet_crop1024-ft20e_cityscapes': 27.6,
-}
-# SipMask-VIS's is on YouTube-VIS 2019 val (the official README).
-REPORTED_YOUTUBE_VIS = {
-    'sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019': 32.5,
-}
+def reported_mask_ap(dataset):
+    """``{config name: mask AP}`` that the metafiles give for ``dataset``:
+    the first result of each config's entry in docs/results/reported.yml
+    (the papers' and official code bases' numbers, not reproduced here;
+    ``build_tables.py --check`` ties the metafiles to that file)."""
+    return {
+        osp.splitext(osp.basename(e['config']))[0]:
+        e['results'][0]['metrics']['mask AP']
+        for e in load_reported(ROOT)['entries']
+        if 'config' in e and e['results'][0]['dataset'] == dataset
+    }
+
+
+# COCO: PEP's Tab. 2, EmbedMask's code README of May 2020 (test-dev),
+# SipMask's code README (val2017); Cityscapes: SpatialEmbeddings' released
+# car model (val, car class) and the paper's 8-class model (test);
+# YouTube-VIS 2019: SipMask-VIS's official README (val).
+REPORTED = reported_mask_ap('COCO')
+REPORTED_CITYSCAPES = reported_mask_ap('Cityscapes')
+REPORTED_YOUTUBE_VIS = reported_mask_ap('YouTube-VIS 2019')
 # Folders of the methods this package implements, each with a metafile.
 METHODS = ('pep', 'embedmask', 'sipmask', 'spatial_embeddings')
 
@@ -408,6 +404,8 @@ def assert_search_results(tmp_path, **env):
     listed = mim_search(tmp_path, **env)
     assert sorted(listed) == sorted(m.name for m in index.models)
     # Only the reported values.
+    assert len(REPORTED) == 10 and len(REPORTED_CITYSCAPES) == 2
+    assert len(REPORTED_YOUTUBE_VIS) == 1
     paper = mim_search(tmp_path, '--dataset', 'coco', '--condition',
                        'mask_ap>0', **env)
     assert {k: v['coco/mask_ap'] for k, v in paper.items()} == REPORTED

@@ -13,7 +13,14 @@ One source of truth for the numbers: this rewrites
 
 from the result files under ``docs/results/`` (runs that the protocol of
 ``compare.py`` judges current, tested on the held-out test split) and the
-latency files under ``docs/results/latency/``.
+latency files under ``docs/results/latency/``; and from
+``docs/results/reported.yml`` (the numbers papers and official code bases
+report, not reproduced here):
+
+- in ``configs/*/metafile.yml``, the ``Results`` of every other entry
+  (COCO, Cityscapes, YouTube-VIS);
+- in the config READMEs, the text between ``<!-- reported:NAME -->`` and
+  ``<!-- /reported:NAME -->`` (the file's ``tables``).
 
 Examples::
 
@@ -26,6 +33,7 @@ import sys
 
 from mmdet_pep_tools import ROOT
 from mmdet_pep_tools.blocks import MarkerError, diff, render, write
+from mmdet_pep_tools.reported import ReportedError
 
 
 def parse_args(argv=None):
@@ -46,7 +54,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         built = render(args.root, args.files or None)
-    except MarkerError as e:
+    except (MarkerError, ReportedError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     if args.check:
