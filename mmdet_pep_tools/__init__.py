@@ -12,6 +12,8 @@ builds; this sibling package holds what only the tools need:
 - ``tables``, ``blocks``, ``reported``: the generated blocks of the READMEs
   and metafiles (``tools/analysis_tools/build_tables.py``), from the result
   files and, for the papers' numbers, ``docs/results/reported.yml``;
+- ``displaced``: the GT instances that lose their grid cells under a PEP
+  head's assignment (``tools/analysis_tools/count_displaced.py``);
 - ``provenance``: which config and code a result comes from;
 - ``benchmark``, ``memory``: latency and step time, peak memory;
 - ``config_rewrites``, ``launch``: command-line rewrites of a config and

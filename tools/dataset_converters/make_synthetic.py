@@ -11,6 +11,12 @@ Examples::
     python tools/dataset_converters/make_synthetic.py data/synthetic_dense \\
         --image-size 144 --num-classes 4 --size-scale 0.7 \\
         --cluster-size 3 7 --max-objects 16
+
+    # the 'crowded' variant: clusters of tiny objects, ~24 % of which lose
+    # every grid cell (docs/experiments/displaced.md)
+    python tools/dataset_converters/make_synthetic.py data/synthetic_crowded \
+        --image-size 256 --size-scale 0.16 --cluster-size 16 32 \
+        --max-objects 80
 """
 import argparse
 import importlib.util
