@@ -2,6 +2,11 @@
 # the R-50 1x recipe with caffe ResNet-101, a shorter side of 640 or 800
 # (a random choice of the two, not a range) and 270k iterations of 16 images
 # (36 epochs), lr x0.1 at 210k and 250k iterations (epochs 28 and 33).
+# GPUs and batch as the R-50 1x: officially 4 GPUs x 4 = 16 images at lr
+# 0.01 (`BASE_LR: 0.01`, `IMS_PER_BATCH: 16` in
+# configs/embed_mask/embed_mask_R101_ms_3x.yaml; yinghdb/EmbedMask
+# README.md:62-70 at be2885b), here 4 per GPU and
+# `auto_scale_lr.base_batch_size=16` (inherited).
 _base_ = './embedmask_r50-caffe_fpn_gn-head_1x_coco.py'
 
 model = dict(

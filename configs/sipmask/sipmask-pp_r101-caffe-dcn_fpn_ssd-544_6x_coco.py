@@ -2,13 +2,19 @@
 # recipe (the real-time setting): SSD-style augmentation (photometric
 # distortion, expand x1-4, min-IoU random crop, 576 x 576 without keeping
 # the ratio, flip), test at 544 x 544; the train set repeated 3 times for 24
-# epochs (steps after epochs 20 and 23), 8 images per GPU, SGD lr 0.01,
-# linear warm-up from lr / 3 over 500 iterations, no gradient clipping, no
-# bias lr/decay multipliers. The head has 2-conv towers without norm,
-# YOLACT's fast NMS (score 0.1, top 200) and the mask-IoU rescoring branch;
-# the backbone has deformable convs on every third block of stages 2-4
-# (the official fork's rule). The official config does not give the GPU
-# count: 8 (64 images per iteration at lr 0.01) is assumed.
+# epochs (steps after epochs 20 and 23), SGD lr 0.01, linear warm-up from
+# lr / 3 over 500 iterations, no gradient clipping, no bias lr/decay
+# multipliers. The head has 2-conv towers without norm, YOLACT's fast NMS
+# (score 0.1, top 200) and the mask-IoU rescoring branch; the backbone has
+# deformable convs on every third block of stages 2-4 (the official fork's
+# rule).
+#
+# GPUs and batch: officially 4 GPUs x 8 images = 32 images at lr 0.01 (the
+# official README's 4-GPU training command, JialeCao001/SipMask
+# README.md:71; `imgs_per_gpu=8`, `lr=0.01` in
+# SipMask-mmdetection/configs/sipmask/sipmask++_r101_caffe_fpn_ssd_6x.py).
+# Here 8 per GPU: run it on 4 GPUs, or on N GPUs with `--auto-scale-lr`
+# (lr 0.01 x 8N / 32).
 _base_ = [
     '../_base_/models/sipmask_r50-caffe_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
@@ -65,7 +71,7 @@ test_pipeline = [
                    'scale_factor'))
 ]
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=8,  # x 4 GPUs = 32, the official total
     num_workers=3,
     dataset=dict(
         _delete_=True,
@@ -99,4 +105,4 @@ param_scheduler = [
         gamma=0.1)
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=None)
-auto_scale_lr = dict(base_batch_size=64)
+auto_scale_lr = dict(enable=False, base_batch_size=32)

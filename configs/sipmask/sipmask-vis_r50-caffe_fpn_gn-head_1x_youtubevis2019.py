@@ -2,8 +2,7 @@
 # SipMask-VIS/configs/sipmask/sipmask_r50_caffe_fpn_gn_1x.py recipe: the
 # COCO image model (caffe R-50, GN head) with stacked_convs=3 (so 2
 # classification and 2 track convs), 40 classes; 640 x 360 frames, flip,
-# 8 clips per GPU (the GPU count is not given; its 8 device ids suggest 8:
-# 64 clips for lr 0.005); SGD lr 0.005, momentum 0.9, weight decay 1e-4,
+# 8 clips per GPU; SGD lr 0.005, momentum 0.9, weight decay 1e-4,
 # bias lr x2 without decay; linear warm-up from lr / 80 over 1000
 # iterations; lr x0.1 after epochs 8 and 11 of 12; test: 200 candidates per
 # level, score 0.03, NMS 0.5, 10 detections per frame. Initialised from the
@@ -11,6 +10,13 @@
 # is silent, mmdet's MaskTrack R-CNN recipe: its YouTube-VIS pipeline, frame
 # sampling (every frame a key frame, one reference frame from the clip) and
 # evaluation.
+#
+# GPUs and batch: officially 4 GPUs x 8 clips = 32 at lr 0.005 (the official
+# README's VIS training command, `dist_train.sh ... 4`, JialeCao001/SipMask
+# README.md:132; `imgs_per_gpu=8` in the config above; its `device_ids` are
+# unused, mmdet 1.x takes `cfg.gpus`, SipMask-VIS/mmdet/apis/train.py:201).
+# Here 8 per GPU: run it on 4 GPUs, or on N GPUs with `--auto-scale-lr`
+# (lr 0.005 x 8N / 32).
 #
 # The val/test ground truth of YouTube-VIS is private: this config writes
 # the server submission (format_only=True); for local AP use
@@ -51,7 +57,7 @@ load_from = None
 
 train_dataloader = dict(
     _delete_=True,
-    batch_size=8,
+    batch_size=8,  # x 4 GPUs = 32, the official total
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='TrackImgSampler'),
@@ -85,7 +91,7 @@ param_scheduler = [
         milestones=[8, 11],
         gamma=0.1)
 ]
-auto_scale_lr = dict(enable=False, base_batch_size=64)
+auto_scale_lr = dict(enable=False, base_batch_size=32)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_begin=13)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -1,9 +1,14 @@
 # SipMask R-101 ms-4x on COCO, the official
 # `sipmask_r101_caffe_fpn_gn_ms_4x` recipe: the ms-2x recipe with caffe
-# ResNet-101 and 48 epochs, lr x0.1 after epochs 40 and 46. The official
-# config puts 2 images on each GPU without saying how many GPUs; lr 0.01
-# is the 16-image lr of the other configs, so 8 GPUs x 2 (mmdet's COCO
-# base) is assumed.
+# ResNet-101 and 48 epochs, lr x0.1 after epochs 40 and 46.
+#
+# GPUs and batch: officially 4 GPUs x 2 images = 8 images at lr 0.01 (the
+# official README's 4-GPU training command, JialeCao001/SipMask
+# README.md:71; `imgs_per_gpu=2`, `lr=0.01` in
+# SipMask-mmdetection/configs/sipmask/sipmask_r101_caffe_fpn_gn_ms_4x.py):
+# half the batch of the R-50 configs at the same lr, as officially. Here 2
+# per GPU: run it on 4 GPUs, or on N GPUs with `--auto-scale-lr`
+# (lr 0.01 x 2N / 8).
 _base_ = './sipmask_r50-caffe_fpn_gn-head_ms-2x_coco.py'
 
 model = dict(
@@ -12,6 +17,9 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='open-mmlab://detectron/resnet101_caffe')))
+
+train_dataloader = dict(batch_size=2)  # x 4 GPUs = 8, the official total
+auto_scale_lr = dict(enable=False, base_batch_size=8)
 
 max_epochs = 48
 train_cfg = dict(max_epochs=max_epochs)

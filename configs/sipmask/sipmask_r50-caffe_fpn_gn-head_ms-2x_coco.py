@@ -1,7 +1,10 @@
 # SipMask R-50 ms-2x on COCO, the official `sipmask_r50_caffe_fpn_gn_ms_2x`
 # recipe: the 1x recipe with a shorter side drawn from [640, 800] (mmdet
 # 1.x's "range" multi-scale mode, mmdet 3's RandomResize) and 24 epochs,
-# lr x0.1 after epochs 20 and 23.
+# lr x0.1 after epochs 20 and 23. GPUs and batch as the 1x: officially 4
+# GPUs x 4 images = 16 at lr 0.01 (JialeCao001/SipMask README.md:71;
+# `imgs_per_gpu=4`, `lr=0.01` in sipmask_r50_caffe_fpn_gn_ms_2x.py), here 4
+# per GPU and `auto_scale_lr.base_batch_size=16` (inherited).
 _base_ = './sipmask_r50-caffe_fpn_gn-head_1x_coco.py'
 
 train_pipeline = [

@@ -5,7 +5,10 @@
 # lr 5e-4 * (1 - 200 / 220) ** 0.9 decaying with power 0.9 to 0 over these
 # 20 epochs, which is exactly a poly schedule of 20 epochs from that lr.
 # Loading stage 1's weights here drops Adam's moments, which the official
-# resume keeps.
+# resume keeps. The official stage 2 (`type='train'`) draws from all 2975
+# training images, car-free ones included: filter_empty_gt=False here
+# (stage 1 keeps True, as its crops are centred on objects). Batch 16 on 1
+# GPU, as stage 1.
 _base_ = './spatialemb_erfnet_crop512-200e_cityscapes-car.py'
 
 load_from = ('work_dirs/spatialemb_erfnet_crop512-200e_cityscapes-car/'
@@ -21,7 +24,10 @@ train_pipeline = [
         recompute_bbox=True),
     dict(type='PackDetInputs')
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(
+    dataset=dict(
+        pipeline=train_pipeline,
+        filter_cfg=dict(filter_empty_gt=False, min_size=0)))
 
 max_epochs = 20
 train_cfg = dict(max_epochs=max_epochs)

@@ -1,5 +1,6 @@
 # Stage 2 of the 8-class model: the car model's fine-tune (20 epochs of
-# random 1024 x 1024 crops of full images) from the 8-class stage 1.
+# random 1024 x 1024 crops of full images, every training image including
+# those without instances, batch 16 on 1 GPU) from the 8-class stage 1.
 _base_ = './spatialemb_erfnet_crop1024-ft20e_cityscapes-car.py'
 
 load_from = 'work_dirs/spatialemb_erfnet_crop512-200e_cityscapes/epoch_200.pth'

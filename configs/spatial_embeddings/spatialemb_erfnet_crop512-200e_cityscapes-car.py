@@ -4,6 +4,17 @@
 # (power 0.9) stepped per epoch, 200 epochs, no other augmentation. Stage 2
 # is spatialemb_erfnet_crop1024-ft20e_cityscapes-car.py. The COCO-format
 # annotations come from mmdet's tools/dataset_converters/cityscapes.py.
+#
+# GPUs and batch: officially one process, one DataLoader of batch 16 (the
+# total) at lr 5e-4, the model wrapped in DataParallel over whatever GPUs
+# are visible (davyneven/SpatialEmbeddings src/train.py:39-40, 53;
+# src/train_config.py `batch_size: 16`, `lr=5e-4`); the GPU count is not
+# stated. mmdet's batch_size is per GPU (and RandomSubsetSampler splits
+# the 3000 draws over the ranks): run this config on 1 GPU (16 x 1 = 16),
+# or on N GPUs with `train_dataloader.batch_size=16/N`, which keeps the
+# official total and lr. Otherwise `--auto-scale-lr` scales Adam's lr
+# linearly with the total batch (lr 5e-4 x 16N / 16), mmdet's rule, not the
+# official recipe.
 _base_ = [
     '../_base_/models/spatialemb_erfnet.py',
     'mmdet::_base_/datasets/cityscapes_instance.py',
@@ -22,7 +33,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=16,  # x 1 GPU = 16, the official total
     num_workers=8,
     sampler=dict(_delete_=True, type='RandomSubsetSampler', num_samples=3000),
     batch_sampler=None,

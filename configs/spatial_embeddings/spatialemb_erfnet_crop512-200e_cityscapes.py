@@ -3,7 +3,7 @@
 # the author describes it in the official repo's issue #5 (per-class seed
 # maps, one-vs-all, a class-specific foreground weight whose values are not
 # given: 10 for every class here, the car model's). Otherwise the car
-# recipe.
+# recipe, batch 16 on 1 GPU included (the official total; see its header).
 _base_ = './spatialemb_erfnet_crop512-200e_cityscapes-car.py'
 
 classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',

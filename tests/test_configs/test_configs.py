@@ -763,17 +763,17 @@ EMBEDMASK = 'configs/embedmask/embedmask_{}.py'
 
 
 def check_official_fcos_schedule(cfg, epochs, milestones):
-    """The schedule of the official FCOS-based codes: SGD lr 0.01 for 16
-    images, bias lr x2 without decay, constant warm-up at lr / 3 for 500
-    iterations, no clipping, steps after ``milestones`` epochs."""
+    """The schedule of the official FCOS-based codes: SGD lr 0.01, bias lr
+    x2 without decay, constant warm-up at lr / 3 for 500 iterations, no
+    clipping, steps after ``milestones`` epochs. The batch (per GPU x the
+    official GPU count) and ``auto_scale_lr``:
+    test_official_gpu_count_and_total_batch."""
     assert cfg.train_cfg.max_epochs == epochs
     assert _unscoped(cfg.optim_wrapper.to_dict()) == dict(
         type='OptimWrapper',
         optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
         paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
         clip_grad=None)
-    assert cfg.auto_scale_lr.base_batch_size == 16
-    assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs
     lrs = lr_trace(cfg)
     L = EPOCH_LENGTH
     assert len(lrs) == epochs * L
@@ -1123,3 +1123,115 @@ def test_video_synthetic_configs_share_one_recipe():
         assert model['detector']['backbone']['init_cfg'] is None
         assert model['detector']['neck']['out_channels'] == 128
     assert sip_model['track_head']['num_convs'] == 1  # stacked_convs - 1
+
+
+# GPU counts and total batch (issue #41 item 3) -------------------------------
+#
+# Per config: the official GPU count, total batch and lr. Each config puts
+# total / GPUs images on a GPU, so that it reproduces the official batch and
+# lr on the official GPU count, and sets auto_scale_lr.base_batch_size to the
+# official total, so that mmdet's --auto-scale-lr gives the official lr
+# whenever the total batch is the official one. Sources (the review:
+# ../shared/notes/seed-ports-review-bff8828.md, S5 and P4):
+# - SipMask (JialeCao001/SipMask @ bc63fa9): every training command uses 4
+#   GPUs, README.md:71 (images) and README.md:132 (VIS); per GPU
+#   `imgs_per_gpu` = 4 (sipmask_r50_caffe_fpn_gn_1x, _ms_2x), 2
+#   (sipmask_r101_caffe_fpn_gn_ms_4x), 8 (sipmask++_r101_caffe_fpn_ssd_6x,
+#   SipMask-VIS sipmask_r50_caffe_fpn_gn_1x), lr 0.01 (0.005 for VIS).
+# - EmbedMask (yinghdb/EmbedMask): "on 4 GPUs with batchsize 16",
+#   `--nproc_per_node=4 ... SOLVER.IMS_PER_BATCH 16`, README.md:62-70 (at
+#   be2885b); `BASE_LR: 0.01` and `IMS_PER_BATCH: 16` (a total, as in
+#   maskrcnn-benchmark) in configs/embed_mask/embed_mask_R50_1x.yaml:37,41
+#   and embed_mask_R101_ms_3x.yaml:37,41.
+# - SpatialEmbeddings (davyneven/SpatialEmbeddings @ 39ea249): one process,
+#   one DataLoader of 16 (the total) and DataParallel, src/train.py:39-40,
+#   53; lr 5e-4 (src/train_config.py): 1 GPU-process in mmdet's terms.
+OFFICIAL_BATCH = {
+    'configs/sipmask/sipmask_r50-caffe_fpn_gn-head_1x_coco.py': (4, 16, 0.01),
+    'configs/sipmask/sipmask_r50-caffe_fpn_gn-head_ms-2x_coco.py':
+    (4, 16, 0.01),
+    'configs/sipmask/sipmask_r101-caffe_fpn_gn-head_ms-4x_coco.py':
+    (4, 8, 0.01),
+    'configs/sipmask/sipmask-pp_r101-caffe-dcn_fpn_ssd-544_6x_coco.py':
+    (4, 32, 0.01),
+    'configs/sipmask/sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019.py':
+    (4, 32, 0.005),
+    'configs/sipmask/'
+    'sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019-local.py':
+    (4, 32, 0.005),
+    'configs/sipmask/sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2021.py':
+    (4, 32, 0.005),
+    'configs/embedmask/embedmask_r50-caffe_fpn_gn-head_1x_coco.py':
+    (4, 16, 0.01),
+    'configs/embedmask/embedmask_r101-caffe_fpn_gn-head_ms-3x_coco.py':
+    (4, 16, 0.01),
+    SPATIALEMB.format('erfnet_crop512-200e_cityscapes-car'): (1, 16, 5e-4),
+    SPATIALEMB.format('erfnet_crop512-200e_cityscapes'): (1, 16, 5e-4),
+    SPATIALEMB.format('erfnet_crop1024-ft20e_cityscapes-car'):
+    (1, 16, 5e-4 * (20 / 220)**0.9),  # stage 2 resumes the poly schedule
+    SPATIALEMB.format('erfnet_crop1024-ft20e_cityscapes'):
+    (1, 16, 5e-4 * (20 / 220)**0.9),
+}
+
+
+def test_official_batch_table_covers_the_seed_ports():
+    names = {
+        rel(p)
+        for pattern in ('sipmask/*coco*.py', 'sipmask/*youtubevis*.py',
+                        'embedmask/*coco*.py',
+                        'spatial_embeddings/*cityscapes*.py')
+        for p in glob.glob(osp.join(ROOT, 'configs', pattern))
+    }
+    assert names == set(OFFICIAL_BATCH)
+
+
+def auto_scaled_lr(cfg, num_gpus, batch_size=None):
+    """The lr after mmengine's ``Runner.scale_lr`` (what ``--auto-scale-lr``
+    switches on) on ``num_gpus`` GPUs of ``batch_size`` (the config's by
+    default): lr x num_gpus x batch_size / base_batch_size, applied to
+    every parameter group (weight group first)."""
+    from mmengine.runner import Runner
+    loader = copy.deepcopy(cfg.train_dataloader)
+    if batch_size is not None:
+        loader.batch_size = batch_size
+    optim_wrapper = build_optim_wrapper(torch.nn.Linear(1, 1),
+                                        copy.deepcopy(cfg.optim_wrapper))
+    runner = SimpleNamespace(_train_dataloader=loader,
+                             world_size=num_gpus,
+                             param_schedulers=None,
+                             logger=SimpleNamespace(info=lambda msg: None))
+    Runner.scale_lr(runner, optim_wrapper,
+                    dict(cfg.auto_scale_lr, enable=True))
+    return optim_wrapper.get_lr()['lr'][0]
+
+
+@pytest.mark.parametrize('name', sorted(OFFICIAL_BATCH))
+def test_official_gpu_count_and_total_batch(name):
+    gpus, total, lr = OFFICIAL_BATCH[name]
+    cfg = load(name)
+    per_gpu = cfg.train_dataloader.batch_size
+    assert per_gpu * gpus == total
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=total)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(lr)
+    # mmdet's rule on the official GPU count: the official lr.
+    assert auto_scaled_lr(cfg, gpus) == pytest.approx(lr)
+    # On other GPU counts: the official lr whenever the total is official,
+    # linearly scaled otherwise.
+    for other in (1, 2, 8):
+        if total % other == 0:
+            assert auto_scaled_lr(cfg, other, total // other) == (
+                pytest.approx(lr))
+        assert auto_scaled_lr(cfg, other) == pytest.approx(
+            lr * other * per_gpu / total)
+
+
+@pytest.mark.parametrize('suffix', ['-car', ''])
+def test_spatialemb_stage2_sees_every_image(suffix):
+    """Stage 1 draws crops centred on objects (images with objects only);
+    the official stage 2 (`type='train'`) draws from every training image."""
+    stage1 = load(SPATIALEMB.format(f'erfnet_crop512-200e_cityscapes{suffix}'))
+    stage2 = load(
+        SPATIALEMB.format(f'erfnet_crop1024-ft20e_cityscapes{suffix}'))
+    assert stage1.train_dataloader.dataset.filter_cfg.filter_empty_gt
+    assert not stage2.train_dataloader.dataset.filter_cfg.filter_empty_gt
+    assert stage2.train_dataloader.dataset.filter_cfg.min_size == 0
