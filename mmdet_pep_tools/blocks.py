@@ -61,10 +61,13 @@ def metafile_results(state: dict, config: str,
                      indent: str = '    ') -> Optional[str]:
     """The ``Results`` of a synthetic config's metafile entry: mask and box
     AP on the held-out test split, the mean over the current runs of
-    ``config`` without ``--cfg-options``; None when there are none."""
+    ``config`` without ``--cfg-options``; None when there are none. A
+    run belongs to the model whose config it is current for (its file may
+    name an older file of the same config digest)."""
     runs = [
-        r for rs in state['runs'].values() for r in rs
-        if r['config'] == config and not r.get('cfg_options')
+        r for name, rs in state['runs'].items() for r in rs
+        if state.get('configs', {}).get(name, r['config']) == config
+        and not r.get('cfg_options')
     ]
     if not runs:
         return None

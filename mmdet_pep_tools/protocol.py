@@ -188,7 +188,7 @@ def results_table(specs: List[ModelSpec],
                   fingerprints: dict,
                   make_cfg=protocol_cfg,
                   known_variants=tuple(VARIANTS),
-                  title: str = 'Results over seeds and data variants',
+                  title: str = 'Held-out test split: results over seeds',
                   **table) -> str:
     """The text of ``<results-dir>/README.md``: the current runs of
     :func:`judge_results`; ``table`` goes to :func:`results_markdown` (its

@@ -301,6 +301,14 @@ def test_metafile_results_are_inserted_replaced_or_removed():
         assert replace_metafile_results('Models:\n' + text + after,
                                         state) == ('Models:\n' + entry +
                                                    built + after)
+    # A run recorded under an older file of the same config (a config
+    # flattened or renamed, same digest) counts for the model's config now.
+    renamed = dict(runs={'A': [dict(run, config='configs/pep/old.py'),
+                               dict(run, seed=1)]},
+                   configs={'A': 'configs/pep/a_synthetic.py'})
+    assert replace_metafile_results('Models:\n' + entry + after,
+                                    renamed) == ('Models:\n' + entry +
+                                                 built + after)
     # No current runs: the Results go.
     assert replace_metafile_results('Models:\n' + entry + old + after,
                                     dict(runs={})) == ('Models:\n' + entry +
