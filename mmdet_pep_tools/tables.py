@@ -56,6 +56,7 @@ ZOO = (
 # current runs whose config lies there.
 TABLES = {
     'zoo': dict(file='README.md', kind='zoo'),
+    'demo': dict(file='README.md', kind='demo'),
     **{
         name: dict(file=f'configs/{name}/README.md', kind='method')
         for name in ('pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
@@ -254,11 +255,32 @@ def method_block(state: dict, source: str, folder: str) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def demo_block(state: dict) -> str:
+    """What ``make demo`` gives: it trains the recommended recipe on
+    ``demo`` with seed 0, so its numbers are that run's result file."""
+    run = next((r for r in state['runs'].get('PEP', [])
+                if r['variant'] == 'demo' and r['seed'] == 0), None)
+    if run is None:
+        return ('`make demo` trains the config, data and seed of the seed-0 '
+                '`demo` run of the table '
+                'below, which has no current result file yet.\n')
+    minutes = run.get('train_minutes')
+    took = (f', whose training took {minutes:.0f} min on '
+            f'{run["machine"]}' if minutes else '')
+    return (f'`make demo` trains the config, data and seed of the seed-0 '
+            f'`demo` run of the table '
+            f'below (`docs/results/demo/PEP/seed0.json`{took}): mask AP '
+            f'{run["metrics"][MASK] * 100:.1f} and box AP '
+            f'{run["metrics"][BOX] * 100:.1f} on the held-out test split.\n')
+
+
 def block(name: str, state: dict) -> str:
     """The content of the block ``name`` of :data:`TABLES`."""
     spec = TABLES[name]
     if spec['kind'] == 'zoo':
         return zoo_block(state, spec['file'])
+    if spec['kind'] == 'demo':
+        return demo_block(state)
     return method_block(state, spec['file'], f'configs/{name}')
 
 

@@ -48,7 +48,7 @@ def test_the_committed_tables_are_the_built_ones(tool):
 
 def test_every_block_has_a_file():
     assert set(TABLES) == {
-        'zoo', 'pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
+        'zoo', 'demo', 'pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
         'spatial_embeddings'
     }
     for spec in TABLES.values():
@@ -83,7 +83,8 @@ def _result(name, variant, seed, mask, crowded, val, current=True):
         val_metrics={'coco/segm_mAP': val})
 
 
-ZOO = '# Zoo\n\n<!-- results:zoo -->\nold\n<!-- /results:zoo -->\n\nEnd.\n'
+ZOO = ('# Zoo\n\n<!-- results:demo -->\nold\n<!-- /results:demo -->\n\n'
+       '<!-- results:zoo -->\nold\n<!-- /results:zoo -->\n\nEnd.\n')
 PEP = '# PEP\n\n<!-- results:pep -->\n<!-- /results:pep -->\n'
 PEP_PAPER = ('\nThe paper:\n\n<!-- reported:pep-coco -->\n| 99.9 |\n'
              '<!-- /reported:pep-coco -->\n\nEnd.\n')
@@ -197,7 +198,8 @@ FILES = ['README.md', 'configs/pep/README.md', 'configs/pep/metafile.yml',
 def test_blocks_from_current_test_runs(tree):
     built = render(str(tree), FILES)
     zoo = built['README.md'][1]
-    assert zoo.startswith('# Zoo\n\n<!-- results:zoo -->\n\n| Method |')
+    assert zoo.startswith('# Zoo\n\n<!-- results:demo -->\n\n`make demo`')
+    assert '<!-- results:zoo -->\n\n| Method |' in zoo
     assert zoo.endswith('<!-- /results:zoo -->\n\nEnd.\n')
     rows = {line.split(' | ')[0][2:]: line.split(' | ')
             for line in zoo.splitlines() if line.startswith('| ')}
