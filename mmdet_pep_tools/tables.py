@@ -28,14 +28,12 @@ from .results import load_latencies, load_results
 from .results_table import archive_markdown, cell, pooled, run_count
 from .specs import DEFAULT_CONFIGS, ModelSpec
 
-RESULTS_DIR = 'docs/results'
-LATENCY_DIR = 'docs/results/latency'
+RESULTS_DIR, LATENCY_DIR = 'docs/results', 'docs/results/latency'
 ARCHIVE_DIR = 'docs/experiments/results'
 DATASET = 'Synthetic crowded shapes (held-out test)'
 MASK, CROWDED, BOX = ('coco/segm_mAP', 'coco/segm_crowded_mAP',
                       'coco/bbox_mAP')
-NO_RUNS = 'no held-out runs yet'
-DASH = '—'
+NO_RUNS, DASH = 'no held-out runs yet', '—'
 
 # The zoo table: label, the protocol model(s) of the row, paper. Where a
 # row has several models (a peer at this zoo's adapted settings and at
@@ -168,7 +166,7 @@ def zoo_block(state: dict, source: str) -> str:
     for label, names, paper in ZOO:
         name = chosen_on_val(state, names)
         runs = state['runs'].get(name, [])
-        config = state['configs'].get(name, dict(DEFAULT_CONFIGS)[name])
+        config = state['configs'].get(name) or dict(DEFAULT_CONFIGS)[name]
         mask = pooled(runs, MASK).get('all')
         crowded = pooled(runs, CROWDED).get('all')
         lat = state['latency'].get(name)
@@ -226,8 +224,12 @@ def method_block(state: dict, source: str, folder: str) -> str:
     ]
     for name in method_models(state, folder):
         runs = state['runs'].get(name, [])
-        config = link(state['configs'].get(name, dict(DEFAULT_CONFIGS)[name]),
-                      source)
+        config = link(
+            state['configs'].get(name) or dict(DEFAULT_CONFIGS)[name], source)
+        options = runs[0].get('cfg_options') if runs else None
+        if options:  # an evaluation-only or screen variant of the config
+            config += ' with `' + ' '.join(
+                f'{k}={v}' for k, v in sorted(options.items())) + '`'
         if not runs:
             lines.append(_row([name, config, DASH, NO_RUNS] + [DASH] * 3))
             continue

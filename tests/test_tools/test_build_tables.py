@@ -485,3 +485,22 @@ def test_the_committed_reported_file():
         meta = ' '.join(line.strip().lstrip('#').strip() for line in f)
     assert meta.count('the current version this config ports has no '
                       'published number') == 2
+
+
+def test_an_evaluation_only_variant_is_listed_with_its_options():
+    """A run recorded with --cfg-options (the same weights tested with
+    another test_cfg) is a row of its method's block, naming the options;
+    a name outside the protocol's defaults needs no default config."""
+    from mmdet_pep_tools.tables import method_block
+    run = dict(name='CondInst-x', variant='demo', seed=0,
+               cfg_options={'model.test_cfg.nms_pre': 1000},
+               metrics={'coco/segm_mAP': 0.25, 'coco/segm_crowded_mAP': 0.1},
+               val_metrics={'coco/segm_mAP': 0.3})
+    cfg = 'configs/condinst/condinst_r18_fpn_1200it_synthetic.py'
+    text = method_block(dict(runs={'CondInst-x': [run]},
+                             configs={'CondInst-x': cfg}),
+                        'configs/condinst/README.md', 'configs/condinst')
+    row = next(line for line in text.splitlines()
+               if line.startswith('| CondInst-x |'))
+    assert 'with `model.test_cfg.nms_pre=1000`' in row
+    assert '| 25.0 | 10.0 | 30.0 |' in row
