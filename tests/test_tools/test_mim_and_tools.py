@@ -186,7 +186,7 @@ def test_test_py_evaluates_and_dumps(trained, data_root, tmp_path):
     assert_coco_metrics(output)
     with open(out, 'rb') as f:
         preds = pickle.load(f)
-    assert len(preds) == 4  # one per val image
+    assert len(preds) == 3  # one per image of the test split
     nonempty = 0
     for pred in preds:
         inst = pred['pred_instances']
