@@ -1097,3 +1097,117 @@ def test_mined_keys_on_a_non_square_input():
         (64, 128))
     # GT 1's centre cell on the 8 x 16 map: (row 5, col 6).
     assert mined['xy'].tolist() == [[6.5 / 16 * 2 - 1, 5.5 / 8 * 2 - 1]]
+
+
+# ------------------------------------- relative coordinates of mined nodes
+
+# Coordinate weights of (rx, ry, rx^2, ry^2, rx * ry), all different, so
+# that a swapped channel, a sign or a unit error changes the mask.
+REL_W = (0.5, -1., -2., -1.5, 1.)
+
+
+def rel_coord_logits(key_x, key_y, unit=24.):
+    """By hand: the coordinate part of a mask logit over the 16 x 16 B.
+    Pixel j of B (stride 4) is centred at 4 j + 2 input pixels, and r is
+    the offset from the key pixel (key_x, key_y), in input pixels, in units
+    of ``unit``: a mined node counts as a cell of level 0, whose largest
+    object size is 24 px."""
+    centres = torch.arange(16.) * 4 + 2
+    rx = ((centres - key_x) / unit)[None, :].expand(16, 16)
+    ry = ((centres - key_y) / unit)[:, None].expand(16, 16)
+    return sum(w * t for w, t in zip(REL_W, (rx, ry, rx**2, ry**2, rx * ry)))
+
+
+def fixed_rel_descriptor(b_part):
+    """A 21-channel descriptor: ``b_part`` over B, then REL_W."""
+    return torch.cat([b_part, torch.tensor(REL_W)])
+
+
+@pytest.mark.parametrize('detach', [False, True])
+def test_mined_rel_coords_in_training_by_hand(detach):
+    """The mined rows of the mask loss with ``rel_coords='quadratic'``:
+    offsets from the key pixel (the centre of the excavation-map cell of
+    the other square's centre of mass), in units of level 0's 24 px. A
+    change of unit (normalised offsets, map cells, another level's size)
+    or of position (the original's cell instead of the key) fails."""
+    head = build_head(
+        purifier=None, rel_coords='quadratic', detach_excavation=detach)
+    head.loss_mask = Recorder()
+    mine = head.excavator.mine
+
+    def mine_fixed(desc, ori_xy, key_xy):
+        # Mined descriptors that ignore B and weigh the coordinates REL_W.
+        mined, cls_logits = mine(desc, ori_xy, key_xy)
+        fixed = fixed_rel_descriptor(torch.zeros(16))
+        return fixed.expand(mined.size(0), -1), cls_logits
+
+    head.excavator.mine = mine_fixed
+    mined_out = []
+    excavator_loss = head.excavator.loss
+
+    def spy(*args, **kwargs):
+        out = excavator_loss(*args, **kwargs)
+        mined_out.append(out)
+        return out
+
+    head.excavator.loss = spy
+    head.loss_by_feat(
+        *head(fpn_feats()),
+        batch_gt_instances=[two_squares()],
+        batch_img_metas=[img_meta()])
+    (_, (mined, )), = mined_out
+    # Centres of mass (16, 16) and (32, 16) fall in cells (row 2, col 2)
+    # and (row 2, col 4) of the 8 x 8 excavation map (stride 8), centred at
+    # (20, 20) and (36, 20) px: normalised (-0.375, -0.375), (0.125, -0.375).
+    keys_px = {0: (20., 20.), 1: (36., 20.)}
+    assert sorted(mined['gt_inds'].tolist()) == [0, 0, 1, 1]
+    for g, xy in zip(mined['gt_inds'].tolist(), mined['xy'].tolist()):
+        assert xy == [keys_px[g][0] / 32 - 1, keys_px[g][1] / 32 - 1]
+    # The mined rows come last: after the 11 originals' rows in the one
+    # call of loss_mask, or as the second call (loss_mask_mined) detached.
+    assert len(head.loss_mask.calls) == (2 if detach else 1)
+    preds = head.loss_mask.calls[-1][0][-4:]
+    assert head.loss_mask.calls[-1][0].shape[0] == (4 if detach else 15)
+    for k, g in enumerate(mined['gt_inds'].tolist()):
+        torch.testing.assert_close(preds[k], rel_coord_logits(*keys_px[g]))
+
+
+def test_mined_rel_coords_at_inference_by_hand():
+    """A mined node at inference (one original A, a key at map cell
+    (row 2, col 5), centred at (44, 20) px): its mask logits are the
+    region-C map of B plus the coordinate part from the key pixel in units
+    of 24 px, and the node is kept as a detection of region C."""
+    head = build_head(purifier=None, rel_coords='quadratic')
+    logits = torch.full((8, 8), -10.)
+    logits[2, 5] = 5.
+    head.excavator.excavate_maps = (
+        lambda feat, desc, xy: logits.expand(desc.size(0), 8, 8))
+    cls_logits = torch.tensor([[-10., 10., -10., -10.]])
+    head.excavator.mine = lambda desc, ori_xy, key_xy: (
+        fixed_rel_descriptor(onehot('C')).expand(key_xy.size(0), -1),
+        cls_logits.expand(key_xy.size(0), 4))
+    scores, desc, strides = single_image_inputs(
+        head, [(flat(0, 1, 1), 0, 0.9, 'A')])
+    # The original has no coordinate weights: its mask is region A alone.
+    desc = torch.cat([desc, torch.zeros(NUM_CELLS, 5)], 1)
+    trace = {}
+    cfg = {
+        **head.test_cfg, 'excavate':
+        dict(max_originals=10, key_thr=0.5, max_keys=4)
+    }
+    with torch.no_grad():
+        res = head._predict_by_feat_single(scores, desc, region_feats(),
+                                           torch.zeros(8, 8, 8),
+                                           head._cell_xy(), strides,
+                                           img_meta(), True, cfg, trace)
+    assert trace['mine']['xy'].tolist() == [[44 / 32 - 1, 20 / 32 - 1]]
+    nodes = trace['node_masks']
+    assert nodes['mined'].tolist() == [False, True]
+    region_c = region_feats()[list(REGIONS).index('C')]
+    torch.testing.assert_close(nodes['mask_logits'][1],
+                               region_c + rel_coord_logits(44, 20))
+    # Inside C the coordinate part stays within (-1, 1), outside it is
+    # negative enough: the mined detection is region C itself.
+    assert sorted(res.labels.tolist()) == [0, 1]
+    mined = res.labels.tolist().index(1)
+    assert res.bboxes[mined].tolist() == region_box('C')
