@@ -27,6 +27,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, MultiConfig, OptConfigType
 
 from ..utils import coord_grid, masks_to_boxes
+from ..utils.ranking import topk_stable
 
 
 @MODELS.register_module()
@@ -887,7 +888,8 @@ class PEPHead(BaseMaskHead):
             return None
         scores = cls_scores[candidates[:, 0], candidates[:, 1]]
         # Best first: the excavator mines around the top originals only.
-        scores, top = scores.topk(min(cfg.nms_pre, scores.numel()))
+        # Equal scores keep the (cell, class) order.
+        scores, top = topk_stable(scores, min(cfg.nms_pre, scores.numel()))
         cells, labels = candidates[top, 0], candidates[top, 1]
         return dict(
             scores=scores,
@@ -937,7 +939,7 @@ class PEPHead(BaseMaskHead):
         learning and the purifier, in their order."""
         if nodes['scores'].numel() <= max_descriptors:
             return nodes
-        keep = nodes['scores'].topk(max_descriptors).indices.sort().values
+        keep = topk_stable(nodes['scores'], max_descriptors)[1].sort().values
         return {key: value[keep] for key, value in nodes.items()}
 
     def _node_masks(self, nodes: dict, mask_feats: Tensor,

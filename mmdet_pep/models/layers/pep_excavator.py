@@ -22,6 +22,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from ..utils import coord_grid, local_peaks, zero_loss
+from ..utils.ranking import topk_stable
 
 
 @MODELS.register_module()
@@ -415,7 +416,8 @@ class PEPExcavator(BaseModule):
         heat = self.excavate_maps(exc_feat, descriptors, ori_xy).sigmoid()
         peaks = local_peaks(heat).flatten(1)
         k = min(cfg['max_keys'], peaks.size(1))
-        val, pos = peaks.topk(k)
+        # A plateau of E gives equal peaks: the lower pixel index first.
+        val, pos = topk_stable(peaks, k)
         keep = val > cfg['key_thr']
         ori_idx = torch.arange(
             descriptors.size(0), device=pos.device)[:, None].expand_as(pos)

@@ -189,7 +189,8 @@ class PEPPurifier(BaseModule):
         if n == 0:
             return (scores.new_zeros(0, dtype=torch.long),
                     scores.new_zeros((0, 0), dtype=torch.bool))
-        order = scores.argsort(descending=True)
+        # Equal scores keep their order (a deterministic grouping).
+        order = scores.argsort(descending=True, stable=True)
         with torch.no_grad():
             linked = self(descriptors, xy).sigmoid() > group_thr
         if not class_agnostic:
