@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the whole stack from nothing, idempotently.
 # Usage: bash tools/setup_env.sh [VENV_DIR]
-# Versions come from requirements/*.txt (build, runtime, optional, tests).
+# Versions come from requirements/*.txt (build, runtime, optional, tests,
+# deploy).
 # Environment: TORCH_SPEC (default from requirements/runtime.txt), MAX_JOBS,
 # PEP_HEARTBEAT_S (seconds between elapsed-time lines while mmcv builds, default 60).
 set -euo pipefail
@@ -131,6 +132,8 @@ $PIP -q "$(req mmdet)"
 # the ones `mim train/test/run/search` import.
 $PIP -q --no-deps "$(req openmim)"
 $PIP -q "${OPTIONAL[@]}"
+step "installing the deploy requirements (onnx, onnxruntime)"
+$PIP -q -r requirements/deploy.txt
 # mmdet/openmim may pull another setuptools; pkg_resources must stay importable.
 $PIP -q "$(req setuptools)"
 

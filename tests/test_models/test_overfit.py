@@ -18,84 +18,16 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 import pytest
 
-from pep_testing import (make_gt, tiny_detector_cfg, tiny_embedmask_cfg,
-                         tiny_head_cfg, tiny_sipmask_cfg)
+from pep_testing import (SCENE_SIZE as SIZE, crowded_scene, make_gt, pack,
+                         tiny_detector_cfg, tiny_embedmask_cfg, tiny_head_cfg,
+                         tiny_sipmask_cfg)
 
-SIZE = 64
 SEED = 0
 STEPS = 200
 LR = 3e-3
 # The mask loss of the from-scratch synthetic configs (SOLOv2's Dice); the
 # paper's CE, the tiny head's default, learns small masks more slowly.
 LOSS_MASK = dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0)
-
-
-def _square(x1, y1, side=16):
-    mask = np.zeros((SIZE, SIZE), bool)
-    mask[y1:y1 + side, x1:x1 + side] = True
-    return mask
-
-
-def _disc(cx, cy, r):
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    return (xx + 0.5 - cx)**2 + (yy + 0.5 - cy)**2 <= r * r
-
-
-def crowded_scene():
-    """A 2 x 2 block of touching 16 px squares, a smaller square painted
-    over the block's corner, and an isolated disc of another class.
-
-    Same-class neighbours differ only in grey level (the cue a from-scratch
-    backbone can use); objects are painted in order and each annotation is
-    the visible mask. A mask that merges two neighbours has IoU
-    |smaller| / |union| <= 0.5 with the smaller one, so a pair the model
-    cannot split leaves that one without a mask of its own: touching equals
-    give exactly 0.5, the occluder 144 / (144 + 240) = 0.375. The squares
-    lie on the stride-4 grid of the mask features, so the mask targets are
-    exact there; the disc does not, and its edge costs a little IoU.
-
-    Returns:
-        tuple: uint8 BGR image (SIZE, SIZE, 3), labels (G,), visible
-        masks (G, SIZE, SIZE) bool.
-    """
-    objects = [
-        (0, _square(4, 4), 230),
-        (0, _square(20, 4), 150),
-        (0, _square(4, 20), 100),
-        (0, _square(20, 20), 190),
-        (0, _square(32, 32, side=12), 250),  # hides a 4 x 4 corner of the 4th
-        (1, _disc(52., 14., 8.), 170),
-    ]
-    image = np.full((SIZE, SIZE, 3), 40, np.uint8)
-    owner = np.full((SIZE, SIZE), -1)
-    for i, (_, mask, value) in enumerate(objects):
-        image[mask] = value
-        owner[mask] = i
-    masks = np.stack([owner == i for i in range(len(objects))])
-    labels = np.array([label for label, _, _ in objects])
-    return image, labels, masks
-
-
-def pack(model, image, labels, masks, training):
-    """Hand-built batch of one image, through the model's preprocessor."""
-    boxes = []
-    for m in masks:
-        ys, xs = np.nonzero(m)
-        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    gt = InstanceData()
-    gt.bboxes = torch.tensor(boxes, dtype=torch.float32)
-    gt.labels = torch.from_numpy(labels)
-    gt.masks = BitmapMasks(masks.astype(np.uint8), SIZE, SIZE)
-    sample = DetDataSample(
-        metainfo=dict(
-            img_id=0,
-            img_shape=(SIZE, SIZE),
-            ori_shape=(SIZE, SIZE),
-            scale_factor=(1.0, 1.0)))
-    sample.gt_instances = gt
-    inputs = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-    return model.data_preprocessor(
-        dict(inputs=[inputs], data_samples=[sample]), training)
 
 
 def greedy_ious(gt_masks, pred_masks):

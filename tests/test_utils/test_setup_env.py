@@ -151,12 +151,14 @@ def test_requirements_txt_includes_the_split_files():
     with open(osp.join(ROOT, 'requirements.txt')) as f:
         included = [line.split()[1] for line in f if line.startswith('-r ')]
     assert sorted(included) == [
-        'requirements/build.txt', 'requirements/optional.txt',
-        'requirements/runtime.txt', 'requirements/tests.txt'
+        'requirements/build.txt', 'requirements/deploy.txt',
+        'requirements/optional.txt', 'requirements/runtime.txt',
+        'requirements/tests.txt'
     ]
 
 
-@pytest.mark.parametrize('name', ['runtime', 'optional', 'tests', 'mutation'])
+@pytest.mark.parametrize('name',
+                         ['runtime', 'optional', 'tests', 'mutation', 'deploy'])
 def test_pyproject_matches_the_requirement_files(name):
     """pyproject's dependencies (runtime.txt) and optional-dependencies name
     the same packages, and every version the files pin is allowed there."""

@@ -1,0 +1,141 @@
+"""tools/deploy/: export_onnx.py and ort_infer.py end to end, and their
+answers to bad input (issue #40, item 6)."""
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pep_testing import ROOT, load_tool
+
+TINY = osp.join(ROOT, 'configs/pep/pep_r18_fpn_tiny_synthetic.py')
+VIDEO = osp.join(ROOT, 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """The tiny PEP config (initial weights; its score_thr 0 keeps
+    detections coming) exported with a dynamic input size."""
+    out = str(tmp_path_factory.mktemp('onnx') / 'tiny.onnx')
+    load_tool('deploy/export_onnx').main([TINY, '--out', out, '--dynamic'])
+    return out
+
+
+def _images(folder, sizes=((64, 64), (48, 80))):
+    import cv2
+    rng = np.random.RandomState(0)
+    for i, (h, w) in enumerate(sizes):
+        cv2.imwrite(str(folder / f'img{i}.png'),
+                    (rng.rand(h, w, 3) * 255).astype(np.uint8))
+
+
+def test_export_then_infer_writes_detinferencer_outputs(exported, tmp_path):
+    """ort_infer.py on a folder: a picture and a JSON per image, in
+    DetInferencer's format (RLE masks), from the config stored in the
+    graph."""
+    images = tmp_path / 'images'
+    images.mkdir()
+    _images(images)
+    out = tmp_path / 'out'
+    load_tool('deploy/ort_infer').main(
+        [exported, str(images), '--out-dir', str(out)])
+    for name in ('img0', 'img1'):
+        assert (out / 'vis' / f'{name}.png').is_file()
+        with open(out / 'preds' / f'{name}.json') as f:
+            pred = json.load(f)
+        assert set(pred) == {'labels', 'scores', 'bboxes', 'masks'}
+        assert len(pred['labels']) == len(pred['scores']) == len(
+            pred['bboxes']) == len(pred['masks']) > 0
+        assert set(pred['masks'][0]) == {'size', 'counts'}
+    # The masks come back at the original size of the non-square image.
+    with open(out / 'preds' / 'img1.json') as f:
+        assert json.load(f)['masks'][0]['size'] == [48, 80]
+
+
+def test_graph_outputs_and_stored_metadata(exported):
+    from mmdet_pep.deploy.inferencer import CONFIG_KEY, OrtDetector
+    session = OrtDetector(exported)
+    assert session.dynamic
+    assert session.output_names == ['boxes', 'scores', 'labels', 'masks']
+    assert session.classes() == ['disc', 'square', 'triangle']
+    assert 'PEPHead' in session.metadata[CONFIG_KEY]
+    outs = session(np.full((64, 96, 3), 40, np.uint8))
+    n = len(outs['scores'])
+    assert outs['boxes'].shape == (n, 4) and outs['masks'].shape == (n, 64,
+                                                                     96)
+    assert outs['masks'].dtype == np.uint8 and outs['labels'].dtype == np.int64
+
+
+def test_runner_rejects_bad_images(exported, tmp_path):
+    from mmdet_pep.deploy import build_deploy_model, export_onnx
+    from mmdet_pep.deploy.inferencer import OrtDetector
+    session = OrtDetector(exported)
+    with pytest.raises(TypeError, match='uint8 or float32.*float64'):
+        session(np.zeros((64, 64, 3)))
+    with pytest.raises(ValueError, match='3 channels, got 4'):
+        session(np.zeros((64, 64, 4), np.uint8))
+    with pytest.raises(ValueError, match='at least 32 px'):
+        session(np.zeros((16, 64, 3), np.uint8))
+    fixed = export_onnx(
+        build_deploy_model(TINY), str(tmp_path / 'fixed.onnx'), (64, 64))
+    with pytest.raises(ValueError, match='exported for 64x64.*got 64x96'):
+        OrtDetector(fixed)(np.zeros((64, 96, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match='ONNX file not found'):
+        OrtDetector(str(tmp_path / 'missing.onnx'))
+
+
+def test_export_of_a_video_model_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('deploy/export_onnx').main(
+            [VIDEO, '--out', str(tmp_path / 'x.onnx')])
+    message = str(exit_info.value)
+    assert 'SipMaskVIS is a video model' in message
+    assert '\n' not in message
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_a_head_without_static_postprocessing_is_named():
+    from mmdet_pep.deploy import NotExportableError, check_exportable
+
+    class Detector(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.bbox_head = nn.Conv2d(1, 1, 1)
+
+    with pytest.raises(NotExportableError, match='Conv2d.*exportable heads'):
+        check_exportable(Detector())
+
+
+def test_missing_onnxruntime_says_how_to_install(monkeypatch):
+    from mmdet_pep.deploy import inferencer
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    with pytest.raises(ImportError, match='requirements/deploy.txt'):
+        inferencer.OrtDetector('whatever.onnx')
+
+
+def test_deploy_model_normalises_and_pads_like_the_preprocessor():
+    """DeployModel.preprocess equals DetDataPreprocessor on a 50 x 70
+    image (BGR -> RGB, mean / std, zero padding to 32)."""
+    from mmdet_pep.deploy import build_deploy_model
+    deploy = build_deploy_model(TINY)
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    ref = deploy.detector.data_preprocessor(
+        dict(inputs=[image], data_samples=None), False)['inputs']
+    got = deploy.preprocess(image[None].float())
+    assert got.shape == ref.shape == (1, 3, 64, 96)
+    torch.testing.assert_close(got, ref)
+
+
+def test_the_detector_stays_in_eval_mode_after_export(tmp_path):
+    """torch.onnx.export restores the exported module's mode on every
+    child: a wrapper left in train mode would switch the detector's BN to
+    batch statistics for every later eager call."""
+    from mmdet_pep.deploy import build_deploy_model, export_onnx
+    deploy = build_deploy_model(TINY)
+    export_onnx(deploy, str(tmp_path / 'tiny.onnx'), (64, 64))
+    assert not deploy.detector.training
+    assert not any(m.training for m in deploy.detector.modules())
