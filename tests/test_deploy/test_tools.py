@@ -139,3 +139,35 @@ def test_the_detector_stays_in_eval_mode_after_export(tmp_path):
     export_onnx(deploy, str(tmp_path / 'tiny.onnx'), (64, 64))
     assert not deploy.detector.training
     assert not any(m.training for m in deploy.detector.modules())
+
+
+def test_evaluate_onnx_writes_parity_and_latency(tmp_path):
+    """evaluate_onnx.py on a 4-image tiny set: both backends' metrics from
+    the same evaluator, per-image instance counts and latencies at two
+    sizes, in one result file."""
+    from mmdet_pep.datasets.synthetic import generate_dataset
+    from mmdet_pep.deploy import build_deploy_model
+    root = tmp_path / 'data'
+    generate_dataset(str(root), num_train=1, num_val=4, num_test=1,
+                     image_size=64)
+    deploy = build_deploy_model(TINY)
+    ckpt = str(tmp_path / 'tiny.pth')
+    torch.save(dict(state_dict=deploy.detector.state_dict()), ckpt)
+    out = tmp_path / 'results'
+    load_tool('deploy/evaluate_onnx').main([
+        TINY, ckpt, '--name', 'tiny', '--data-root', f'{root}/',
+        '--out-dir', str(out), '--work-dir', str(tmp_path / 'onnx'),
+        '--threads', '1', '--num-timed', '2', '--num-timed-large', '1',
+        '--large-shape', '96', '128'
+    ])
+    with open(out / 'tiny.json') as f:
+        result = json.load(f)
+    assert result['num_images'] == 4
+    assert result['images_same_count'] == 4
+    assert result['worst_mask_iou'] >= 0.99
+    assert result['mask_ap_diff'] <= 0.1
+    assert result['images_capped'] is None
+    assert set(result['latency']) == {'64x64', '96x128'}
+    for timing in result['latency'].values():
+        assert timing['pytorch']['median_ms'] > 0
+        assert timing['onnxruntime']['median_ms'] > 0
