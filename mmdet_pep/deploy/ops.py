@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from mmcv.ops import nms as mmcv_nms
 from torch import Tensor
 
-from mmdet_pep.models.utils.misc import masks_to_boxes, topk_stable
+from mmdet_pep.models.utils.misc import masks_to_boxes
+from mmdet_pep.models.utils.ranking import topk_stable
 
 
 def topk(x: Tensor, k: int) -> Tuple[Tensor, Tensor]:
