@@ -14,6 +14,7 @@ import ast
 import hashlib
 import inspect
 import json
+import os
 import os.path as osp
 import subprocess
 from typing import Iterator, List, Optional, Set
@@ -120,6 +121,17 @@ def code_files(cfg: Config) -> List[str]:
             todo.append(found)
     root = osp.dirname(PACKAGE_DIR)
     return sorted(osp.relpath(path, root) for path in files)
+
+
+def deploy_code_files(cfg: Config) -> List[str]:
+    """:func:`code_files` of ``cfg`` and the files of ``mmdet_pep.deploy``
+    (what an exported graph of ``cfg`` is built from)."""
+    root = osp.dirname(PACKAGE_DIR)
+    deploy = sorted(
+        osp.relpath(osp.join(folder, name), root)
+        for folder, _, names in os.walk(osp.join(PACKAGE_DIR, 'deploy'))
+        for name in names if name.endswith('.py'))
+    return code_files(cfg) + deploy
 
 
 def code_commit(files: List[str], root: str) -> str:

@@ -16,19 +16,21 @@ tested on the held-out test split; its val numbers (``val_metrics``) are
 shown next to them, for they are what recipes are chosen on.
 """
 import argparse
+import os
 import os.path as osp
-from typing import List
+from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
 from mmdet_pep.datasets.synthetic import VARIANTS
 from . import ROOT, protocol
-from .provenance import model_digest
+from .provenance import code_commit, deploy_code_files, model_digest
 from .results import load_latencies, load_results
 from .results_table import archive_markdown, cell, pooled, run_count
 from .specs import DEFAULT_CONFIGS, ModelSpec
 
 RESULTS_DIR, LATENCY_DIR = 'docs/results', 'docs/results/latency'
+DEPLOY_DIR = 'docs/results/deploy'
 ARCHIVE_DIR = 'docs/experiments/results'
 DATASET = 'Synthetic crowded shapes (held-out test)'
 MASK, CROWDED, BOX = ('coco/segm_mAP', 'coco/segm_crowded_mAP',
@@ -55,6 +57,7 @@ ZOO = (
 TABLES = {
     'zoo': dict(file='README.md', kind='zoo'),
     'demo': dict(file='README.md', kind='demo'),
+    'deploy': dict(file='docs/deploy.md', kind='deploy'),
     **{
         name: dict(file=f'configs/{name}/README.md', kind='method')
         for name in ('pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
@@ -127,7 +130,33 @@ def load_state(root: str) -> dict:
                 and lat['model_digest'] == model_digest(cfg)):
             latency[name] = lat
     return dict(runs=runs, configs=configs, latency=latency,
-                stale=len(judged['stale']), fingerprints=fingerprints)
+                deploy=load_deploy(root), stale=len(judged['stale']),
+                fingerprints=fingerprints)
+
+
+def load_deploy(root: str) -> Dict[str, dict]:
+    """The current result files of ``tools/deploy/evaluate_onnx.py``
+    (name -> result): same model digest, and no commit since to the model's
+    code or to ``mmdet_pep.deploy``."""
+    import json
+    folder = osp.join(root, DEPLOY_DIR)
+    found = {}
+    if not osp.isdir(folder):
+        return found
+    for file in sorted(os.listdir(folder)):
+        if not file.endswith('.json'):
+            continue
+        with open(osp.join(folder, file)) as f:
+            result = json.load(f)
+        path = osp.join(ROOT, result['config'])
+        if not osp.isfile(path):
+            continue
+        cfg = Config.fromfile(path)
+        commit = code_commit(deploy_code_files(cfg), ROOT)
+        if (result['code_commit'] == commit and not commit.endswith('+dirty')
+                and result['model_digest'] == model_digest(cfg)):
+            found[result['name']] = result
+    return found
 
 
 def link(config: str, source: str) -> str:
@@ -159,8 +188,9 @@ def zoo_block(state: dict, source: str) -> str:
     """The README's zoo table: one row per method."""
     lines = [
         _row(['Method', 'Paper', 'Config', 'mask AP (test)',
-              'crowded AP (test)', 'runs', 'latency (ms)']),
-        '|' + '|'.join([':---'] * 3 + ['---:'] * 4) + '|'
+              'crowded AP (test)', 'runs', 'latency (ms)',
+              'ONNX Runtime (ms)']),
+        '|' + '|'.join([':---'] * 3 + ['---:'] * 5) + '|'
     ]
     machines = []
     for label, names, paper in ZOO:
@@ -180,7 +210,8 @@ def zoo_block(state: dict, source: str) -> str:
             link(config, source),
             cell(mask, 100., DASH), cell(crowded, 100., DASH),
             run_count(runs) if runs else NO_RUNS,
-            f'{lat["latency"]["median_ms"]:.1f}' if lat else f'{DASH}¹'
+            f'{lat["latency"]["median_ms"]:.1f}' if lat else f'{DASH}¹',
+            ort_cell(state['deploy'].get(name))
         ]))
     lines += [
         '', 'mask AP and crowded mask AP (%, `CrowdCocoMetric`; crowded: '
@@ -196,11 +227,74 @@ def zoo_block(state: dict, source: str) -> str:
         '`test_cfg` (`*_mmdet-defaults_*`); the row shows the one with the '
         'higher val mask AP.'
     ]
+    lines += [
+        '', 'ONNX Runtime: median per image of the exported graph '
+        '(post-processing included) at the training size, and its ratio to '
+        'PyTorch timed round-robin in the same process on the same '
+        'checkpoint ([docs/deploy.md](' +
+        osp.relpath('docs/deploy.md', osp.dirname(source) or '.') +
+        '), `tools/deploy/evaluate_onnx.py`).'
+    ]
     if machines:
         lines += ['', 'latency: median per image at batch 1 (' +
                   '; '.join(machines) + ').']
     if len(machines) < len(ZOO):
         lines += ['', '¹ not measured.']
+    return '\n'.join(lines) + '\n'
+
+
+def ort_cell(result: Optional[dict]) -> str:
+    """onnxruntime's median latency at the training size and its ratio to
+    PyTorch, from an ``evaluate_onnx.py`` result."""
+    if not result:
+        return DASH
+    timing = result['latency']['x'.join(map(str, result['shape']))]
+    return (f'{timing["onnxruntime"]["median_ms"]:.1f} '
+            f'({timing["ratio"]:.2f}×)')
+
+
+def deploy_block(state: dict) -> str:
+    """docs/deploy.md's table: per zoo model, mask AP from PyTorch and from
+    onnxruntime on the same checkpoint and split, and both latencies."""
+    if not state['deploy']:
+        return 'No current result of `tools/deploy/evaluate_onnx.py` yet.\n'
+    lines = [
+        _row(['Model', 'checkpoint', 'split', 'mask AP PyTorch',
+              'mask AP ORT', 'same count', 'capped', 'size',
+              'PyTorch (ms)', 'ORT (ms)', 'ORT / PyTorch']),
+        '|' + '|'.join([':---'] * 3 + ['---:'] * 8) + '|'
+    ]
+    machines = set()
+    for name, result in sorted(state['deploy'].items()):
+        machines.add(result['machine'])
+        metrics = result['metrics']
+        for i, (size, timing) in enumerate(result['latency'].items()):
+            first = [
+                name, f'`{result["checkpoint"]}`',
+                f'{result["split"]} ({result["num_images"]})',
+                f'{metrics["pytorch"][MASK] * 100:.1f}',
+                f'{metrics["onnxruntime"][MASK] * 100:.1f}',
+                f'{result["images_same_count"]}/{result["num_images"]}',
+                DASH if result.get('images_capped') is None else str(
+                    result['images_capped'])
+            ] if i == 0 else [''] * 7
+            lines.append(_row(first + [
+                size.replace('x', ' × '),
+                f'{timing["pytorch"]["median_ms"]:.1f}',
+                f'{timing["onnxruntime"]["median_ms"]:.1f}',
+                f'{timing["ratio"]:.2f}'
+            ]))
+    lines += [
+        '', 'mask AP (%) of the same checkpoint through mmdet\'s evaluator; '
+        '"same count": images where both return the same number of '
+        'instances; "capped": images where a cap of the graph cut off what '
+        'PyTorch keeps. Latency: median per image, batch 1, the two '
+        'backends timed round-robin in one process with the same threads; '
+        'the large size is the split\'s images resized. Machine: ' +
+        ', '.join(sorted(machines)) + '. Built by '
+        '`tools/analysis_tools/build_tables.py` from the current files in '
+        '`docs/results/deploy/`.'
+    ]
     return '\n'.join(lines) + '\n'
 
 
@@ -283,6 +377,8 @@ def block(name: str, state: dict) -> str:
         return zoo_block(state, spec['file'])
     if spec['kind'] == 'demo':
         return demo_block(state)
+    if spec['kind'] == 'deploy':
+        return deploy_block(state)
     return method_block(state, spec['file'], f'configs/{name}')
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdet_pep_tools import ROOT, protocol
+from mmdet_pep_tools import ROOT, protocol, tables
 from mmdet_pep_tools.blocks import (MarkerError, render,
                                     replace_metafile_results)
 from mmdet_pep_tools.provenance import model_digest
@@ -48,8 +48,8 @@ def test_the_committed_tables_are_the_built_ones(tool):
 
 def test_every_block_has_a_file():
     assert set(TABLES) == {
-        'zoo', 'demo', 'pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
-        'spatial_embeddings'
+        'zoo', 'demo', 'deploy', 'pep', 'solov2', 'condinst', 'embedmask',
+        'sipmask', 'spatial_embeddings'
     }
     for spec in TABLES.values():
         assert osp.isfile(osp.join(ROOT, spec['file']))
@@ -161,8 +161,10 @@ METAFILE_REPORTED = """    Results:
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
     """PEP: 2 seeds x 2 variants, current; SOLOv2: one stale run; a
-    current latency file for PEP and a stale one for CondInst."""
+    current latency file and export result for PEP and stale ones for
+    CondInst."""
     monkeypatch.setattr(protocol, 'code_commit', lambda files, root: COMMIT)
+    monkeypatch.setattr(tables, 'code_commit', lambda files, root: COMMIT)
     results = tmp_path / 'docs' / 'results'
     runs = [('PEP', 'demo', 0, .30, .20, .40), ('PEP', 'demo', 1, .32, .22,
                                                 .42),
@@ -183,6 +185,22 @@ def tree(tmp_path, monkeypatch):
         path = results / 'latency' / f'{name}.json'
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(latency))
+        timing = dict(pytorch=dict(median_ms=16.2),
+                      onnxruntime=dict(median_ms=8.1), ratio=0.5)
+        deploy = dict(
+            name=name, config=CONFIGS[name], code_commit=COMMIT,
+            model_digest=digest or model_digest(cfg), checkpoint='x.pth',
+            split='val', num_images=100, shape=[128, 128],
+            metrics=dict(pytorch={'coco/segm_mAP': 0.345},
+                         onnxruntime={'coco/segm_mAP': 0.344}),
+            images_same_count=99, images_capped=None,
+            latency={'128x128': timing, '800x1333': timing},
+            machine='x86_64, 2 threads')
+        path = results / 'deploy' / f'{name}.json'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(deploy))
+    (tmp_path / 'docs' / 'deploy.md').write_text(
+        '# Deploy\n\n<!-- results:deploy -->\n<!-- /results:deploy -->\n')
     (tmp_path / 'README.md').write_text(ZOO)
     (tmp_path / 'configs' / 'pep').mkdir(parents=True)
     (tmp_path / 'configs' / 'pep' / 'README.md').write_text(PEP + PEP_PAPER)
@@ -192,7 +210,7 @@ def tree(tmp_path, monkeypatch):
 
 
 FILES = ['README.md', 'configs/pep/README.md', 'configs/pep/metafile.yml',
-         'docs/results/README.md']
+         'docs/results/README.md', 'docs/deploy.md']
 
 
 def test_blocks_from_current_test_runs(tree):
@@ -209,11 +227,12 @@ def test_blocks_from_current_test_runs(tree):
     assert pep[2] == ('[pep_r18_fpn_1200it_synthetic.py]'
                       '(configs/pep/pep_r18_fpn_1200it_synthetic.py)')
     assert pep[3:6] == ['26.0 ± 1.4', '16.0 ± 1.4', '2 seeds × 2 variants']
-    assert pep[6] == '12.3 |'  # the current latency file
+    assert pep[6] == '12.3'  # the current latency file
+    assert pep[7] == '8.1 (0.50×) |'  # the current export result
     # SOLOv2's run is stale: not a number of it anywhere.
     assert rows['SOLOv2'][3:6] == ['—', '—', 'no held-out runs yet']
     assert '77.7' not in zoo and '66.6' not in zoo
-    assert rows['CondInst'][6] == '—¹ |'  # its latency file is stale
+    assert rows['CondInst'][6:] == ['—¹', '— |']  # stale files
     assert '¹ not measured.' in zoo
 
     pep_block = built['configs/pep/README.md'][1]
@@ -237,6 +256,14 @@ def test_blocks_from_current_test_runs(tree):
     assert '19.0' not in meta and METAFILE_REPORTED in meta
     assert '38.5' not in meta
 
+    deploy = built['docs/deploy.md'][1]
+    rows = [line for line in deploy.splitlines() if line.startswith('| ')]
+    # PEP's current result, two sizes; CondInst's stale one is left out.
+    assert rows[1].startswith('| PEP | `x.pth` | val (100) | 34.5 | 34.4 | '
+                              '99/100 | — | 128 × 128 | 16.2 | 8.1 | 0.50 |')
+    assert rows[2].endswith('| 800 × 1333 | 16.2 | 8.1 | 0.50 |')
+    assert len(rows) == 3 and 'CondInst' not in deploy
+
     page = built['docs/results/README.md'][1]
     assert '| PEP | all | 4 |' in page
     assert '1 stale run(s)' in page and 'SOLOv2' not in page
@@ -244,7 +271,7 @@ def test_blocks_from_current_test_runs(tree):
 
 def test_check_finds_a_changed_cell(tree, tool):
     code, out, _ = _main(tool, ['--root', str(tree), *FILES])
-    assert code == 0 and '4 generated files, rewrote 4' in out
+    assert code == 0 and '5 generated files, rewrote 5' in out
     code, out, _ = _main(tool, ['--root', str(tree), '--check', *FILES])
     assert code == 0, out
     readme = tree / 'README.md'

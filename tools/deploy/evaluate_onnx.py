@@ -154,7 +154,7 @@ def main(argv=None):
     from mmdet_pep.deploy import build_deploy_model, export_onnx
     from mmdet_pep.deploy.inferencer import OrtDetector
     from mmdet_pep_tools.benchmark import inference_step, measure_latency
-    from mmdet_pep_tools.provenance import (code_commit, code_files,
+    from mmdet_pep_tools.provenance import (code_commit, deploy_code_files,
                                             model_digest)
     from tools.deploy.export_onnx import test_scale
 
@@ -244,10 +244,7 @@ def main(argv=None):
         return out
 
     import onnxruntime
-    files = code_files(cfg) + sorted(
-        osp.relpath(osp.join(dp, f), ROOT)
-        for dp, _, fs in os.walk(osp.join(ROOT, 'mmdet_pep', 'deploy'))
-        for f in fs if f.endswith('.py'))
+    files = deploy_code_files(cfg)
     keys = ('coco/segm_mAP', 'coco/bbox_mAP', 'coco/segm_crowded_mAP')
     result = dict(
         name=args.name,
@@ -257,6 +254,8 @@ def main(argv=None):
         code_commit=code_commit(files, ROOT),
         split=args.split,
         num_images=num,
+        shape=list(shape),
+        large_shape=list(args.large_shape),
         metrics={
             name: {k: m[k]
                    for k in keys if k in m}
