@@ -1,8 +1,9 @@
 """Run an exported ``.onnx`` file with onnxruntime alone.
 
-:class:`OrtDetector` checks an image and runs the graph; :class:`ORTDetInferencer`
-is mmdet's :class:`DetInferencer` with the graph in place of the PyTorch
-model: the same call, the same test pipeline (read from the config that
+:class:`OrtDetector` checks an image and runs the graph;
+``ORTDetInferencer`` (made by :func:`ort_inferencer`) is mmdet's
+:class:`DetInferencer` with the graph in place of the PyTorch model: the
+same call, the same test pipeline (read from the config that
 :func:`..export.export_onnx` stores in the file), the same visualisations
 (``out_dir/vis``) and JSON (``out_dir/preds``).
 """

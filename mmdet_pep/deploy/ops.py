@@ -193,29 +193,68 @@ def member(inds: Tensor, num: int) -> Tensor:
     return (pos[:, None] == inds[None]).any(1)
 
 
-def greedy_groups(linked: Tensor, valid: Tensor) -> Tensor:
-    """PEP's greedy grouping (:meth:`PEPPurifier.group`) as a loop of K
-    unrolled steps: in score order, each valid candidate not yet in a group
-    leads a new one with every free candidate it is linked to.
+def greedy_leaders(linked: Tensor, valid: Tensor, num_iters: int) -> Tensor:
+    """The leaders of PEP's greedy grouping (:meth:`PEPPurifier.group`) by
+    ``num_iters`` matrix iterations instead of a loop over the candidates.
+
+    In score order, a valid candidate leads a group unless an earlier
+    leader is linked to it. That definition is a fixed point: starting from
+    every valid candidate, ``leader = valid & ~any_j<i(leader_j & linked_ji)``
+    is right for the first t candidates after t iterations and, once an
+    iteration changes nothing, right for all (the fixed point is unique),
+    as in Cluster-NMS. Suppression chains (a leader whose only suppressor
+    was itself suppressed) are short, so few iterations reach it;
+    :func:`groups_converged` says whether ``num_iters`` did.
 
     Args:
         linked (Tensor): (K, K) bool, candidates sorted best first.
         valid (Tensor): (K,) bool.
+        num_iters (int): Iterations.
+
+    Returns:
+        Tensor: (K,) bool, the leaders.
+    """
+    pos = torch.arange(valid.shape[0], device=valid.device)
+    suppress = linked & (pos[:, None] < pos[None])
+    leader = valid
+    for _ in range(num_iters):
+        leader = valid & ~(suppress & leader[:, None]).any(0)
+    return leader
+
+
+def groups_converged(linked: Tensor, valid: Tensor, num_iters: int) -> bool:
+    """Whether :func:`greedy_leaders` reached its fixed point (then its
+    leaders are exactly the greedy loop's), eagerly."""
+    leader = greedy_leaders(linked, valid, num_iters)
+    pos = torch.arange(valid.shape[0], device=valid.device)
+    suppress = linked & (pos[:, None] < pos[None])
+    return bool((leader == (valid & ~(suppress & leader[:, None]).any(0))
+                 ).all())
+
+
+def greedy_groups(linked: Tensor, valid: Tensor, num_iters: int) -> Tensor:
+    """PEP's greedy grouping (:meth:`PEPPurifier.group`): the leaders of
+    :func:`greedy_leaders`, and each valid candidate joins the first leader
+    (in score order) linked to it, which is the one that claims it in the
+    loop.
+
+    Args:
+        linked (Tensor): (K, K) bool, candidates sorted best first.
+        valid (Tensor): (K,) bool.
+        num_iters (int): Iterations of :func:`greedy_leaders`.
 
     Returns:
         Tensor: ``owner`` (K,): the sorted position of each candidate's
         leader, -1 for invalid candidates.
     """
-    k = valid.numel()
-    pos = torch.arange(k, device=valid.device)
-    owner = torch.full_like(pos, -1)
+    pos = torch.arange(valid.shape[0], device=valid.device)
     # Not torch.eye: onnxruntime has no boolean EyeLike.
     linked = linked | (pos[:, None] == pos[None])
-    for i in range(k):
-        free = (owner < 0) & valid
-        leads = free[i]
-        owner = torch.where(leads & linked[i] & free, pos[i], owner)
-    return owner
+    leader = greedy_leaders(linked, valid, num_iters)
+    claims = linked & leader[:, None] & (pos[:, None] <= pos[None])
+    # ArgMax returns the first maximum: the earliest claiming leader.
+    first = claims.to(torch.uint8).argmax(0)
+    return torch.where(valid & claims.any(0), first, torch.full_like(pos, -1))
 
 
 def upsample_masks(mask_probs: Tensor, stride: int, img_h, img_w) -> Tensor:

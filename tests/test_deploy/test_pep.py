@@ -78,3 +78,45 @@ def test_parity_dynamic_size(model, tmp_path):
     report = check_parity(
         variant(model, purify=RECIPE), tmp_path, dynamic=True)
     assert report['non_square']['num'] >= 3, report
+
+
+def test_grouping_iterations_equal_the_greedy_loop():
+    """ops.greedy_groups (a fixed number of matrix iterations) gives
+    PEPPurifier.group's groups whenever it converged, and says when it did
+    not: on random links, and on a chain where each node links only the
+    next (leaders 0, 2, 4, ...: the longest suppression chain)."""
+    import torch
+
+    from mmdet_pep.deploy.ops import greedy_groups, groups_converged
+    from mmdet_pep.models.layers import PEPPurifier
+
+    def loop(linked, n):
+        """PEPPurifier.group's loop on sorted nodes (linked given)."""
+        purifier = PEPPurifier(in_channels=2, embed_channels=2)
+        purifier.forward = lambda desc, xy: torch.where(
+            linked[:n, :n], 10., -10.)
+        leaders, members = purifier.group(
+            torch.zeros(n, 2), torch.zeros(n, 2), -torch.arange(n).float(),
+            torch.zeros(n, dtype=torch.long), group_thr=0.5)
+        owner = torch.full((n, ), -1)
+        for lead, row in zip(leaders, members):
+            owner[row] = lead
+        return owner
+
+    torch.manual_seed(0)
+    for trial in range(20):
+        k, n = 12, 9  # 9 valid of 12 sorted candidates
+        linked = torch.rand(k, k) < 0.3
+        linked = linked | linked.t()
+        valid = torch.arange(k) < n
+        assert groups_converged(linked, valid, 16)
+        owner = greedy_groups(linked, valid, 16)
+        assert owner[:n].tolist() == loop(linked, n).tolist()
+        assert (owner[n:] == -1).all()
+    chain = torch.zeros(8, 8, dtype=torch.bool)
+    chain[torch.arange(7), torch.arange(1, 8)] = True
+    chain = chain | chain.t()
+    valid = torch.ones(8, dtype=torch.bool)
+    assert not groups_converged(chain, valid, 3)
+    assert groups_converged(chain, valid, 8)
+    assert greedy_groups(chain, valid, 8).tolist() == loop(chain, 8).tolist()

@@ -12,7 +12,8 @@ from torch import nn
 from pep_testing import ROOT, load_tool
 
 TINY = osp.join(ROOT, 'configs/pep/pep_r18_fpn_tiny_synthetic.py')
-VIDEO = osp.join(ROOT, 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
+VIDEO = osp.join(ROOT,
+                 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
 
 
 @pytest.fixture(scope='module')

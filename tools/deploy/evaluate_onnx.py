@@ -116,10 +116,10 @@ def compare_instances(ref, got) -> dict:
 def cap_check(deploy, batch):
     """Whether a cap of the graph cut off something the eager head keeps on
     this image: SOLOv2's candidate cells, SpatialEmbeddings' centres per
-    class; None for heads without a cap."""
+    class, PEP's grouping iterations; None for heads without a cap."""
     from mmdet_pep.deploy.export import head_type
     head = head_type(deploy.detector)
-    if head not in ('SOLOV2Head', 'SpatialEmbHead'):
+    if head not in ('SOLOV2Head', 'SpatialEmbHead', 'PEPHead'):
         return None
     img = batch['inputs'][0][None].float()
     h, w = img.shape[-2:]
@@ -129,7 +129,10 @@ def cap_check(deploy, batch):
             from mmdet_pep.deploy.heads.solov2 import (MAX_CELLS,
                                                        num_candidate_cells)
             return num_candidate_cells(deploy.detector, feats) > MAX_CELLS
-        from mmdet_pep.deploy.heads.spatial_emb import cap_reached
+        if head == 'PEPHead':
+            from mmdet_pep.deploy.heads.pep import cap_reached
+        else:
+            from mmdet_pep.deploy.heads.spatial_emb import cap_reached
         return cap_reached(deploy.detector, feats, h, w)
 
 
@@ -249,7 +252,9 @@ def main(argv=None):
     result = dict(
         name=args.name,
         config=osp.relpath(osp.abspath(args.config), ROOT),
-        checkpoint=osp.basename(args.checkpoint),
+        # <variant>/<model>/seed<S>/<file> under compare.py's --work-dir
+        checkpoint='/'.join(
+            osp.abspath(args.checkpoint).split(osp.sep)[-4:]),
         model_digest=model_digest(cfg),
         code_commit=code_commit(files, ROOT),
         split=args.split,
@@ -267,7 +272,8 @@ def main(argv=None):
         worst_mask_iou=worst_iou,
         worst_score_diff=worst_score,
         # Images where a cap of the graph (SOLOv2's candidate cells,
-        # SpatialEmbeddings' centres per class) cut off what eager keeps;
+        # SpatialEmbeddings' centres per class, PEP's grouping iterations)
+        # cut off what eager keeps;
         # None: the head's graph has no cap.
         images_capped=(None if capped[0] is None else sum(capped)),
         latency={

@@ -10,10 +10,18 @@ originals are the ``nms_pre`` best (cell, class) pairs, each with a
 excavator mines ``max_keys`` peaks around each of the ``max_originals``
 first originals, valid where the peak passes ``key_thr`` and the mined
 class score ``score_thr``. So the graph carries K = ``nms_pre`` +
-``max_originals`` x ``max_keys`` nodes, and the purifier's greedy grouping
-is a loop of K unrolled steps (:func:`..ops.greedy_groups`). Nothing is
-capped beyond what ``test_cfg`` already caps: the eager head never has
-more than K nodes either, so the graph gives the same instances.
+``max_originals`` x ``max_keys`` nodes (the eager head never has more).
+
+The purifier's greedy grouping, a Python loop over the nodes in the head,
+is :data:`GROUP_ITERS` = 16 matrix iterations towards its fixed point
+(:func:`..ops.greedy_groups`, as Cluster-NMS does for NMS), not K
+unrolled steps: each step of a loop is a handful of graph nodes with their
+own overhead, 320 steps cost about as much as the rest of the head. The
+iterations give the loop's groups exactly once they converge, which takes
+as many as the longest suppression chain (node c kept because its only
+suppressor b was itself suppressed by a); :func:`cap_reached` says whether
+an image needs more, and ``tools/deploy/evaluate_onnx.py`` counts such
+images of a split (``images_capped``).
 """
 from typing import Tuple
 
@@ -23,8 +31,15 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet_pep.models.utils.misc import coord_grid, local_peaks
-from ..ops import (boxes_of_masks, gather_valid, greedy_groups, matrix_nms, member,
-                   sort_desc, take, topk, topk_candidates, upsample_masks)
+from ..ops import (boxes_of_masks, gather_valid, greedy_groups,
+                   groups_converged, matrix_nms, member, sort_desc, take, topk, topk_candidates,
+                   upsample_masks)
+
+
+#: Iterations of the purifier's greedy grouping in the graph
+#: (:func:`..ops.greedy_leaders`): exact once they reach the fixed point,
+#: which needs as many as the longest suppression chain among the nodes.
+GROUP_ITERS = 16
 
 
 def _flatten(head, mlvl_desc_preds, mlvl_cls_preds):
@@ -75,15 +90,9 @@ def _mine(head, cfg: ConfigDict, exc_feat: Tensor, nodes: dict) -> dict:
         valid=valid.flatten() & (scores > cfg.score_thr))
 
 
-def _purify(head, cfg: ConfigDict, nodes: dict) -> dict:
-    """:meth:`PEPHead._group` and :meth:`PEPHead._purify` on the valid
-    nodes: greedy groups in score order, merged masks, the leaders'
-    labels."""
-    order = sort_desc(
-        torch.where(nodes['valid'], nodes['scores'],
-                    nodes['scores'].new_full(nodes['scores'].shape, -1.)))[1]
-    nodes = {key: value[order] for key, value in nodes.items()}
-    valid = nodes['valid']
+def _linked(head, cfg: ConfigDict, nodes: dict) -> Tensor:
+    """The purifier's links between the nodes, (K, K) bool, as
+    :meth:`PEPHead._group` and :meth:`PEPPurifier.group` make them."""
     linked = head.purifier(nodes['desc'], nodes['xy']).sigmoid() > \
         cfg.purify.group_thr
     if not cfg.purify.class_agnostic:
@@ -93,7 +102,19 @@ def _purify(head, cfg: ConfigDict, nodes: dict) -> dict:
         inter = flat @ flat.t()
         union = nodes['areas'][:, None] + nodes['areas'][None] - inter
         linked = linked & (inter > cfg.purify.mask_iou_thr * union)
-    owner = greedy_groups(linked, valid)
+    return linked
+
+
+def _purify(head, cfg: ConfigDict, nodes: dict) -> dict:
+    """:meth:`PEPHead._group` and :meth:`PEPHead._purify` on the valid
+    nodes: greedy groups in score order, merged masks, the leaders'
+    labels."""
+    order = sort_desc(
+        torch.where(nodes['valid'], nodes['scores'],
+                    nodes['scores'].new_full(nodes['scores'].shape, -1.)))[1]
+    nodes = {key: value[order] for key, value in nodes.items()}
+    valid = nodes['valid']
+    owner = greedy_groups(_linked(head, cfg, nodes), valid, GROUP_ITERS)
     pos = torch.arange(owner.shape[0], device=owner.device)
     leading = valid & (owner == pos)
     if not cfg.purify.matrix_nms:
@@ -118,15 +139,9 @@ def _purify(head, cfg: ConfigDict, nodes: dict) -> dict:
         valid=leading & (areas > 0))
 
 
-def pep_postprocess(detector, feats: Tuple[Tensor], img_h,
-                    img_w) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """PEP's instances of image 0 from the neck's features.
-
-    Returns:
-        tuple[Tensor]: ``boxes`` (N, 4), ``scores`` (N,), ``labels`` (N,),
-        ``masks`` (N, H, W) bool.
-    """
-    head = detector.mask_head
+def _nodes(head, feats: Tuple[Tensor]) -> dict:
+    """The K nodes of image 0 with their masks, as
+    :meth:`PEPHead._node_masks` leaves them (with a ``valid`` flag)."""
     cfg = head.test_cfg
     desc_preds, cls_preds, mask_feats, exc_feats = head(feats)
     cls_scores, descs, strides = _flatten(head, desc_preds, cls_preds)
@@ -155,7 +170,7 @@ def pep_postprocess(detector, feats: Tuple[Tensor], img_h,
         top = topk(ranked, min(cfg.max_descriptors, ranked.shape[0]))[1]
         nodes['valid'] = nodes['valid'] & member(top, ranked.shape[0])
 
-    # _node_masks
+    # As _node_masks.
     mask_logits = head._dynamic_masks(nodes['desc'], nodes['xy'],
                                       nodes['scale'], mask_feats[0])
     mask_probs = mask_logits.sigmoid()
@@ -167,7 +182,7 @@ def pep_postprocess(detector, feats: Tuple[Tensor], img_h,
     cls_scores = nodes['scores']
     scores = torch.nan_to_num(cls_scores *
                               head._maskness(mask_probs, masks, areas))
-    nodes = dict(
+    return dict(
         scores=scores,
         cls_scores=cls_scores,
         labels=nodes['labels'],
@@ -179,6 +194,18 @@ def pep_postprocess(detector, feats: Tuple[Tensor], img_h,
         areas=areas,
         valid=valid)
 
+
+def pep_postprocess(detector, feats: Tuple[Tensor], img_h,
+                    img_w) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """PEP's instances of image 0 from the neck's features.
+
+    Returns:
+        tuple[Tensor]: ``boxes`` (N, 4), ``scores`` (N,), ``labels`` (N,),
+        ``masks`` (N, H, W) bool.
+    """
+    head = detector.mask_head
+    cfg = head.test_cfg
+    nodes = _nodes(head, feats)
     if head.purifier is not None:
         nodes = _purify(head, cfg, nodes)
     if head.purifier is None or cfg.purify.matrix_nms:
@@ -205,3 +232,19 @@ def pep_postprocess(detector, feats: Tuple[Tensor], img_h,
     masks = upsample_masks(mask_probs, head.mask_stride, img_h,
                            img_w) > cfg.mask_thr
     return boxes_of_masks(masks), scores, labels, masks
+
+
+def cap_reached(detector, feats: Tuple[Tensor], img_h, img_w) -> bool:
+    """Whether :data:`GROUP_ITERS` iterations leave the purifier's grouping
+    of this image short of the greedy loop's (eagerly, for checking a data
+    set): ``False`` means the graph's groups are the eager head's."""
+    head = detector.mask_head
+    if head.purifier is None:
+        return False
+    nodes, cfg = _nodes(head, feats), head.test_cfg
+    order = sort_desc(
+        torch.where(nodes['valid'], nodes['scores'],
+                    nodes['scores'].new_full(nodes['scores'].shape, -1.)))[1]
+    nodes = {key: value[order] for key, value in nodes.items()}
+    return not groups_converged(_linked(head, cfg, nodes), nodes['valid'],
+                                GROUP_ITERS)
