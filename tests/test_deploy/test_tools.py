@@ -167,7 +167,8 @@ def test_evaluate_onnx_writes_parity_and_latency(tmp_path):
     assert result['images_same_count'] == 4
     assert result['worst_mask_iou'] >= 0.99
     assert result['mask_ap_diff'] <= 0.1
-    assert result['images_capped'] is None
+    # PEP's grouping iterations converged on every image.
+    assert result['images_capped'] == 0
     assert set(result['latency']) == {'64x64', '96x128'}
     for timing in result['latency'].values():
         assert timing['pytorch']['median_ms'] > 0
