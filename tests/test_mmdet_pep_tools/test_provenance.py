@@ -35,8 +35,10 @@ def test_imported_files_resolve_relative_imports():
     head = osp.join(ROOT, 'mmdet_pep/models/dense_heads/pep_head.py')
     found = {osp.relpath(p, ROOT) for p in _imported_files(head)}
     # from ..utils import coord_grid, masks_to_boxes: the package, and the
-    # names are tried as submodules (none of them is one).
-    assert found == {'mmdet_pep/models/utils/__init__.py'}
+    # names are tried as submodules (none of them is one); from
+    # ..utils.ranking import topk_stable: the module (its package too).
+    assert found == {'mmdet_pep/models/utils/__init__.py',
+                     'mmdet_pep/models/utils/ranking.py'}
     init = osp.join(ROOT, 'mmdet_pep/models/utils/__init__.py')
     found = {osp.relpath(p, ROOT) for p in _imported_files(init)}
     assert 'mmdet_pep/models/utils/misc.py' in found  # from .misc import
