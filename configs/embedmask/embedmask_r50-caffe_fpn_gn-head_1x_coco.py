@@ -9,8 +9,11 @@
 # `--nproc_per_node=4 ... SOLVER.IMS_PER_BATCH 16`, yinghdb/EmbedMask
 # README.md:62-70 at be2885b; `BASE_LR: 0.01`, `IMS_PER_BATCH: 16` (the
 # total, maskrcnn-benchmark's) in configs/embed_mask/embed_mask_R50_1x.yaml).
-# Here 4 per GPU: run it on 4 GPUs, or on N GPUs with `--auto-scale-lr`
-# (lr 0.01 x 4N / 16).
+# The README of the current version (e9d6142 on) keeps "on 4 GPUs with
+# batchsize 16" over a command of 2 GPUs and `SOLVER.IMS_PER_BATCH 8`,
+# which overrides the yaml's 16 at lr 0.01 and 90k iterations; the yaml's
+# 16 (12 epochs) is followed here. Here 4 per GPU: run it on 4 GPUs, or on
+# N GPUs with `--auto-scale-lr` (lr 0.01 x 4N / 16).
 _base_ = [
     '../_base_/models/embedmask_r50-caffe_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',

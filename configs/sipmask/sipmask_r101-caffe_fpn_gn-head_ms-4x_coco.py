@@ -6,9 +6,12 @@
 # official README's 4-GPU training command, JialeCao001/SipMask
 # README.md:71; `imgs_per_gpu=2`, `lr=0.01` in
 # SipMask-mmdetection/configs/sipmask/sipmask_r101_caffe_fpn_gn_ms_4x.py):
-# half the batch of the R-50 configs at the same lr, as officially. Here 2
-# per GPU: run it on 4 GPUs, or on N GPUs with `--auto-scale-lr`
-# (lr 0.01 x 2N / 8).
+# half the batch of the R-50 configs at the same lr, as officially. No
+# official file states this config's GPU count: 4 is the README's only
+# training command, and the official config is the fork's
+# `fcos_mstrain_640_800_r101_caffe_fpn_gn_2x_4gpu.py` with 2 images per GPU
+# instead of 4 at an unchanged lr. Here 2 per GPU: run it on 4 GPUs, or on
+# N GPUs with `--auto-scale-lr` (lr 0.01 x 2N / 8).
 _base_ = './sipmask_r50-caffe_fpn_gn-head_ms-2x_coco.py'
 
 model = dict(

@@ -1137,12 +1137,15 @@ def test_video_synthetic_configs_share_one_recipe():
 #   GPUs, README.md:71 (images) and README.md:132 (VIS); per GPU
 #   `imgs_per_gpu` = 4 (sipmask_r50_caffe_fpn_gn_1x, _ms_2x), 2
 #   (sipmask_r101_caffe_fpn_gn_ms_4x), 8 (sipmask++_r101_caffe_fpn_ssd_6x,
-#   SipMask-VIS sipmask_r50_caffe_fpn_gn_1x), lr 0.01 (0.005 for VIS).
+#   SipMask-VIS sipmask_r50_caffe_fpn_gn_1x), lr 0.01 (0.005 for VIS). No
+#   config states a GPU count; the commands are the only source.
 # - EmbedMask (yinghdb/EmbedMask): "on 4 GPUs with batchsize 16",
 #   `--nproc_per_node=4 ... SOLVER.IMS_PER_BATCH 16`, README.md:62-70 (at
 #   be2885b); `BASE_LR: 0.01` and `IMS_PER_BATCH: 16` (a total, as in
-#   maskrcnn-benchmark) in configs/embed_mask/embed_mask_R50_1x.yaml:37,41
-#   and embed_mask_R101_ms_3x.yaml:37,41.
+#   maskrcnn-benchmark) in configs/embed_mask/embed_mask_R50_1x.yaml:33,37
+#   and embed_mask_R101_ms_3x.yaml:33,37 (at e9465cb, the ported version).
+#   Since e9d6142 the README's command runs 2 GPUs with IMS_PER_BATCH 8
+#   under the same sentence; the yaml's 16 is the one followed.
 # - SpatialEmbeddings (davyneven/SpatialEmbeddings @ 39ea249): one process,
 #   one DataLoader of 16 (the total) and DataParallel, src/train.py:39-40,
 #   53; lr 5e-4 (src/train_config.py): 1 GPU-process in mmdet's terms.
