@@ -39,9 +39,14 @@ class OrtDetector:
         onnx_file (str): A file written by ``tools/deploy/export_onnx.py``.
         num_threads (int, optional): onnxruntime's intra-op threads
             (default: onnxruntime's choice).
+        spin (bool): Let idle threads spin-wait (onnxruntime's default,
+            fastest when nothing else runs in the process).
     """
 
-    def __init__(self, onnx_file: str, num_threads: Optional[int] = None):
+    def __init__(self,
+                 onnx_file: str,
+                 num_threads: Optional[int] = None,
+                 spin: bool = True):
         ort = import_onnxruntime()
         if not osp.isfile(onnx_file):
             raise FileNotFoundError(f'ONNX file not found: {onnx_file}')
@@ -49,6 +54,12 @@ class OrtDetector:
         if num_threads:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
+        if not spin:
+            # onnxruntime's idle threads spin for a while after each run,
+            # taking a core from whatever runs next in the process (PyTorch,
+            # when the two are timed round-robin).
+            options.add_session_config_entry('session.intra_op.allow_spinning',
+                                             '0')
         self.session = ort.InferenceSession(
             onnx_file, options, providers=['CPUExecutionProvider'])
         self.file = onnx_file

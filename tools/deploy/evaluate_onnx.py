@@ -181,8 +181,11 @@ def main(argv=None):
     large = export_onnx(
         deploy, osp.join(work_dir, f'{args.name}_large.onnx'),
         shape=tuple(args.large_shape))
-    session = OrtDetector(small, num_threads=args.threads)
-    session_large = OrtDetector(large, num_threads=args.threads)
+    # No spin-waiting: idle onnxruntime threads would take a core from
+    # PyTorch, timed right after in the round-robin (measured: PEP's PyTorch
+    # latency at 128 px doubled).
+    session = OrtDetector(small, num_threads=args.threads, spin=False)
+    session_large = OrtDetector(large, num_threads=args.threads, spin=False)
 
     loader, evaluator_cfg = _build(cfg, args.split)
     evaluators = {
