@@ -202,7 +202,10 @@ def zoo_block(state: dict, source: str) -> str:
         lat = state['latency'].get(name)
         if lat:
             machine = (f'{lat["device_name"]} ({lat["device"]}, '
-                       f'{lat["threads"]} threads)')
+                       f'{lat["threads"]} threads')
+            if lat.get('floor_ms'):
+                machine += f', floor {lat["floor_ms"]:.1f} ms'
+            machine += ')'
             machines.append(f'{name}: {machine}')
         paper_id = paper.rsplit('/', 1)[1]
         lines.append(_row([
@@ -237,7 +240,10 @@ def zoo_block(state: dict, source: str) -> str:
     ]
     if machines:
         lines += ['', 'latency: median per image at batch 1 (' +
-                  '; '.join(machines) + ').']
+                  '; '.join(machines) + '). The floor is the same '
+                  "model's backbone and neck alone: files measured in "
+                  'sessions on slower machines show a higher floor, so '
+                  'compare latencies of equal floors only.']
     if len(machines) < len(ZOO):
         lines += ['', '¹ not measured.']
     return '\n'.join(lines) + '\n'

@@ -258,7 +258,8 @@ def main(argv=None):
         # <variant>/<model>/seed<S>/<file> under compare.py's --work-dir
         checkpoint='/'.join(
             osp.abspath(args.checkpoint).split(osp.sep)[-4:]),
-        model_digest=model_digest(cfg),
+        # Of the config file as it is: init_detector edits cfg in place.
+        model_digest=model_digest(Config.fromfile(args.config)),
         code_commit=code_commit(files, ROOT),
         split=args.split,
         num_images=num,
