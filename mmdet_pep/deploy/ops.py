@@ -282,11 +282,11 @@ def boxes_of_masks(masks: Tensor) -> Tensor:
 
 
 def gather_valid(valid: Tensor, scores: Tensor, max_num: int, *items):
-    """The valid candidates, best first, at most ``max_num``: the only step
-    of the graph whose output size depends on the data.
+    """The valid candidates, best first, at most ``max_num``: the step of
+    the graph whose output size depends on the data.
 
     Args:
-        valid (Tensor): (K,) bool.
+        valid (Tensor): (K,) bool; K may itself depend on the data.
         scores (Tensor): (K,).
         max_num (int): Kept at most.
         *items (Tensor): Per-candidate tensors, each (K, ...).
@@ -295,7 +295,8 @@ def gather_valid(valid: Tensor, scores: Tensor, max_num: int, *items):
         tuple[Tensor]: ``scores`` and each item, (N, ...), N <= max_num.
     """
     ranked = torch.where(valid, scores, scores.new_full(scores.shape, -2.))
-    num = min(max_num, ranked.numel())
-    ranked, order = topk(ranked, num)
+    # Padded, so that TopK never asks for more entries than there are.
+    ranked = torch.cat([ranked, ranked.new_full((max_num, ), -2.)])
+    ranked, order = topk(ranked, max_num)
     keep = order[(ranked > -2).nonzero()[:, 0]]
     return (scores[keep], *(item[keep] for item in items))

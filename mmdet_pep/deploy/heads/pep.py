@@ -139,6 +139,25 @@ def _purify(head, cfg: ConfigDict, nodes: dict) -> dict:
         valid=leading & (areas > 0))
 
 
+def _compact(nodes: dict) -> dict:
+    """The valid nodes, in their order, and after them one invalid copy of
+    the first node (any node would do): the masks, the purifier and Matrix NMS then work on the N + 1
+    nodes the eager head has (N + 1 >= 1, so no operator of the graph sees
+    an empty tensor), not on all K. On 800 x 1333 inputs the masks of K =
+    320 nodes are a quarter of the graph's time."""
+    valid = nodes['valid']
+    keep = torch.cat([valid.nonzero()[:, 0], valid.new_zeros(1).long()])
+    blank = valid.new_ones(keep.shape).clone()
+    blank[:-1] = False
+    out = {key: value[keep] for key, value in nodes.items()}
+    out['valid'] = out['valid'] & ~blank
+    # A unit of 1 keeps the copy's relative coordinates finite even when
+    # the first node is padding.
+    out['scale'] = torch.where(blank, torch.ones_like(out['scale']),
+                               out['scale'])
+    return out
+
+
 def _nodes(head, feats: Tuple[Tensor]) -> dict:
     """The K nodes of image 0 with their masks, as
     :meth:`PEPHead._node_masks` leaves them (with a ``valid`` flag)."""
@@ -170,6 +189,7 @@ def _nodes(head, feats: Tuple[Tensor]) -> dict:
         top = topk(ranked, min(cfg.max_descriptors, ranked.shape[0]))[1]
         nodes['valid'] = nodes['valid'] & member(top, ranked.shape[0])
 
+    nodes = _compact(nodes)
     # As _node_masks.
     mask_logits = head._dynamic_masks(nodes['desc'], nodes['xy'],
                                       nodes['scale'], mask_feats[0])
