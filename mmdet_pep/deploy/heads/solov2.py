@@ -41,6 +41,12 @@ image: at 1333 x 800 with mmdet's grids, 3872 maps of 200 x 336 (about
 of dynamic conv at 256 channels), where the eager head computes only
 those of the pairs above ``score_thr``.
 
+With the zoo's 1 x 1 kernels (``dynamic_conv_size=1``) only the cells
+with a class above ``score_thr`` (and one invalid copy, so that nothing is
+empty) get a mask, as in mmdet, by a matrix product that takes a
+data-dependent number of kernels; other kernel sizes compute the masks of
+all K cells with a Conv (its kernel shape must be known).
+
 mmdet writes zero boxes for SOLOv2; the graph's ``boxes`` are the tight
 boxes of the final masks (:func:`mmdet_pep.models.utils.misc.masks_to_boxes`).
 """
@@ -50,8 +56,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ops import (boxes_of_masks, gather_valid, matrix_nms, topk_candidates,
-                   upsample_masks)
+from ..ops import (boxes_of_masks, gather_valid, matrix_nms, take,
+                   topk_candidates, upsample_masks)
 
 # At most this many grid cells get a mask (see the module docstring).
 MAX_CELLS = 1024
@@ -129,16 +135,34 @@ def solov2_postprocess(detector, feats: Tuple[Tensor], img_h,
         cls_scores, kernel_preds = cls_scores[cells], kernel_preds[cells]
         strides = strides[cells]
         num_cells = MAX_CELLS
-
-    # mask encoding, as mmdet's, one mask per cell.
     size = head.dynamic_conv_size
-    kernels = kernel_preds.reshape(num_cells,
-                                   head.kernel_out_channels // size**2, size,
-                                   size)
-    mask_preds = F.conv2d(mask_feats, kernels, stride=1).squeeze(0).sigmoid()
+    if size == 1:
+        # Only the cells with a class above score_thr (the cells mmdet
+        # computes a mask for) and one invalid copy, never empty: a 1 x 1
+        # dynamic conv is a matrix product, which takes a data-dependent
+        # number of kernels (a Conv needs a known kernel shape).
+        live = cls_scores.max(1).values > cfg.score_thr
+        cells = torch.cat([live.nonzero()[:, 0], live.new_zeros(1).long()])
+        alive = live[cells].clone()
+        alive[-1] = False
+        cls_scores, kernel_preds = cls_scores[cells], kernel_preds[cells]
+        strides = strides[cells]
+        e, h, w = mask_feats.shape[1:]
+        mask_preds = (kernel_preds @ mask_feats.reshape(e, h * w)).reshape(
+            -1, h, w).sigmoid()
+    else:
+        alive = None
+        # mask encoding, as mmdet's, one mask per cell.
+        kernels = kernel_preds.reshape(num_cells,
+                                       head.kernel_out_channels // size**2,
+                                       size, size)
+        mask_preds = F.conv2d(mask_feats, kernels,
+                              stride=1).squeeze(0).sigmoid()
     masks = mask_preds > cfg.mask_thr
     sum_masks = masks.sum((1, 2)).float()
     keep = sum_masks > strides
+    if alive is not None:
+        keep = keep & alive
     # maskness; cells with no mask are never valid (0 / 0 there).
     mask_scores = (mask_preds * masks).sum((1, 2)) / sum_masks.clamp(min=1)
     valid = (cls_scores > cfg.score_thr) & keep[:, None]
@@ -146,23 +170,30 @@ def solov2_postprocess(detector, feats: Tuple[Tensor], img_h,
     valid = valid.flatten()
 
     # Matrix NMS's nms_pre, by the rescored scores of the valid pairs.
-    num_pairs = num_cells * num_cls
-    if 0 < cfg.nms_pre < num_pairs:
+    if cfg.nms_pre > 0:
         ranked = torch.where(valid, pair_scores,
                              pair_scores.new_full(pair_scores.shape, -1.))
-        pairs = ranked.topk(cfg.nms_pre).indices
-        pair_scores, valid = pair_scores[pairs], valid[pairs]
+        # Padded: the number of pairs may be below nms_pre.
+        _, pairs, _ = topk_candidates(ranked, cfg.nms_pre, -1.)
+        valid = take(valid, pairs, cfg.nms_pre)
+        pair_scores = take(pair_scores, pairs, cfg.nms_pre)
+        pad = cfg.nms_pre
     else:
-        pairs = torch.arange(num_pairs, device=pair_scores.device)
+        pairs = torch.arange(
+            pair_scores.shape[0], device=pair_scores.device)
+        pad = 1
     cells = torch.div(pairs, num_cls, rounding_mode='floor')
     labels = pairs % num_cls
+    # A padded pair (never valid) may point past the cells: take() pads.
+    masks, sum_masks = take(masks, cells, pad), take(sum_masks, cells, pad)
+    mask_preds = take(mask_preds, cells, pad)
 
     scores, valid, order = matrix_nms(
-        masks[cells],
+        masks,
         labels,
         pair_scores,
         valid,
-        sum_masks[cells],
+        sum_masks,
         nms_pre=cfg.nms_pre,
         kernel=cfg.kernel,
         sigma=cfg.sigma,
@@ -170,7 +201,7 @@ def solov2_postprocess(detector, feats: Tuple[Tensor], img_h,
     scores, labels, mask_probs = gather_valid(valid, scores,
                                               cfg.max_per_img,
                                               labels[order],
-                                              mask_preds[cells[order]])
+                                              mask_preds[order])
     masks = upsample_masks(mask_probs, head.mask_stride, img_h,
                            img_w) > cfg.mask_thr
     return boxes_of_masks(masks), scores, labels, masks
