@@ -74,3 +74,10 @@ def test_synthetic_config_exports_and_runs(tmp_path):
     assert outs['boxes'].shape == (num, 4)
     assert outs['labels'].shape == (num, )
     assert outs['masks'].shape == (num, 128, 128)
+
+
+def test_parity_of_a_graph_traced_on_an_empty_image(model, tmp_path):
+    """Traced where nothing survives NMS (only the invalid copy gets a
+    mask), the graph still finds the scene's instances."""
+    report = check_parity(model, tmp_path, example='blank')
+    assert report['scene']['num'] >= 1, report

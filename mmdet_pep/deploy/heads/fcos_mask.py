@@ -22,18 +22,16 @@ kept:
    of each level by their best cls x centerness (no threshold, as the
    head), and YOLACT's fast NMS runs on the (C, ``top_k``) best per class
    with a ``valid`` flag (:func:`_fast_nms`).
-3. The masks of the M = ``max_per_img`` best survivors, valid or not, by
+3. The masks of the valid ones of the M = ``max_per_img`` best survivors
+   (a data-dependent number, plus one invalid copy), by
    the head's own ``_predict_masks`` (EmbedMask: embedding log-probs in the
-   padded box; SipMask: crop-split assembly of the bases), (M, H, W) bool
-   at the input size; then :func:`..ops.gather_valid` keeps the valid ones
+   padded box; SipMask: crop-split assembly of the bases), bool at the
+   input size; then :func:`..ops.gather_valid` keeps the valid ones
    (N <= M), best first, as the eager NMS order.
 
 No cap is introduced: every bound of the graph (``nms_pre`` per level,
 ``max_per_img`` after NMS, ``top_k`` per class for fast NMS) is one that
-the eager head applies too, so the graph gives the same instances. The
-only difference is that masks are computed for M candidates even when
-fewer are valid (the invalid ones are dropped at the end), so the graph's
-mask memory is that of a full image of ``max_per_img`` detections.
+the eager head applies too, so the graph gives the same instances.
 ``nms_pre`` and ``max_per_img`` must be positive ints
 (:class:`..model.NotExportableError` otherwise): the graph needs these
 bounds, and the eager head has none without them. ``test_cfg.nms.type``
@@ -257,6 +255,14 @@ def _postprocess(detector,
     else:
         cands = _detect(head, cfg, outs, img_h, img_w)
     cands = _best(cands, cfg.max_per_img)
+    # Masks of the valid survivors only (a data-dependent number, as the
+    # eager head's) and one invalid copy, so that nothing is ever empty.
+    valid = cands['valid']
+    keep = torch.cat([valid.nonzero()[:, 0], valid.new_zeros(1).long()])
+    cands = {key: value[keep] for key, value in cands.items()}
+    last = torch.ones_like(cands['valid']).clone()
+    last[:-1] = False
+    cands['valid'] = cands['valid'] & ~last
     results = InstanceData(
         bboxes=cands['bboxes'],
         **{name: cands[name]
