@@ -125,13 +125,21 @@ def code_files(cfg: Config) -> List[str]:
 
 def deploy_code_files(cfg: Config) -> List[str]:
     """:func:`code_files` of ``cfg`` and the files of ``mmdet_pep.deploy``
-    (what an exported graph of ``cfg`` is built from)."""
+    an exported graph of ``cfg`` is built from: the package's own modules
+    and the post-processing module of ``cfg``'s head (not the other heads')."""
+    from mmdet_pep.deploy.heads import _ENTRIES
     root = osp.dirname(PACKAGE_DIR)
-    deploy = sorted(
-        osp.relpath(osp.join(folder, name), root)
-        for folder, _, names in os.walk(osp.join(PACKAGE_DIR, 'deploy'))
-        for name in names if name.endswith('.py'))
-    return code_files(cfg) + deploy
+    folder = osp.join(PACKAGE_DIR, 'deploy')
+    files = [
+        osp.join(folder, name) for name in sorted(os.listdir(folder))
+        if name.endswith('.py')
+    ] + [osp.join(folder, 'heads', '__init__.py')]
+    model = cfg.model
+    head = (model.get('mask_head') or model.get('bbox_head') or {}).get('type')
+    if head in _ENTRIES:
+        module = _ENTRIES[head].split(':')[0]
+        files.append(osp.join(folder, 'heads', f'{module}.py'))
+    return code_files(cfg) + sorted(osp.relpath(f, root) for f in files)
 
 
 def code_commit(files: List[str], root: str) -> str:
