@@ -96,6 +96,13 @@ def test_parity(model, tmp_path):
     assert report['blank']['num'] == 0, report
 
 
+def test_parity_of_a_graph_traced_on_an_empty_image(model, tmp_path):
+    """Traced where no pixel is foreground (the clustering sees the one
+    spare pixel only), the graph still finds the scene's instances."""
+    report = check_parity(model, tmp_path, example='blank')
+    assert report['scene']['num'] >= 1, report
+
+
 def test_parity_dynamic_size(model, tmp_path):
     """One graph for 64 x 64 and 64 x 96 inputs."""
     report = check_parity(model, tmp_path, dynamic=True)
