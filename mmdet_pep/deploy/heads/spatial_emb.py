@@ -25,7 +25,7 @@ then go to the head's final ranking, the ``max_per_img`` best scores
 (:func:`..ops.gather_valid`).
 
 **The cap.** ``T = min(test_cfg.max_centres, test_cfg.deploy_max_centres)``
-(the latter :data:`DEPLOY_MAX_CENTRES` = 32 unless the config sets it)
+(the latter :data:`DEPLOY_MAX_CENTRES` = 64 unless the config sets it)
 bounds the number of centres *tried* per class, accepted or not. The eager
 head bounds the same count by ``max_centres`` (1000 by default), so:
 
@@ -70,9 +70,10 @@ from torch import Tensor
 from ..ops import boxes_of_masks, gather_valid
 
 #: Default of ``test_cfg.deploy_max_centres``: centres tried per class in
-#: the graph. The demo synthetic set has at most 12 objects an image; raise
-#: it for crowded data (:func:`cap_reached` tells).
-DEPLOY_MAX_CENTRES = 32
+#: the graph. With 32, 23 of the 100 demo val images needed more (rejected
+#: proposals count too; docs/deploy.md); raise it for crowded data
+#: (:func:`cap_reached` tells).
+DEPLOY_MAX_CENTRES = 64
 
 
 def num_steps(cfg: ConfigDict) -> int:
