@@ -159,3 +159,19 @@ def check_parity(model, tmp_path, dynamic: bool = False,
         ref = eager(model, image)
         report[name] = compare(ref, session(image), boxes_from_masks)
     return report
+
+
+def run_config(config: str, tmp_path, image: np.ndarray) -> tuple:
+    """``config`` with its initial weights, exported at ``image``'s size
+    and run on it in onnxruntime.
+
+    Returns:
+        tuple: The :class:`DeployModel` and the graph's outputs (dict).
+    """
+    from mmdet_pep.deploy import build_deploy_model, export_onnx
+    from mmdet_pep.deploy.inferencer import OrtDetector
+
+    deploy = build_deploy_model(config)
+    out = export_onnx(deploy, str(tmp_path / 'config.onnx'),
+                      shape=image.shape[:2])
+    return deploy, OrtDetector(out, num_threads=1)(image)

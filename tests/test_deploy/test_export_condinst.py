@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mmengine.config import ConfigDict
 
-from deploy_testing import check_parity, eager, scenes, trained
+from deploy_testing import check_parity, eager, run_config, scenes, trained
 from pep_testing import (FCOS_STRIDES, ROOT, TINY_REGRESS_RANGES,
                          _tiny_preprocessor_and_backbone)
 
@@ -120,14 +120,8 @@ def test_parity_dynamic_size(model, tmp_path):
 @pytest.mark.parametrize('config', CONFIGS, ids=['adapted', 'mmdet-defaults'])
 def test_the_synthetic_configs_export_and_run(config, tmp_path):
     """The zoo's configs (random weights) give graphs onnxruntime runs."""
-    from mmdet_pep.deploy import build_deploy_model, export_onnx
-    from mmdet_pep.deploy.inferencer import OrtDetector
-
-    out = export_onnx(
-        build_deploy_model(config), str(tmp_path / 'condinst.onnx'),
-        shape=(128, 128))
     image = scenes()['scene'].repeat(2, 0).repeat(2, 1)
-    outs = OrtDetector(out, num_threads=1)(image)
+    _, outs = run_config(config, tmp_path, image)
     assert set(outs) >= {'boxes', 'scores', 'labels', 'masks'}
     assert outs['masks'].shape[1:] == (128, 128)
     assert np.all(np.isfinite(outs['scores']))

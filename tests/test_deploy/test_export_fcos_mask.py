@@ -9,7 +9,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from deploy_testing import check_parity, eager, scenes, trained
+from deploy_testing import check_parity, eager, run_config, scenes, trained
 from pep_testing import ROOT, tiny_embedmask_cfg, tiny_sipmask_cfg
 
 # Per model: the tiny config, the Adam steps that fit it to the scene and
@@ -94,15 +94,8 @@ def test_parity_of_a_graph_traced_on_an_empty_image(model, tmp_path):
 def test_synthetic_config_exports_and_runs(name, tmp_path):
     """The real config, random weights: a 128 x 128 graph that
     onnxruntime runs."""
-    from mmdet_pep.deploy import build_deploy_model, export_onnx
-    from mmdet_pep.deploy.inferencer import OrtDetector
-
-    out = export_onnx(
-        build_deploy_model(osp.join(ROOT, MODELS[name][2])),
-        str(tmp_path / f'{name}.onnx'),
-        shape=(128, 128))
-    outs = OrtDetector(out, num_threads=1)(
-        np.random.RandomState(0).randint(0, 255, (128, 128, 3), np.uint8))
+    image = np.random.RandomState(0).randint(0, 255, (128, 128, 3), np.uint8)
+    _, outs = run_config(osp.join(ROOT, MODELS[name][2]), tmp_path, image)
     num = len(outs['scores'])
     assert num <= 50
     assert outs['boxes'].shape == (num, 4)

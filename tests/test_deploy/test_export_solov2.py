@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mmengine.config import ConfigDict
 
-from deploy_testing import check_parity, eager, scenes, trained
+from deploy_testing import check_parity, eager, run_config, scenes, trained
 from pep_testing import ROOT, _tiny_preprocessor_and_backbone
 
 CONFIG = osp.join(ROOT, 'configs/solov2/solov2_r18_fpn_1200it_synthetic.py')
@@ -123,14 +123,8 @@ def test_parity_with_fewer_cells_than_the_grids(model, tmp_path,
 
 def test_the_synthetic_config_exports_and_runs(tmp_path):
     """The zoo's config (random weights) gives a graph onnxruntime runs."""
-    from mmdet_pep.deploy import build_deploy_model, export_onnx
-    from mmdet_pep.deploy.inferencer import OrtDetector
-
-    out = export_onnx(
-        build_deploy_model(CONFIG), str(tmp_path / 'solov2.onnx'),
-        shape=(128, 128))
     image = scenes()['scene'].repeat(2, 0).repeat(2, 1)
-    outs = OrtDetector(out, num_threads=1)(image)
+    _, outs = run_config(CONFIG, tmp_path, image)
     assert set(outs) >= {'boxes', 'scores', 'labels', 'masks'}
     assert outs['masks'].shape[1:] == (128, 128)
     assert np.all(np.isfinite(outs['scores']))

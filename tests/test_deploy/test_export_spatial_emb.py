@@ -12,7 +12,8 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 
-from deploy_testing import check_parity, compare, eager, scenes, trained
+from deploy_testing import (check_parity, compare, eager, run_config, scenes,
+                            trained)
 from pep_testing import SCENE_SIZE, tiny_spatialemb_cfg
 
 CONFIG = 'configs/spatial_embeddings/spatialemb_r18_fpn_1200it_synthetic.py'
@@ -147,13 +148,7 @@ def test_cap_keeps_the_first_centres_of_each_class(model, tmp_path):
 def test_config_exports_and_runs(tmp_path):
     """The zoo's config, randomly initialised, through the exporter's API
     and onnxruntime."""
-    from mmdet_pep.deploy import build_deploy_model, export_onnx
-    from mmdet_pep.deploy.inferencer import OrtDetector
-
-    deploy = build_deploy_model(CONFIG)
-    out = export_onnx(deploy, str(tmp_path / 'se.onnx'), shape=(64, 64))
-    image = scenes()['scene']
-    outs = OrtDetector(out, num_threads=1)(image)
+    deploy, outs = run_config(CONFIG, tmp_path, scenes()['scene'])
     num = len(outs['scores'])
     cap = deploy.detector.mask_head.test_cfg.max_per_img
     assert num <= cap
