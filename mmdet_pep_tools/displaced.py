@@ -21,7 +21,7 @@ import io
 import json
 import math
 import os.path as osp
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -248,6 +248,45 @@ def displaced_instances(cfg: Union[str, Config],
             instances[ann['id']] = flag
     return dict(instances=instances,
                 summary=summarize(instances, len(coco['images'])))
+
+
+def displaced_file(ann_file: str) -> str:
+    """Where the protocol keeps the displaced flags of
+    ``.../instances_<split>.json``: ``.../displaced_<split>.json``."""
+    folder, name = osp.split(ann_file)
+    stem = name[len('instances_'):] if name.startswith('instances_') else name
+    return osp.join(folder, f'displaced_{stem}')
+
+
+def write_displaced(config: str,
+                    ann_file: str,
+                    out: str,
+                    variant: Optional[str] = None,
+                    crowd_dist: Optional[int] = 2) -> dict:
+    """:func:`displaced_instances` of ``ann_file`` under ``config`` (adapted
+    to the synthetic ``variant`` by :func:`variant_config`), written to
+    ``out`` as JSON: ``config``, ``variant``, ``ann_file``, ``resize``,
+    ``summary``, ``displaced`` (annotation id -> bool, what
+    ``DisplacedCocoMetric`` reads) and ``instances`` (every flag).
+
+    Returns:
+        dict: :func:`displaced_instances`' result.
+    """
+    cfg = (variant_config(config, variant)
+           if variant else Config.fromfile(config))
+    result = displaced_instances(cfg, ann_file, crowd_dist)
+    instances = result['instances']
+    content = dict(
+        config=osp.relpath(config) if osp.isabs(config) else config,
+        variant=variant,
+        ann_file=ann_file,
+        resize=resize_of(cfg),
+        summary=result['summary'],
+        displaced={str(k): v['displaced'] for k, v in instances.items()},
+        instances={str(k): v for k, v in instances.items()})
+    with open(out, 'w') as f:
+        json.dump(content, f, indent=1)
+    return result
 
 
 def _crowd_flags(coco: dict, crowd_dist: int) -> Dict[int, bool]:

@@ -3,7 +3,10 @@
 Every model is trained once per seed on every data variant of the
 synthetic set (``VARIANTS``: ``demo``, and ``dense`` with larger images,
 four classes, smaller objects in larger clusters) and tested with
-``CrowdCocoMetric`` on the held-out test split and on the val split. Each
+``CrowdCocoMetric`` on the held-out test split and on the val split (on
+the ``crowded`` variant with ``DisplacedCocoMetric``, which also scores the
+instances that lose their grid cells apart, see
+:data:`DISPLACED_VARIANTS`). Each
 finished run writes ``<results-dir>/<variant>/<model>/seed<S>.json``
 (:mod:`.results`); a run whose file is current (same config digest and
 code commit) is skipped, so the protocol resumes where it stopped. After
@@ -25,6 +28,7 @@ from mmengine.utils import mkdir_or_exist
 import mmdet
 from mmdet_pep.datasets.synthetic import VARIANTS, generate_dataset, metainfo
 from . import ROOT
+from .displaced import displaced_file, write_displaced
 from .config_rewrites import (set_classes, set_data_root, set_image_scale,
                               set_max_iters, set_seed)
 from .provenance import (code_commit, code_files, config_digest,
@@ -43,29 +47,59 @@ def variant_data_root(data_dir: str, variant: str) -> str:
     return osp.join(data_dir, folder) + '/'
 
 
+#: Variants whose runs are tested with ``DisplacedCocoMetric``: AP and
+#: recall@0.5 of the *displaced* instances (every cell of their centre
+#: region owned by a neighbour) apart from the others. On ``demo`` and
+#: ``dense`` fewer than 0.5 % of the instances are displaced
+#: (docs/experiments/displaced.md), too few for an AP of their own.
+DISPLACED_VARIANTS = ('crowded', )
+#: Whose target assignment decides which instances are displaced, for
+#: every model alike: the recommended PEP recipe's (adapted to the variant
+#: as :func:`protocol_cfg` adapts every config).
+DISPLACED_REFERENCE = 'configs/pep/pep_r18_fpn_1200it_synthetic.py'
+
+
 def ensure_variant_data(data_root: str, variant: str) -> None:
     """Generate the variant's data set (800 train, 100 val, 200 held-out
-    test images) unless its three annotation files exist."""
-    anns = [
-        osp.join(data_root, 'annotations', f'instances_{split}.json')
+    test images) unless its three annotation files exist; for the
+    :data:`DISPLACED_VARIANTS`, also the displaced flags of val and test
+    (:func:`displaced_file`, as ``count_displaced.py --out`` writes them
+    for :data:`DISPLACED_REFERENCE`)."""
+    anns = {
+        split: osp.join(data_root, 'annotations', f'instances_{split}.json')
         for split in ('train', 'val', 'test')
-    ]
-    if all(osp.isfile(ann) for ann in anns):
+    }
+    if not all(osp.isfile(ann) for ann in anns.values()):
+        print_log(f'[compare] generating the {variant!r} data set in '
+                  f'{data_root}: {VARIANTS[variant]}')
+        generate_dataset(data_root, **VARIANTS[variant])
+    if variant not in DISPLACED_VARIANTS:
         return
-    print_log(f'[compare] generating the {variant!r} data set in '
-              f'{data_root}: {VARIANTS[variant]}')
-    generate_dataset(data_root, **VARIANTS[variant])
+    for split in ('val', 'test'):
+        out = displaced_file(anns[split])
+        if not osp.isfile(out):
+            print_log(f'[compare] counting the displaced instances of '
+                      f'{anns[split]} -> {out}')
+            write_displaced(
+                osp.join(ROOT, DISPLACED_REFERENCE), anns[split], out,
+                variant=variant)
 
 
-def use_crowd_metric(cfg: Config) -> None:
+def use_crowd_metric(cfg: Config, displaced: bool = False) -> None:
     """Test with ``CrowdCocoMetric`` where the config tests with
     ``CocoMetric`` (same arguments): it adds crowded/isolated AP and
-    recall and duplicates to the COCO numbers."""
+    recall and duplicates to the COCO numbers. With ``displaced``,
+    ``DisplacedCocoMetric`` with the flags of :func:`displaced_file`
+    instead: it adds the displaced/placed AP and recall too."""
     evaluators = cfg.get('test_evaluator')
     for evaluator in (evaluators if isinstance(evaluators, list) else
                       [evaluators] if evaluators else []):
         if evaluator.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
             evaluator.type = 'CrowdCocoMetric'
+            if displaced:
+                evaluator.type = 'DisplacedCocoMetric'
+                evaluator.displaced_file = displaced_file(
+                    evaluator.ann_file)
 
 
 def protocol_cfg(spec: ModelSpec, args, variant: str, seed: int) -> Config:
@@ -84,7 +118,7 @@ def protocol_cfg(spec: ModelSpec, args, variant: str, seed: int) -> Config:
     if args.max_iters:
         set_max_iters(cfg, args.max_iters)
     set_seed(cfg, seed)
-    use_crowd_metric(cfg)
+    use_crowd_metric(cfg, displaced=variant in DISPLACED_VARIANTS)
     cfg.work_dir = osp.join(args.work_dir, variant, spec.name, f'seed{seed}')
     cfg.experiment_name = f'{variant}_{spec.name}_seed{seed}'
     return cfg

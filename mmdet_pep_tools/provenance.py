@@ -123,6 +123,18 @@ def code_files(cfg: Config) -> List[str]:
     return sorted(osp.relpath(path, root) for path in files)
 
 
+def training_code_files(cfg: Config) -> List[str]:
+    """:func:`code_files` of what trains: ``cfg`` without its test and val
+    loaders and evaluators (and ``test_cfg``/``val_cfg``), so a change to a
+    metric re-tests a finished training instead of repeating it."""
+    content = {
+        k: v
+        for k, v in cfg.to_dict().items() if k not in EVAL_KEYS +
+        ('val_dataloader', 'val_evaluator', 'val_cfg')
+    }
+    return code_files(Config(content))
+
+
 def deploy_code_files(cfg: Config) -> List[str]:
     """:func:`code_files` of ``cfg`` and the files of ``mmdet_pep.deploy``
     an exported graph of ``cfg`` is built from: the package's own modules

@@ -17,6 +17,9 @@ from mmengine.runner import Runner
 from mmengine.utils import mkdir_or_exist
 
 from .benchmark import StepTimerHook
+from . import ROOT
+from .displaced import displaced_file
+from .provenance import code_commit, training_code_files
 from .memory import PeakMemory
 
 
@@ -74,6 +77,8 @@ def on_val_split(cfg: Config, checkpoint: str) -> Config:
                       if isinstance(evaluators, list) else [evaluators]):
         if val_ann and 'ann_file' in evaluator:
             evaluator.ann_file = val_ann
+            if 'displaced_file' in evaluator:  # DisplacedCocoMetric
+                evaluator.displaced_file = displaced_file(val_ann)
     val_cfg.test_evaluator = evaluators
     val_cfg.load_from = checkpoint
     val_cfg.work_dir = osp.join(cfg.work_dir, 'val_split')
@@ -89,12 +94,14 @@ def train_and_test(cfg: Config,
     """Train ``cfg`` (or take its finished checkpoint) and test it.
 
     A work dir whose final checkpoint exists and whose ``fingerprint.json``
-    holds ``commit`` and ``train_digest`` (see :func:`training_digest`) was
-    trained with these weights' config and this model code: by a run that
-    stopped before writing its result, or for a config that differs only in
-    how it is evaluated (``model.test_cfg``, the test data or metric). It is
-    tested, not trained again. A stamp without a training digest (older
-    runs) is reused only for the same whole config digest.
+    holds the training code's commit (:func:`training_code_files`; the
+    last commit of every code file, ``commit``, in older stamps) and
+    ``train_digest`` (see :func:`training_digest`) was trained with these
+    weights' config and this model code: by a run that stopped before
+    writing its result, or for a config that differs only in how it is
+    evaluated (``model.test_cfg``, the test data or metric, the metric's
+    code). It is tested, not trained again. A stamp without a training
+    digest (older runs) is reused only for the same whole config digest.
 
     The checkpoint is tested twice: on the config's test split (the
     held-out split of the synthetic sets) and on its val split.
@@ -106,7 +113,9 @@ def train_and_test(cfg: Config,
     """
     mkdir_or_exist(cfg.work_dir)
     stamp = osp.join(cfg.work_dir, 'fingerprint.json')
-    fingerprint_now = dict(config_digest=digest, code_commit=commit)
+    train_commit = code_commit(training_code_files(cfg), ROOT)
+    fingerprint_now = dict(config_digest=digest, code_commit=commit,
+                           training_commit=train_commit)
     if train_digest is not None:
         fingerprint_now['training_digest'] = train_digest
     checkpoint = final_checkpoint(cfg)
@@ -116,8 +125,9 @@ def train_and_test(cfg: Config,
             old = json.load(f)
         same = ('training_digest', train_digest) if old.get(
             'training_digest') else ('config_digest', digest)
-        reuse = (old.get('code_commit') == commit
-                 and old.get(same[0]) == same[1])
+        reuse = (not train_commit.endswith('+dirty')
+                 and old.get('training_commit', old.get('code_commit'))
+                 == train_commit and old.get(same[0]) == same[1])
     if reuse:
         print_log(f'[compare] testing the finished {checkpoint}')
         cfg_test = without_validation(cfg)

@@ -144,10 +144,11 @@ def _pred(name, score):
     return (label, geom, score)
 
 
-def _evaluate(ann_file, samples, metric=('bbox', 'segm'), **kwargs):
+def _evaluate(ann_file, samples, metric=('bbox', 'segm'),
+              type='CrowdCocoMetric', **kwargs):
     crowd_metric = METRICS.build(
         dict(
-            type='CrowdCocoMetric',
+            type=type,
             ann_file=ann_file,
             metric=list(metric),
             **kwargs))
@@ -461,6 +462,66 @@ def test_builds_through_custom_imports(scene1):
     metric = METRICS.build(cfg.val_evaluator)
     assert isinstance(metric, CrowdCocoMetric)
     assert metric.crowd_dist == 2
+
+
+# --- DisplacedCocoMetric: the same scene, B and D marked displaced ---
+
+
+def _displaced_file(tmp_path, names, drop=()):
+    """count_displaced.py --out's shape: annotation id (str) -> flag."""
+    path = str(tmp_path / 'displaced.json')
+    flags = {
+        str(i): i in _ann_ids(names)
+        for i in range(1, len(SCENE1) + 1) if i not in _ann_ids(drop)
+    }
+    dump(dict(summary={}, displaced=flags), path)
+    return path
+
+
+def test_displaced_subsets_scored_apart(scene1, tmp_path):
+    results = _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
+                        displaced_file=_displaced_file(tmp_path, 'BD'))
+    # displaced {B, D}, both squares: ranking F, A (placed: ignored), D
+    # true positive, E (ignored); B never found: recall 1/2 at precision
+    # 1, 51 of 101 points; recall@0.5 1 of 2.
+    # placed {A, C, E, F}: squares F, A, E found (D ignored) at precision
+    # 1, bar C found: AP 1, recall 4 of 4.
+    _check(
+        results,
+        dict(displaced_mAP=round(51 / 101, 3), displaced_recall50=0.5,
+             placed_mAP=1.0, placed_recall50=1.0))
+    assert (results['coco/num_displaced'], results['coco/num_placed']) == (2,
+                                                                          4)
+    # CrowdCocoMetric's keys are unchanged.
+    assert results == dict(results, **_evaluate(scene1, _samples(MISSED_B)))
+
+
+def test_displaced_subset_empty(scene1, tmp_path):
+    results = _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
+                        displaced_file=_displaced_file(tmp_path, ''))
+    _check(results, dict(displaced_mAP=-1.0, displaced_recall50=-1.0,
+                         placed_recall50=round(5 / 6, 3)))
+    assert results['coco/num_displaced'] == 0
+
+
+def test_displaced_file_errors(scene1, tmp_path):
+    with pytest.raises(FileNotFoundError, match='count_displaced'):
+        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
+                  displaced_file=str(tmp_path / 'missing.json'))
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"displaced": {"1": "yes"}}')
+    with pytest.raises(ValueError, match='bad.json: the flag of annotation 1 is'):
+        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
+                  displaced_file=str(bad))
+    bad.write_text('[1, 2]')
+    with pytest.raises(ValueError, match='no "displaced" object'):
+        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
+                  displaced_file=str(bad))
+    # Written for another annotation file: an evaluated id has no flag.
+    partial = _displaced_file(tmp_path, 'B', drop='F')
+    with pytest.raises(ValueError, match='no flag for 1 of the 6'):
+        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
+                  displaced_file=partial)
 
 
 # --- mmdet's CocoOccludedSeparatedMetric through the project's config ---

@@ -19,7 +19,8 @@ from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
 from mmdet_pep.datasets.synthetic import VARIANTS, generate_coco_split
-from mmdet_pep_tools.displaced import (build_assigner, displaced_instances,
+from mmdet_pep_tools.displaced import (build_assigner, displaced_file,
+                                       displaced_instances,
                                        image_flags, load_coco, resize_of,
                                        variant_config)
 from pep_testing import ROOT, load_tool
@@ -289,3 +290,47 @@ def test_cli_prints_the_fraction_and_writes_per_annotation_flags(
     assert sum(written['displaced'].values()) == 1
     assert written['summary']['displaced'] == 1
     assert written['instances']['3']['owners'] == []
+
+
+def test_the_protocol_scores_displaced_instances_on_crowded(tmp_path):
+    """On the crowded variant the protocol's test and val evaluators are
+    DisplacedCocoMetric with the split's own flags, which
+    ensure_variant_data writes with the reference config's assignment."""
+    from mmengine.registry import init_default_scope
+
+    from mmdet.datasets.api_wrappers import COCO
+    from mmdet.registry import METRICS
+    from mmdet_pep_tools.protocol import ensure_variant_data
+    from mmdet_pep_tools.training import on_val_split
+    cfg = variant_config(CONFIG, 'crowded')
+    test_ev = cfg.test_evaluator
+    assert test_ev.type == 'DisplacedCocoMetric'
+    assert test_ev.displaced_file == displaced_file(test_ev.ann_file)
+    assert test_ev.displaced_file.endswith('annotations/displaced_test.json')
+    val_ev = on_val_split(cfg, 'ckpt.pth').test_evaluator
+    assert val_ev.displaced_file.endswith('annotations/displaced_val.json')
+    assert variant_config(CONFIG, 'demo').test_evaluator.type == \
+        'CrowdCocoMetric'
+
+    # A tiny crowded data set: its flags are written, and the metric reads
+    # them for every evaluated annotation.
+    root = str(tmp_path / 'synthetic_crowded')
+    for split, n in (('train', 1), ('val', 2), ('test', 2)):
+        generate_coco_split(root, split, n, seed=3, **VARIANTS['crowded'])
+    ensure_variant_data(root, 'crowded')
+    ann = osp.join(root, 'annotations', 'instances_test.json')
+    written = json.loads(open(displaced_file(ann)).read())
+    assert written['variant'] == 'crowded'
+    num_anns = len(json.loads(open(ann).read())['annotations'])
+    assert len(written['displaced']) == num_anns
+    assert written['summary']['displaced'] == sum(
+        written['displaced'].values())
+    init_default_scope('mmdet')
+    metric = METRICS.build(dict(test_ev, ann_file=ann,
+                                displaced_file=displaced_file(ann)))
+    metric._coco_api = COCO(ann)
+    metric.cat_ids = metric._coco_api.get_cat_ids()
+    metric.img_ids = metric._coco_api.get_img_ids()
+    subsets = metric.displaced_subsets()
+    assert len(subsets['displaced']) == written['summary']['displaced']
+    assert len(subsets['displaced']) + len(subsets['placed']) == num_anns

@@ -415,6 +415,7 @@ def protocol(compare, tmp_path_factory):
     # changes: the code commit is fixed.
     mp = pytest.MonkeyPatch()
     mp.setattr(protocol_lib, 'code_commit', lambda files, root: COMMIT)
+    mp.setattr(training, 'code_commit', lambda files, root: COMMIT)
     done, stdout = _run(compare, argv)
     yield dict(root=root, argv=argv, done=done, stdout=stdout, mp=mp)
     mp.undo()
@@ -500,6 +501,8 @@ def test_a_training_of_other_code_is_not_reused(protocol, compare,
     os.remove(path)
     monkeypatch.setattr(protocol_lib, 'code_commit',
                         lambda files, root: 'f' * 40)
+    monkeypatch.setattr(training, 'code_commit',
+                        lambda files, root: 'f' * 40)
     _no_training(compare, monkeypatch)
     try:
         with pytest.raises(AssertionError,
@@ -510,6 +513,29 @@ def test_a_training_of_other_code_is_not_reused(protocol, compare,
         assert stamp.read_text() != stamp_text
         path.write_text(text)
         stamp.write_text(stamp_text)
+
+
+def test_other_metric_code_retests_not_retrains(protocol, compare,
+                                                monkeypatch):
+    # A commit that changed only evaluation code (a metric): the result is
+    # stale, the training code's commit is the stamp's, so the finished
+    # checkpoint is tested again and the result written for the new code.
+    path = protocol['root'] / 'results' / 'demo' / 'SOLO' / 'seed0.json'
+    text = path.read_text()
+    monkeypatch.setattr(protocol_lib, 'code_commit',
+                        lambda files, root: 'e' * 40)
+    _no_training(compare, monkeypatch)
+    argv = protocol['argv'].copy()
+    argv[argv.index('--seeds') + 1:argv.index('--variants')] = ['0']
+    argv[argv.index('--variants') + 1:argv.index('--data-dir')] = ['demo']
+    try:
+        done, _ = _run(compare, argv)
+        assert done['ran'] == [('demo', 'SOLO', 0)]
+        after = json.loads(path.read_text())
+        assert after['code_commit'] == 'e' * 40
+        assert after['metrics'] == json.loads(text)['metrics']
+    finally:
+        path.write_text(text)
 
 
 def test_another_config_makes_the_results_stale(protocol, compare):

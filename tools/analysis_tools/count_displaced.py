@@ -23,14 +23,13 @@ Example::
         --variant dense --out displaced_dense_test.json
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
 from mmengine.config import Config
 
-from mmdet_pep_tools.displaced import (displaced_instances, resize_of,
-                                       variant_config)
+from mmdet_pep_tools.displaced import (displaced_instances, variant_config,
+                                       write_displaced)
 
 
 def parse_args(argv=None):
@@ -73,25 +72,18 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config {args.config!r} not found')
-    cfg = (variant_config(args.config, args.variant)
-           if args.variant else Config.fromfile(args.config))
-    result = displaced_instances(
-        cfg, args.ann_file, None if args.crowd_dist < 0 else args.crowd_dist)
+    crowd_dist = None if args.crowd_dist < 0 else args.crowd_dist
+    if args.out:
+        result = write_displaced(args.config, args.ann_file, args.out,
+                                 args.variant, crowd_dist)
+    else:
+        cfg = (variant_config(args.config, args.variant)
+               if args.variant else Config.fromfile(args.config))
+        result = displaced_instances(cfg, args.ann_file, crowd_dist)
     summary = result['summary']
     print(f'{args.ann_file}: {summary["images"]} images')
     print('\n'.join(summary_lines(summary)))
     if args.out:
-        instances = result['instances']
-        out = dict(
-            config=args.config,
-            variant=args.variant,
-            ann_file=args.ann_file,
-            resize=resize_of(cfg),
-            summary=summary,
-            displaced={str(k): v['displaced'] for k, v in instances.items()},
-            instances={str(k): v for k, v in instances.items()})
-        with open(args.out, 'w') as f:
-            json.dump(out, f, indent=1)
         print(f'wrote {args.out}')
     return result
 

@@ -1,0 +1,179 @@
+"""CrowdCocoMetric that also scores the *displaced* ground truth apart.
+
+A grid-based instance head (SOLO, PEP's perceiving stage) gives each
+object the cells of its centre region; an object whose every cell is owned
+by a neighbour is *displaced*: the grid has nowhere to predict it, and only
+a mechanism such as PEP's excavator can find it. Which objects are
+displaced depends on a head's target assignment (levels, scale ranges,
+centre regions), not on the data alone, so the flags are an input of this
+metric: the JSON that ``tools/analysis_tools/count_displaced.py --out``
+writes for the evaluated annotation file. Every model is then scored on the
+same instances, whatever its own head.
+"""
+import contextlib
+import io
+import json
+import os.path as osp
+from typing import Dict
+
+import numpy as np
+from mmengine.logging import MMLogger
+from terminaltables import AsciiTable
+
+from mmdet.datasets.api_wrappers import COCO
+from mmdet.registry import METRICS
+from .crowd_coco_metric import MATCH_IOU, CrowdCocoMetric, SubsetCOCOeval
+
+
+def load_displaced(displaced_file: str) -> Dict[int, bool]:
+    """Annotation id -> displaced, from ``count_displaced.py --out``'s JSON
+    (its ``displaced`` object; keys are annotation ids as strings).
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: Naming the file, if it is not such a JSON.
+    """
+    if not osp.isfile(displaced_file):
+        raise FileNotFoundError(
+            f'displaced_file {displaced_file!r} not found; write it with '
+            'tools/analysis_tools/count_displaced.py CONFIG ANN_FILE --out')
+    try:
+        with open(displaced_file) as f:
+            content = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{displaced_file}: not a JSON file ({e})') from None
+    flags = content.get('displaced') if isinstance(content, dict) else None
+    if not isinstance(flags, dict):
+        raise ValueError(f'{displaced_file}: no "displaced" object (annotation '
+                         'id -> true/false), as count_displaced.py --out '
+                         'writes it')
+    out = {}
+    for key, value in flags.items():
+        try:
+            ann_id = int(key)
+        except ValueError:
+            raise ValueError(f'{displaced_file}: "displaced" key {key!r} is '
+                             'not an annotation id') from None
+        if not isinstance(value, bool):
+            raise ValueError(f'{displaced_file}: the flag of annotation '
+                             f'{key} is {value!r}, not true/false')
+        out[ann_id] = value
+    return out
+
+
+@METRICS.register_module()
+class DisplacedCocoMetric(CrowdCocoMetric):
+    """:class:`CrowdCocoMetric` plus AP and recall@0.5 of the displaced and
+    of the other ground truth instances.
+
+    Everything CrowdCocoMetric reports is reported unchanged, and for each
+    of ``bbox`` and ``segm`` (with ``coco/`` in front):
+
+    - ``{task}_displaced_mAP``, ``{task}_placed_mAP``: COCO AP on the
+      displaced instances and on the others (*placed*: they keep at least
+      one cell, or are in no level's range), with the other subset ignored
+      exactly as CrowdCocoMetric ignores the isolated instances for the
+      crowded AP (:class:`SubsetCOCOeval`). -1 when a subset is empty.
+    - ``{task}_displaced_recall50``, ``{task}_placed_recall50``: the
+      fraction of the subset matched at IoU >= 0.5 by one of the top 100
+      detections of its image and category (COCO's greedy matching). -1
+      when a subset is empty.
+    - ``num_displaced``, ``num_placed``: the subsets' sizes.
+
+    Args:
+        displaced_file (str): ``count_displaced.py --out`` JSON of the
+            evaluated annotation file: its ``displaced`` object maps every
+            non-iscrowd annotation id to true/false.
+        *args, **kwargs: CrowdCocoMetric's arguments.
+
+    Example:
+        >>> test_evaluator = dict(
+        ...     type='DisplacedCocoMetric',
+        ...     ann_file='data/synthetic_crowded/annotations/'
+        ...     'instances_test.json',
+        ...     displaced_file='data/synthetic_crowded/annotations/'
+        ...     'displaced_test.json',
+        ...     metric=['bbox', 'segm'])
+    """
+    PARTITION = ('displaced', 'placed')
+
+    def __init__(self, *args, displaced_file: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ann_file = kwargs.get('ann_file', args[0] if args else None)
+        self.displaced_file = displaced_file
+        self._displaced = load_displaced(displaced_file)
+
+    def displaced_subsets(self) -> Dict[str, set]:
+        """``displaced`` and ``placed`` annotation ids among the evaluated
+        images and categories (iscrowd regions in neither).
+
+        Raises:
+            ValueError: If the displaced file misses some of them: it was
+                written for another annotation file.
+        """
+        ids = list(self.crowd_flags())  # every evaluated non-iscrowd one
+        missing = [i for i in ids if i not in self._displaced]
+        if missing:
+            raise ValueError(
+                f'{self.displaced_file}: no flag for {len(missing)} of the '
+                f'{len(ids)} evaluated annotations (e.g. id {missing[0]}): '
+                f'it was not written for {self.ann_file}')
+        return dict(
+            displaced={i for i in ids if self._displaced[i]},
+            placed={i for i in ids if not self._displaced[i]})
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """CrowdCocoMetric's metrics, then the displaced/placed ones."""
+        self._subsets = self.displaced_subsets()
+        self._rows = []
+        eval_results = super().compute_metrics(results)
+        if 'num_crowded' not in eval_results:  # format_only, no bbox/segm
+            return eval_results
+        for name in self.PARTITION:
+            eval_results[f'num_{name}'] = len(self._subsets[name])
+        table = AsciiTable([[
+            'task', 'displaced mAP', 'displaced R@0.5', 'placed mAP',
+            'placed R@0.5'
+        ]] + self._rows)
+        MMLogger.get_current_instance().info(
+            f'{eval_results["num_displaced"]} displaced, '
+            f'{eval_results["num_placed"]} placed instances '
+            f'({self.displaced_file})\n' + table.table)
+        return eval_results
+
+    def _evaluate_task(self, coco_dt: COCO, task: str,
+                       subsets: Dict[str, set]) -> Dict[str, float]:
+        out = super()._evaluate_task(coco_dt, task, subsets)
+        coco_eval = SubsetCOCOeval(self._coco_api, coco_dt, task)
+        params = coco_eval.params
+        params.catIds = self.cat_ids
+        params.imgIds = self.img_ids
+        params.iouThrs = np.atleast_1d(np.asarray(self.iou_thrs, float))
+        params.maxDets = [1, 10, 100]
+        params.areaRng = [params.areaRng[0]]
+        params.areaRngLbl = [params.areaRngLbl[0]]
+        t50 = int(np.flatnonzero(np.isclose(params.iouThrs, MATCH_IOU))[0])
+        for name in self.PARTITION:
+            others = set().union(*(ids for other, ids in self._subsets.items()
+                                   if other != name))
+            if not self._subsets[name]:
+                out[f'{name}_mAP'] = out[f'{name}_recall50'] = -1.0
+                continue
+            coco_eval.evaluate_subset(others)
+            with contextlib.redirect_stdout(io.StringIO()):
+                coco_eval.summarize()
+            out[f'{name}_mAP'] = round(float(coco_eval.stats[0]), 3)
+            matched = total = 0
+            for e in coco_eval.evalImgs:
+                if e is None:
+                    continue
+                counted = np.asarray(e['gtIgnore']) == 0
+                total += int(counted.sum())
+                matched += int((counted & (e['gtMatches'][t50] > 0)).sum())
+            out[f'{name}_recall50'] = round(matched / total,
+                                            3) if total else -1.0
+        self._rows.append([task] + [
+            f'{out[k]:.3f}' for k in ('displaced_mAP', 'displaced_recall50',
+                                      'placed_mAP', 'placed_recall50')
+        ])
+        return out
