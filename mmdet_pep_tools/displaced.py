@@ -146,7 +146,8 @@ def image_flags(head, masks: np.ndarray, resize: dict,
         ``region_cells`` (cells of its centre regions on those levels),
         ``owned_cells`` (those it keeps), ``owners`` (indices of the
         instances owning the rest), ``centre_lost`` (no centre cell kept:
-        not an original in training), ``displaced`` and ``unassigned``.
+        not an original in training), ``displaced``, ``unassigned`` and
+        ``centre`` (its centre of mass (x, y) in padded-input pixels).
     """
     num = len(masks)
     if not num:
@@ -199,7 +200,8 @@ def image_flags(head, masks: np.ndarray, resize: dict,
                 centre_lost=bool(in_range
                                  and not (owner[centres_i] == i).any()),
                 displaced=bool(in_range and kept == 0),
-                unassigned=not in_range))
+                unassigned=not in_range,
+                centre=[round(float(c), 2) for c in centres[i]]))
     return flags
 
 

@@ -290,6 +290,9 @@ def test_cli_prints_the_fraction_and_writes_per_annotation_flags(
     assert sum(written['displaced'].values()) == 1
     assert written['summary']['displaced'] == 1
     assert written['instances']['3']['owners'] == []
+    # Centres of mass of the pixels [x0, x1) x [y0, y1): (x0 + x1) / 2.
+    assert [written['instances'][i]['centre'] for i in '123'] == [
+        [65.0, 65.0], [67.0, 65.0], [105.0, 105.0]]
 
 
 def test_the_protocol_scores_displaced_instances_on_crowded(tmp_path):

@@ -67,6 +67,48 @@ def test_key_statistics_by_hand(tool):
         keys=0, missed_gts=2)
 
 
+def test_displaced_statistics_by_hand(tool):
+    # A 48 px padded input: a 12 x 12 mask grid (stride 4) and a 6 x 6
+    # excavation map (8 px cells). GT 0 owns the cells of GTs 1 and 2.
+    gts = torch.stack([square(0, 0), square(0, 6), square(6, 6)])
+    flags = [
+        dict(displaced=False, owners=[], centre=[8., 8.]),
+        # Centre (12, 8): excavation cell (1, 1), GT 0's.
+        dict(displaced=True, owners=[0], centre=[12., 8.]),
+        # Centre (40, 40): cell (5, 5).
+        dict(displaced=True, owners=[0], centre=[40., 40.]),
+    ]
+    found = torch.tensor([True, False, True])  # GT 2 found anyway
+    mined_found = torch.tensor([False, True, False])
+
+    def at(row, col):
+        return [(col + 0.5) / 12 * 2 - 1, (row + 0.5) / 12 * 2 - 1]
+
+    keys = torch.tensor([at(1, 7), at(7, 7), at(10, 1)])  # GT 1, 2, none
+    excavated = torch.tensor([at(1, 1)])  # an original inside GT 0
+    stats = tool.displaced_statistics(flags, gts, found, mined_found, keys,
+                                      excavated, (6, 6), (48, 48))
+    assert stats == dict(
+        displaced_gts=2, displaced_found_by_originals=1,
+        displaced_added_by_mining=1, keys_on_displaced=2, displaced_keyed=2,
+        displaced_owner_excavated=2, displaced_shares_owner_exc_cell=1)
+    report = tool.summarize(Counter(stats, gts=3, keys=3))
+    assert report['displaced_fraction'] == pytest.approx(2 / 3)
+    assert report['key_recall_displaced'] == 1.
+    assert report['key_precision_displaced'] == pytest.approx(2 / 3)
+    assert report['displaced_shares_owner_exc_cell'] == 0.5
+    # No excavation around GT 0, no keys: nothing keyed or excavated.
+    none = tool.displaced_statistics(flags, gts, found, mined_found,
+                                     keys[:0], excavated[:0], (6, 6),
+                                     (48, 48))
+    assert none['displaced_keyed'] == 0
+    assert none['displaced_owner_excavated'] == 0
+    assert tool.displaced_statistics(flags[:1], gts[:1], found[:1],
+                                     mined_found[:1], keys, excavated,
+                                     (6, 6), (48, 48)) == dict(
+                                         displaced_gts=0)
+
+
 def test_group_statistics_by_hand(tool):
     # Nodes 0-5 of GTs 0, 0, 1, 1, -, 2; groups {0, 1, 2}, {3, 4}, {5}.
     identity = torch.tensor([0, 0, 1, 1, -1, 2])
@@ -142,6 +184,8 @@ def test_runs_on_a_tiny_pep(tool, tmp_path):
     assert counts['keys_on_missed_gt'] <= counts['keys_on_gt'] <= \
         counts['keys']
     assert counts['groups'] > 0  # and the purifier
+    # Displaced GTs are counted (the 64 px demo images have hardly any).
+    assert 'displaced_fraction' in report
     assert counts['mined_false'] + counts.get('mined_redundant', 0) <= \
         counts['mined']
     assert osp.isfile(out)

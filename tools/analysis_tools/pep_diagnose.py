@@ -16,6 +16,16 @@ over the data set:
   a GT that no original finds (a *missed* GT, the ones mining is for), and
   how many missed GTs hold a key pixel (key recall of missed GTs): whether
   the excavator looks in the right places, apart from the masks it makes;
+- **displaced GTs** (every cell of their centre region owned by another
+  instance under the head's own assignment,
+  :func:`mmdet_pep_tools.displaced.image_flags`; the objects excavation
+  exists for): how many the originals find anyway, how many the mined
+  descriptors add, how many hold a key pixel, how many key pixels fall on
+  them, whether one of their owners is among the originals the excavator
+  mines around (``excavate.max_originals``; its cell inside an owner's
+  mask), and whether their centre falls in the same excavation-map cell
+  as an owner's centre (then the key pixel of the displaced object is the
+  owner's own location, and its relative coordinates are zero);
 - **purifier grouping** (on the nodes of each image, with the test config's
   ``group_thr`` and ``mask_iou_thr``): pair precision (grouped pairs of
   matched nodes that share their GT) and pair recall (pairs of nodes of
@@ -39,6 +49,7 @@ from mmengine.runner import Runner, load_checkpoint
 
 from mmdet.registry import MODELS
 from mmdet_pep.models.utils import gt_masks_on_grid
+from mmdet_pep_tools.displaced import image_flags
 
 
 def parse_args(argv=None):
@@ -111,6 +122,61 @@ def key_statistics(key_xy: torch.Tensor, gt_masks: torch.Tensor,
     return stats
 
 
+def displaced_statistics(flags: list, gt_masks: torch.Tensor,
+                         found: torch.Tensor, mined_found: torch.Tensor,
+                         key_xy: torch.Tensor, excavated_xy: torch.Tensor,
+                         exc_size: tuple, pad_shape: tuple) -> Counter:
+    """What the originals, the excavator's key pixels and the mined
+    descriptors do for one image's displaced GTs.
+
+    Args:
+        flags (list[dict]): :func:`image_flags` of the image's GTs.
+        gt_masks (Tensor): GT masks on the mask grid (G, h, w) bool.
+        found (Tensor): (G,) bool, matched by an original node.
+        mined_found (Tensor): (G,) bool, matched by a mined node.
+        key_xy (Tensor): Key pixels (K, 2) in the [-1, 1] frame.
+        excavated_xy (Tensor): Cells (M, 2) of the originals the excavator
+            mined around, same frame.
+        exc_size (tuple): (He, We) of the excavation map.
+        pad_shape (tuple): (H, W) of the padded input.
+    """
+    displaced = torch.tensor([f['displaced'] for f in flags], dtype=torch.bool)
+    stats = Counter(displaced_gts=int(displaced.sum()))
+    if not displaced.any():
+        return stats
+    stats['displaced_found_by_originals'] += int((displaced & found).sum())
+    stats['displaced_added_by_mining'] += int(
+        (displaced & mined_found & ~found).sum())
+    h, w = gt_masks.shape[-2:]
+
+    def on_masks(xy):
+        """(G, len(xy)) bool: the point lies in the GT's mask."""
+        if len(xy) == 0:
+            return torch.zeros((len(gt_masks), 0), dtype=torch.bool)
+        col = ((xy[:, 0] + 1) / 2 * w).long().clamp(0, w - 1)
+        row = ((xy[:, 1] + 1) / 2 * h).long().clamp(0, h - 1)
+        return gt_masks[:, row, col]
+
+    keyed = on_masks(key_xy)
+    stats['keys_on_displaced'] += int(keyed[displaced].any(0).sum())
+    stats['displaced_keyed'] += int(keyed[displaced].any(1).sum())
+    excavated = on_masks(excavated_xy).any(1)  # (G,) an original inside
+    he, we = exc_size
+
+    def exc_cell(centre):
+        return (int(centre[1] / pad_shape[0] * he),
+                int(centre[0] / pad_shape[1] * we))
+
+    for i in displaced.nonzero(as_tuple=True)[0].tolist():
+        owners = flags[i]['owners']
+        stats['displaced_owner_excavated'] += bool(
+            owners and excavated[owners].any())
+        stats['displaced_shares_owner_exc_cell'] += any(
+            exc_cell(flags[i]['centre']) == exc_cell(flags[j]['centre'])
+            for j in owners)
+    return stats
+
+
 def group_statistics(members: torch.Tensor,
                      identity: torch.Tensor) -> Counter:
     """Pair and group statistics of one image's grouping.
@@ -145,10 +211,13 @@ def group_statistics(members: torch.Tensor,
     return stats
 
 
-def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
+def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float,
+                   pad_divisor: int = 32):
     """The counts of image ``i`` of ``outs`` (see the module docstring),
     from the trace of the head's inference stages
-    (``PEPHead.predict_by_feat(..., return_trace=True)``)."""
+    (``PEPHead.predict_by_feat(..., return_trace=True)``); displaced GTs
+    under the head's assignment with the data preprocessor's
+    ``pad_divisor``."""
     mlvl_desc, mlvl_cls, mask_feats, exc_feats = outs
     _, traces = head.predict_by_feat(
         [d[i:i + 1] for d in mlvl_desc], [c[i:i + 1] for c in mlvl_cls],
@@ -167,8 +236,17 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
     gt_masks = gt_masks_on_grid(masks, torch.arange(len(gt)), (h, w),
                                 head.mask_stride) > 0.5
     stats['gts'] += len(gt)
+    # The head's own assignment of these GTs (the masks are at the image's
+    # input size already: no resize).
+    flags = image_flags(head, masks.to_ndarray().astype('uint8'),
+                        dict(scale=(img_w, img_h), keep_ratio=False),
+                        pad_divisor) if len(gt) else []
     nodes = trace.get('node_masks')
     if nodes is None:
+        none = torch.zeros(len(gt), dtype=torch.bool)
+        stats.update(displaced_statistics(
+            flags, gt_masks.cpu(), none, none, torch.zeros(0, 2),
+            torch.zeros(0, 2), (1, 1), img_meta['batch_input_shape']))
         return stats
     mined = nodes['mined'].cpu()
     identity = node_identities(nodes['masks'].cpu(), nodes['labels'].cpu(),
@@ -183,11 +261,23 @@ def diagnose_image(head, outs, i: int, img_meta: dict, gt, iou_thr: float):
     stats['mined_redundant'] += sum(g in originals_gts for g in mined_ids)
     stats['gts_added_by_mining'] += len(set(mined_ids) - originals_gts -
                                         {-1})
+    found = torch.zeros(len(gt), dtype=torch.bool)
+    found[list(originals_gts)] = True
+    mined_found = torch.zeros(len(gt), dtype=torch.bool)
+    mined_found[[g for g in mined_ids if g >= 0]] = True
+    key_xy = trace['mine']['xy'].cpu() if 'mine' in trace else torch.zeros(
+        0, 2)
     if 'mine' in trace:
-        found = torch.zeros(len(gt), dtype=torch.bool)
-        found[list(originals_gts)] = True
-        stats.update(
-            key_statistics(trace['mine']['xy'].cpu(), gt_masks.cpu(), found))
+        stats.update(key_statistics(key_xy, gt_masks.cpu(), found))
+    if len(gt):
+        num_ori = head.test_cfg.excavate.max_originals
+        excavated = trace['select_originals']['xy'][:num_ori].cpu()
+        exc_size = (tuple(exc_feats.shape[-2:])
+                    if exc_feats is not None else (h // 2, w // 2))
+        stats.update(displaced_statistics(
+            flags, gt_masks.cpu(), found, mined_found, key_xy,
+            excavated if 'mine' in trace else torch.zeros(0, 2), exc_size,
+            img_meta['batch_input_shape']))
     if 'group' in trace:
         stats.update(
             group_statistics(trace['group']['members'].cpu(), identity))
@@ -211,7 +301,18 @@ def summarize(stats: Counter) -> dict:
         pair_precision=ratio('grouped_pairs_same_gt', 'grouped_pairs'),
         pair_recall=ratio('grouped_pairs_same_gt', 'same_gt_pairs'),
         false_merge_rate=ratio('false_merges', 'groups'),
-        split_rate=ratio('split_gts', 'gts_with_nodes'))
+        split_rate=ratio('split_gts', 'gts_with_nodes'),
+        displaced_fraction=ratio('displaced_gts', 'gts'),
+        displaced_recall_originals=ratio('displaced_found_by_originals',
+                                         'displaced_gts'),
+        displaced_recall_gain_mining=ratio('displaced_added_by_mining',
+                                           'displaced_gts'),
+        key_recall_displaced=ratio('displaced_keyed', 'displaced_gts'),
+        key_precision_displaced=ratio('keys_on_displaced', 'keys'),
+        displaced_owner_excavated=ratio('displaced_owner_excavated',
+                                        'displaced_gts'),
+        displaced_shares_owner_exc_cell=ratio(
+            'displaced_shares_owner_exc_cell', 'displaced_gts'))
 
 
 def main(argv=None):
@@ -228,6 +329,8 @@ def main(argv=None):
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.eval()
     head = model.mask_head
+    pad_divisor = int(
+        cfg.model.get('data_preprocessor', {}).get('pad_size_divisor') or 1)
     loader_cfg = dict(cfg.test_dataloader)
     loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
     stats = Counter()
@@ -239,7 +342,8 @@ def main(argv=None):
             sample = data['data_samples'][0]
             outs = head(model.extract_feat(data['inputs']))
             stats += diagnose_image(head, outs, 0, sample.metainfo,
-                                    sample.gt_instances, args.iou)
+                                    sample.gt_instances, args.iou,
+                                    pad_divisor)
     report = summarize(stats)
     for key, value in report.items():
         if key != 'counts':
