@@ -1,5 +1,6 @@
 """tools/analysis_tools/pep_diagnose.py: node identities and grouping
 statistics by hand, and a run on a tiny PEP."""
+import json
 import os.path as osp
 from collections import Counter
 
@@ -194,3 +195,58 @@ def test_runs_on_a_tiny_pep(tool, tmp_path):
             osp.join(ROOT, 'configs', 'embedmask',
                      'embedmask_r18_fpn_1200it_synthetic.py'), ckpt
         ])
+
+
+def test_same_weights_tests_every_setting_on_test_and_val(tmp_path):
+    from mmdet.registry import MODELS
+    same = load_tool('analysis_tools/pep_same_weights')
+    data_root = str(tmp_path / 'data') + '/'
+    generate_coco_split(data_root, 'val', 2, image_size=64)
+    generate_coco_split(data_root, 'test', 2, image_size=64, seed=2)
+    cfg = Config.fromfile(PEP_TINY)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'pep.pth')
+    save_checkpoint(dict(state_dict=weights_to_cpu(model.state_dict())),
+                    ckpt)
+    options = [
+        f'test_dataloader.dataset.data_root={data_root}',
+        'test_dataloader.dataset.ann_file=annotations/instances_test.json',
+        'test_dataloader.dataset.data_prefix.img=test/',
+        f'test_evaluator.ann_file={data_root}annotations/instances_test.json',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
+        'model.test_cfg.score_thr=0.', 'model.test_cfg.excavate.key_thr=0.'
+    ]
+    out = tmp_path / 'same.json'
+    # Two of the four settings run (each is two tests); all four build.
+    report = same.main([
+        PEP_TINY, ckpt, '--work-dir', str(tmp_path / 'work'), '--out',
+        str(out), '--settings', 'PEP', 'baseline', '--cfg-options', *options
+    ])
+    assert list(report['settings']) == ['PEP', 'baseline']
+    for setting in report['settings'].values():
+        assert 'coco/segm_mAP' in setting['metrics']
+        assert 'coco/segm_mAP' in setting['val_metrics']
+    assert report['settings']['baseline']['cfg_options'] == {
+        'model.mask_head.excavator': None,
+        'model.mask_head.purifier': None
+    }
+    assert json.loads(out.read_text()) == report
+    # The test and val splits differ: the configs point at each.
+    test_cfg, val_cfg = same.setting_configs(
+        Config.fromfile(PEP_TINY), ckpt, 'PEP', str(tmp_path / 'w'))
+    assert test_cfg.test_dataloader.dataset.ann_file != \
+        val_cfg.test_dataloader.dataset.ann_file
+    assert test_cfg.load_from == val_cfg.load_from == ckpt
+    no_pur, _ = same.setting_configs(
+        Config.fromfile(PEP_TINY), ckpt, 'no-purifying', str(tmp_path / 'w'))
+    assert no_pur.model.mask_head.purifier is None
+    assert no_pur.model.mask_head.excavator is not None
+    no_exc = Config.fromfile(PEP_TINY)
+    no_exc.merge_from_dict({'model.mask_head.excavator': None})
+    with pytest.raises(ValueError, match=r"no-excavating.*\['excavator'\]"):
+        same.setting_configs(no_exc, ckpt, 'no-excavating', str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='checkpoint'):
+        same.main([PEP_TINY, str(tmp_path / 'none.pth')])
