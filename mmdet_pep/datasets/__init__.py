@@ -1,5 +1,6 @@
 from .checks import CheckedCocoDataset, PEPCocoDataset
-from .object_crop import RandomObjectCenteredCrop, RandomSubsetSampler
+from .object_crop import (ObjectUniformSampler, RandomObjectCenteredCrop,
+                          RandomSubsetSampler)
 from .synthetic import (CLASSES, dataset_statistics, generate_coco_split,
                         generate_dataset, metainfo)
 from .synthetic_video import (ensure_vis_dataset, generate_vis_dataset,
@@ -12,7 +13,7 @@ __all__ = [
     'metainfo', 'ensure_vis_dataset', 'generate_vis_dataset',
     'generate_vis_split', 'CorruptImageError', 'CheckedCocoDataset',
     'CheckedLoadImageFromFile', 'RandomObjectCenteredCrop',
-    'RandomSubsetSampler',
+    'RandomSubsetSampler', 'ObjectUniformSampler',
     # Deprecated names (removed in 0.3.0).
     'PEPCocoDataset', 'PEPLoadImageFromFile'
 ]

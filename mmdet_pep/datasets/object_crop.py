@@ -1,7 +1,7 @@
 """Crops centred on an object, and epochs of a fixed number of random
 samples: SpatialEmbeddings' training data."""
 import math
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -10,6 +10,34 @@ from torch.utils.data import Sampler
 
 from mmdet.datasets.transforms import RandomCrop
 from mmdet.registry import DATA_SAMPLERS, TRANSFORMS
+
+
+def eligible_objects(labels: np.ndarray,
+                     ignore_flags: Optional[np.ndarray] = None,
+                     classes: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Which objects a crop may be centred on: those not ignored (crowd
+    regions; the official crops skip Cityscapes' group ids below 1000) and,
+    with ``classes``, of one of them.
+
+    The one rule of ``RandomObjectCenteredCrop`` (which chooses among these
+    objects) and ``ObjectUniformSampler`` (which counts them per image).
+
+    Args:
+        labels (np.ndarray): Label indices, shape (R, ).
+        ignore_flags (np.ndarray, optional): Ignore flags, shape (R, ); no
+            object is ignored if None.
+        classes (Sequence[int], optional): Label indices allowed; every
+            class if None.
+
+    Returns:
+        np.ndarray: Bool, shape (R, ).
+    """
+    eligible = np.ones(len(labels), dtype=bool)
+    if ignore_flags is not None:
+        eligible &= ~np.asarray(ignore_flags).astype(bool)
+    if classes is not None:
+        eligible &= np.isin(labels, list(classes))
+    return eligible
 
 
 @TRANSFORMS.register_module()
@@ -24,10 +52,16 @@ class RandomObjectCenteredCrop(RandomCrop):
     ignore flags, the homography) is cropped by mmdet's ``RandomCrop``.
 
     The official crops are one per object, drawn uniformly over all objects
-    of the data set; here an image is drawn, then one of its objects, so
-    objects of crowded images are drawn less often. Without an eligible
-    object the transform returns None and the data set draws another image,
-    as the official set has no crop there.
+    of the data set. This transform draws one of the image's eligible
+    objects (:func:`eligible_objects`, with a non-empty mask) uniformly;
+    after ``ObjectUniformSampler``, which draws images in proportion to
+    their eligible objects, the draw is the official one:
+    P(object) = (n_i / N) (1 / n_i) = 1 / N for an object of an image with
+    n_i of the N objects. After a sampler uniform over images
+    (``RandomSubsetSampler``) an object of one of I images, with n_i
+    objects, comes with probability 1 / (I n_i) instead: crowded images'
+    objects less often. Without an eligible object the transform returns None and the
+    data set draws another image, as the official set has no crop there.
 
     Args:
         crop_size (tuple[int, int]): (width, height), as ``RandomCrop``.
@@ -54,11 +88,8 @@ class RandomObjectCenteredCrop(RandomCrop):
         labels = results.get('gt_bboxes_labels')
         if labels is None or not len(labels):
             return None
-        eligible = np.ones(len(labels), dtype=bool)
-        if results.get('gt_ignore_flags') is not None:
-            eligible &= ~results['gt_ignore_flags'].astype(bool)
-        if self.classes is not None:
-            eligible &= np.isin(labels, list(self.classes))
+        eligible = eligible_objects(labels, results.get('gt_ignore_flags'),
+                                    self.classes)
         masks = results.get('gt_masks')
         if masks is not None:
             eligible &= masks.areas > 0
@@ -98,8 +129,10 @@ class RandomObjectCenteredCrop(RandomCrop):
 @DATA_SAMPLERS.register_module()
 class RandomSubsetSampler(Sampler):
     """Epochs of ``num_samples`` indices drawn at random with replacement,
-    split over the ranks: SpatialEmbeddings' epoch of 3000 random crops
-    (its data set's ``size``), whatever the data set's length.
+    split over the ranks: SpatialEmbeddings' epoch of 3000 random samples
+    (its data set's ``size``), whatever the data set's length; uniform over
+    the images (its stage 2 on full images). ``ObjectUniformSampler``
+    draws them uniformly over objects instead (``_draw``).
 
     Deterministic in ``seed`` and the epoch (``set_epoch``), the same on
     every rank before the split, as mmengine's ``DefaultSampler``.
@@ -118,7 +151,7 @@ class RandomSubsetSampler(Sampler):
         if num_samples <= 0:
             raise ValueError(f'num_samples must be positive, got {num_samples}')
         if len(dataset) == 0:
-            raise ValueError('RandomSubsetSampler: the data set is empty')
+            raise ValueError(f'{type(self).__name__}: the data set is empty')
         self.rank, self.world_size = get_dist_info()
         self.dataset = dataset
         self.total_size = num_samples
@@ -130,12 +163,117 @@ class RandomSubsetSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator()
         g.manual_seed(self.seed + self.epoch)
-        indices = torch.randint(
-            len(self.dataset), (self.total_size, ), generator=g).tolist()
+        indices = self._draw(g).tolist()
         return iter(indices[self.rank::self.world_size])
+
+    def _draw(self, generator: torch.Generator) -> torch.Tensor:
+        """The epoch's ``total_size`` indices over all ranks, uniform over
+        the data set."""
+        return torch.randint(
+            len(self.dataset), (self.total_size, ), generator=generator)
 
     def __len__(self) -> int:
         return self.num_samples
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+
+@DATA_SAMPLERS.register_module()
+class ObjectUniformSampler(RandomSubsetSampler):
+    """Epochs of ``num_samples`` image indices drawn with replacement, each
+    image in proportion to its eligible objects: with
+    ``RandomObjectCenteredCrop`` after it, crops uniform over the objects of
+    the data set, SpatialEmbeddings' own draw.
+
+    The official training cuts one crop per car of every training image
+    before training (davyneven/SpatialEmbeddings
+    src/utils/generate_crops.py:32-51) and its data set, on those crops
+    (src/train_config.py:29-30: ``type='crops'``, ``size=3000``), draws each
+    sample as ``random.randint(0, real_size - 1)`` with ``real_size`` the
+    number of crops (src/datasets/CityscapesDataset.py:39, 48): uniform over
+    objects, with replacement. Here an image i with n_i of the data
+    set's N eligible objects is drawn with probability n_i / N, and the
+    crop transform chooses one of its n_i objects uniformly, so each object
+    comes with probability (n_i / N) (1 / n_i) = 1 / N. The draw is exact
+    integer sampling: a table holding image i n_i times (the official list
+    of crops, each replaced by its image), indexed by ``torch.randint``.
+    Images without an eligible object are never drawn.
+
+    Objects are counted once, from the data infos (``instances``, before
+    the pipeline) with :func:`eligible_objects`, the crop transform's rule;
+    ``classes`` must be the transform's. The transform also skips objects
+    whose loaded mask is empty: such an object (a polygon too thin to cover
+    a pixel) is counted but never chosen: its share goes to its image's
+    other objects, or, without any, to an image the data set draws
+    uniformly when the transform returns None. The pipeline must keep
+    every object up to the crop.
+
+    Seeding, ``set_epoch``, the split over the ranks and the length are
+    ``RandomSubsetSampler``'s: the ranks share one draw and take every
+    ``world_size``-th index of it.
+
+    Args:
+        dataset (BaseDataset): The data set; fully initialised here if it
+            is lazy.
+        num_samples (int): Samples per epoch over all ranks.
+        classes (Sequence[int], optional): Label indices of the objects
+            counted; every class if None. As the crop transform's.
+        seed (int, optional): Random seed; a synchronised random one if
+            None.
+    """
+
+    def __init__(self,
+                 dataset,
+                 num_samples: int,
+                 classes: Optional[Sequence[int]] = None,
+                 seed: Optional[int] = None) -> None:
+        if hasattr(dataset, 'full_init'):
+            dataset.full_init()
+        super().__init__(dataset, num_samples, seed)
+        self.classes = self._checked_classes(dataset, classes)
+        counts = torch.tensor(self._object_counts(dataset, self.classes))
+        if counts.sum() == 0:
+            raise ValueError(
+                'ObjectUniformSampler: no instance of the data set is '
+                'eligible (ignore_flag 0' +
+                ('' if classes is None else f', bbox_label in {classes}') +
+                ')')
+        self._owners = torch.repeat_interleave(
+            torch.arange(len(counts)), counts)
+
+    @staticmethod
+    def _checked_classes(dataset,
+                         classes: Optional[Sequence[int]]) -> Optional[list]:
+        """``classes`` as a list, each a label index of ``dataset``."""
+        if classes is None:
+            return None
+        names = getattr(dataset, 'metainfo', {}).get('classes')
+        for index in classes:
+            if (not isinstance(index, (int, np.integer)) or index < 0
+                    or (names is not None and index >= len(names))):
+                known = '' if names is None else f' (0-{len(names) - 1})'
+                raise ValueError(
+                    f'ObjectUniformSampler: classes holds {index!r}, not a '
+                    f'class index of the data set{known}')
+        return [int(index) for index in classes]
+
+    @staticmethod
+    def _object_counts(dataset, classes: Optional[Sequence[int]]) -> List[int]:
+        """Eligible objects of each image, shape (I, )."""
+        counts = []
+        for i in range(len(dataset)):
+            instances = dataset.get_data_info(i)['instances']
+            labels = np.array([obj['bbox_label'] for obj in instances],
+                              dtype=np.int64)
+            ignore = np.array([obj.get('ignore_flag', 0) for obj in instances],
+                              dtype=bool)
+            counts.append(int(eligible_objects(labels, ignore, classes).sum()))
+        return counts
+
+    def _draw(self, generator: torch.Generator) -> torch.Tensor:
+        """The epoch's ``total_size`` images over all ranks: the owners of
+        ``total_size`` objects drawn uniformly with replacement."""
+        objects = torch.randint(
+            len(self._owners), (self.total_size, ), generator=generator)
+        return self._owners[objects]
