@@ -7,8 +7,10 @@
 # Loading stage 1's weights here drops Adam's moments, which the official
 # resume keeps. The official stage 2 (`type='train'`) draws from all 2975
 # training images, car-free ones included: filter_empty_gt=False here
-# (stage 1 keeps True, as its crops are centred on objects). Batch 16 on 1
-# GPU, as stage 1.
+# (stage 1 keeps True, as its crops are centred on objects), and its 3000
+# samples an epoch are uniform over the images (RandomSubsetSampler, the
+# official random.randint over them), not stage 1's draw over objects.
+# Batch 16 on 1 GPU, as stage 1.
 _base_ = './spatialemb_erfnet_crop512-200e_cityscapes-car.py'
 
 load_from = ('work_dirs/spatialemb_erfnet_crop512-200e_cityscapes-car/'
@@ -25,6 +27,8 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(
+    sampler=dict(
+        _delete_=True, type='RandomSubsetSampler', num_samples=3000),
     dataset=dict(
         pipeline=train_pipeline,
         filter_cfg=dict(filter_empty_gt=False, min_size=0)))

@@ -5,11 +5,17 @@
 # is spatialemb_erfnet_crop1024-ft20e_cityscapes-car.py. The COCO-format
 # annotations come from mmdet's tools/dataset_converters/cityscapes.py.
 #
+# The crops are drawn uniformly over the cars, as the official one crop per
+# car: ObjectUniformSampler draws an image in proportion to its cars, then
+# RandomObjectCenteredCrop one of its cars uniformly. Both count every
+# class of metainfo (classes=None: CocoDataset keeps only those), so they
+# agree on which objects there are.
+#
 # GPUs and batch: officially one process, one DataLoader of batch 16 (the
 # total) at lr 5e-4, the model wrapped in DataParallel over whatever GPUs
 # are visible (davyneven/SpatialEmbeddings src/train.py:39-40, 53;
 # src/train_config.py `batch_size: 16`, `lr=5e-4`); the GPU count is not
-# stated. mmdet's batch_size is per GPU (and RandomSubsetSampler splits
+# stated. mmdet's batch_size is per GPU (and ObjectUniformSampler splits
 # the 3000 draws over the ranks): run this config on 1 GPU (16 x 1 = 16),
 # or on N GPUs with `train_dataloader.batch_size=16/N`, which keeps the
 # official total and lr. Otherwise `--auto-scale-lr` scales Adam's lr
@@ -35,7 +41,8 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=16,  # x 1 GPU = 16, the official total
     num_workers=8,
-    sampler=dict(_delete_=True, type='RandomSubsetSampler', num_samples=3000),
+    sampler=dict(
+        _delete_=True, type='ObjectUniformSampler', num_samples=3000),
     batch_sampler=None,
     dataset=dict(
         _delete_=True,

@@ -3,7 +3,9 @@
 # the author describes it in the official repo's issue #5 (per-class seed
 # maps, one-vs-all, a class-specific foreground weight whose values are not
 # given: 10 for every class here, the car model's). Otherwise the car
-# recipe, batch 16 on 1 GPU included (the official total; see its header).
+# recipe, batch 16 on 1 GPU included (the official total; see its header),
+# and its crops uniform over the objects (ObjectUniformSampler), here of
+# all eight classes pooled: how the 8-class crops were drawn is not given.
 _base_ = './spatialemb_erfnet_crop512-200e_cityscapes-car.py'
 
 classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',

@@ -969,6 +969,28 @@ CITYSCAPES_CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train',
                       'motorcycle', 'bicycle')
 
 
+class CityscapesStandIn:
+    """What a sampler reads of a data set, without Cityscapes' files: image
+    i holds one object of class i."""
+
+    def __init__(self, classes):
+        self.metainfo = dict(classes=classes)
+
+    def __len__(self):
+        return len(self.metainfo['classes'])
+
+    def get_data_info(self, index):
+        return dict(instances=[dict(bbox_label=index, ignore_flag=0)])
+
+
+def build_train_sampler(cfg):
+    from mmdet.registry import DATA_SAMPLERS
+    import mmdet_pep  # noqa: F401  (registers the samplers)
+    dataset = CityscapesStandIn(cfg.train_dataloader.dataset.metainfo.classes)
+    return DATA_SAMPLERS.build(cfg.train_dataloader.sampler,
+                               default_args=dict(dataset=dataset, seed=0))
+
+
 @pytest.mark.parametrize('classes', [('car', ), CITYSCAPES_CLASSES])
 def test_spatialemb_cityscapes_recipe_is_the_official(classes):
     name = 'erfnet_crop512-200e_cityscapes' + ('-car' if len(classes) == 1
@@ -991,8 +1013,6 @@ def test_spatialemb_cityscapes_recipe_is_the_official(classes):
                                                                 0.5, 0.5)
     loader = cfg.train_dataloader
     assert loader.batch_size == 16
-    assert loader.sampler == dict(type='RandomSubsetSampler',
-                                  num_samples=3000)
     dataset = loader.dataset
     assert dataset.type == 'CityscapesDataset'
     assert dataset.metainfo.classes == classes
@@ -1002,6 +1022,15 @@ def test_spatialemb_cityscapes_recipe_is_the_official(classes):
         'PackDetInputs'
     ]
     assert dataset.pipeline[2].crop_size == (512, 512)
+    # The official 3000 crops an epoch, uniform over the objects: the
+    # sampler counts the objects the crop chooses among (every class kept).
+    assert loader.sampler == dict(type='ObjectUniformSampler',
+                                  num_samples=3000)
+    assert loader.sampler.get('classes') is None
+    assert dataset.pipeline[2].get('classes') is None
+    sampler = build_train_sampler(cfg)
+    assert type(sampler).__name__ == 'ObjectUniformSampler'
+    assert len(sampler) == 3000 and set(sampler) == set(range(len(classes)))
     assert cfg.optim_wrapper.optimizer == dict(
         type='Adam', lr=5e-4, weight_decay=1e-4)
     assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
@@ -1238,3 +1267,9 @@ def test_spatialemb_stage2_sees_every_image(suffix):
     assert stage1.train_dataloader.dataset.filter_cfg.filter_empty_gt
     assert not stage2.train_dataloader.dataset.filter_cfg.filter_empty_gt
     assert stage2.train_dataloader.dataset.filter_cfg.min_size == 0
+    # Uniform over images, not stage 1's draw over objects.
+    assert stage2.train_dataloader.sampler == dict(type='RandomSubsetSampler',
+                                                   num_samples=3000)
+    sampler = build_train_sampler(stage2)
+    assert type(sampler).__name__ == 'RandomSubsetSampler'
+    assert len(sampler) == 3000
