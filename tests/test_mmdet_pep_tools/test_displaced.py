@@ -82,6 +82,32 @@ def test_two_same_size_objects_in_one_cell_displace_one(cfg):
     assert not a['unassigned'] and not b['unassigned']
 
 
+def test_owner_proximity_by_hand(cfg):
+    # Centres (65, 65) and (67, 65), 2 px apart: the 4 px cells 16 and 16
+    # (x 64-67.99), the 8 px cells 8 and 8: the same cell at both strides.
+    result = displaced_instances(cfg, coco([
+        square(60, 60, 70, 70), square(62, 60, 72, 70)]))
+    prox = result['summary']['owner_proximity']
+    assert prox == dict(median_owner_distance_px=2.0,
+                        stride_4=dict(same_cell=1.0, within_one_cell=1.0),
+                        stride_8=dict(same_cell=1.0, within_one_cell=1.0))
+    # Centres 6 px apart, (65, 65) and (71, 65): 4 px cells 16 and 17
+    # (adjacent), 8 px cells 8 and 8.
+    flags = {
+        1: dict(displaced=True, owners=[2], centre=[65., 65.]),
+        2: dict(displaced=False, owners=[], centre=[71., 65.]),
+        3: dict(displaced=True, owners=[2], centre=[79., 65.]),
+    }
+    # 3: 8 px from 2: 4 px cells 19 vs 17 (two apart), 8 px cells 9 vs 8.
+    from mmdet_pep_tools.displaced import owner_proximity
+    prox = owner_proximity(flags)
+    assert prox['median_owner_distance_px'] == 8.0  # of 6 and 8, the upper
+    assert prox['stride_4'] == dict(same_cell=0.0, within_one_cell=0.5)
+    assert prox['stride_8'] == dict(same_cell=0.5, within_one_cell=1.0)
+    assert owner_proximity({2: flags[2]})['stride_8'] == dict(
+        same_cell=None, within_one_cell=None)
+
+
 def test_far_apart_objects_keep_their_cells(cfg):
     flags = flags_of(cfg, coco([square(10, 10, 20, 20),
                                 square(100, 100, 110, 110)]))
