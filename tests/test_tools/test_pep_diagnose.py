@@ -190,6 +190,15 @@ def test_runs_on_a_tiny_pep(tool, tmp_path):
     assert counts['mined_false'] + counts.get('mined_redundant', 0) <= \
         counts['mined']
     assert osp.isfile(out)
+    # --split val reads the val loader (here: the same tiny split).
+    val = tool.main([
+        PEP_TINY, ckpt, '--split', 'val', '--max-images', '1',
+        '--cfg-options', f'val_dataloader.dataset.data_root={data_root}',
+        'val_dataloader.dataset.ann_file=annotations/instances_val.json',
+        'val_dataloader.dataset.data_prefix.img=val/',
+        'model.test_cfg.score_thr=0.'
+    ])
+    assert 0 < val['counts']['gts'] < counts['gts']
     with pytest.raises(ValueError, match='not a PEP model'):
         tool.main([
             osp.join(ROOT, 'configs', 'embedmask',

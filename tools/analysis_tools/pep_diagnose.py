@@ -65,6 +65,17 @@ def parse_args(argv=None):
         help='mask IoU at which a node matches a GT')
     parser.add_argument(
         '--max-images', type=int, help='the first N images of the split')
+    parser.add_argument(
+        '--variant',
+        help='diagnose on this synthetic variant as the protocol tests it '
+        '(compare.py --variants): its data, image size and classes')
+    parser.add_argument(
+        '--data-dir', default='data',
+        help='where the variants\' data sets are (compare.py --data-dir)')
+    parser.add_argument(
+        '--split', choices=('test', 'val'), default='test',
+        help='the config\'s test loader, or its val loader (choose '
+        'settings on val)')
     parser.add_argument('--out', help='write the statistics as JSON here')
     parser.add_argument(
         '--cfg-options',
@@ -318,9 +329,18 @@ def summarize(stats: Counter) -> dict:
 def main(argv=None):
     import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    if args.variant:
+        from mmdet_pep_tools.protocol import protocol_cfg
+        from mmdet_pep_tools.specs import ModelSpec
+        ns = argparse.Namespace(data_dir=args.data_dir, cfg_options=None,
+                                 max_iters=None, work_dir='work_dirs')
+        cfg = protocol_cfg(ModelSpec('PEP', args.config), ns, args.variant, 0)
+    else:
+        cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.split == 'val':
+        cfg.test_dataloader = cfg.val_dataloader
     if cfg.model.type != 'PEP':
         raise ValueError(f'{args.config}: not a PEP model (model type '
                          f'{cfg.model.type})')
