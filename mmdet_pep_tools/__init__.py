@@ -14,6 +14,8 @@ builds; this sibling package holds what only the tools need:
   files and, for the papers' numbers, ``docs/results/reported.yml``;
 - ``displaced``: the GT instances that lose their grid cells under a PEP
   head's assignment (``tools/analysis_tools/count_displaced.py``);
+- ``variant_data``: where the synthetic variants' data live, generated
+  (with their displaced flags) when missing;
 - ``provenance``: which config and code a result comes from;
 - ``benchmark``, ``memory``: latency and step time, peak memory;
 - ``config_rewrites``, ``launch``: command-line rewrites of a config and

@@ -329,7 +329,7 @@ def test_the_protocol_scores_displaced_instances_on_crowded(tmp_path):
 
     from mmdet.datasets.api_wrappers import COCO
     from mmdet.registry import METRICS
-    from mmdet_pep_tools.protocol import ensure_variant_data
+    from mmdet_pep_tools.variant_data import ensure_variant_data
     from mmdet_pep_tools.training import on_val_split
     cfg = variant_config(CONFIG, 'crowded')
     test_ev = cfg.test_evaluator

@@ -61,10 +61,11 @@ from mmdet_pep.datasets.synthetic import VARIANTS
 from mmdet_pep_tools.benchmark import device_name
 from mmdet_pep_tools.comparison import (compare_model, time_models,
                                         write_latencies)
-from mmdet_pep_tools.protocol import (ensure_variant_data, run_protocol,
-                                      variant_data_root)
+from mmdet_pep_tools.protocol import run_protocol
 from mmdet_pep_tools.report import markdown, write_report
 from mmdet_pep_tools.specs import build_specs
+from mmdet_pep_tools.variant_data import (ensure_variant_data,
+                                          variant_data_root)
 
 
 def parse_args(argv=None):
