@@ -26,6 +26,7 @@ from mmdet_pep.datasets.synthetic import VARIANTS
 from . import ROOT, protocol
 from .provenance import code_commit, deploy_code_files, model_digest
 from .results import load_latencies, load_results
+from .displaced_table import displaced_block
 from .results_table import archive_markdown, cell, pooled, run_count
 from .specs import DEFAULT_CONFIGS, ModelSpec
 
@@ -36,6 +37,10 @@ DATASET = 'Synthetic crowded shapes (held-out test)'
 MASK, CROWDED, BOX = ('coco/segm_mAP', 'coco/segm_crowded_mAP',
                       'coco/bbox_mAP')
 NO_RUNS, DASH = 'no held-out runs yet', '—'
+#: The variants of the zoo's and the config READMEs' tables. ``crowded``
+#: (tiny objects in dense clusters) is a diagnostic set for PEP's
+#: mechanisms, shown in its own table (:mod:`.displaced_table`).
+ZOO_VARIANTS = ('demo', 'dense')
 
 # The zoo table: label, the protocol model(s) of the row, paper. Where a
 # row has several models (a peer at this zoo's adapted settings and at
@@ -58,6 +63,8 @@ TABLES = {
     'zoo': dict(file='README.md', kind='zoo'),
     'demo': dict(file='README.md', kind='demo'),
     'deploy': dict(file='docs/deploy.md', kind='deploy'),
+    'displaced': dict(file='docs/experiments/displaced.md',
+                      kind='displaced'),
     **{
         name: dict(file=f'configs/{name}/README.md', kind='method')
         for name in ('pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
@@ -103,7 +110,9 @@ def load_state(root: str) -> dict:
     files, judged as the protocol judges them.
 
     Returns:
-        dict: ``runs`` (name -> current test-split runs), ``configs`` (name
+        dict: ``runs`` (name -> current test-split runs on the
+        :data:`ZOO_VARIANTS`), ``other_runs`` (those on other variants),
+        ``configs`` (name
         -> config path relative to the repository), ``latency`` (name ->
         current latency file), ``stale`` (count), ``fingerprints`` (cache
         for :func:`.protocol.results_table`).
@@ -111,10 +120,11 @@ def load_state(root: str) -> dict:
     fingerprints = {}
     judged = protocol.judge_results(default_specs(), protocol_args(root),
                                     fingerprints)
-    runs = {}
+    runs, other_runs = {}, {}
     for r in judged['current']:
         if r.get('split') == 'test':
-            runs.setdefault(r['name'], []).append(r)
+            (runs if r['variant'] in ZOO_VARIANTS else other_runs).setdefault(
+                r['name'], []).append(r)
     configs = {
         s.name: osp.relpath(osp.abspath(s.config), ROOT)
         for s in judged['specs']
@@ -129,7 +139,8 @@ def load_state(root: str) -> dict:
         if (lat['code_commit'] == commit and not commit.endswith('+dirty')
                 and lat['model_digest'] == model_digest(cfg)):
             latency[name] = lat
-    return dict(runs=runs, configs=configs, latency=latency,
+    return dict(runs=runs, other_runs=other_runs, configs=configs,
+                latency=latency,
                 deploy=load_deploy(root), stale=len(judged['stale']),
                 fingerprints=fingerprints)
 
@@ -385,6 +396,8 @@ def block(name: str, state: dict) -> str:
         return demo_block(state)
     if spec['kind'] == 'deploy':
         return deploy_block(state)
+    if spec['kind'] == 'displaced':
+        return displaced_block(state)
     return method_block(state, spec['file'], f'configs/{name}')
 
 

@@ -48,8 +48,8 @@ def test_the_committed_tables_are_the_built_ones(tool):
 
 def test_every_block_has_a_file():
     assert set(TABLES) == {
-        'zoo', 'demo', 'deploy', 'pep', 'solov2', 'condinst', 'embedmask',
-        'sipmask', 'spatial_embeddings'
+        'zoo', 'demo', 'deploy', 'displaced', 'pep', 'solov2', 'condinst',
+        'embedmask', 'sipmask', 'spatial_embeddings'
     }
     for spec in TABLES.values():
         assert osp.isfile(osp.join(ROOT, spec['file']))
@@ -267,6 +267,38 @@ def test_blocks_from_current_test_runs(tree):
     page = built['docs/results/README.md'][1]
     assert '| PEP | all | 4 |' in page
     assert '1 stale run(s)' in page and 'SOLOv2' not in page
+
+
+def test_crowded_runs_have_their_own_table_not_the_zoos(tree):
+    # Seed 0 on crowded: PEP (with displaced numbers) and the Baseline.
+    results = tree / 'docs' / 'results'
+    for name, mask, disp in (('PEP', .25, .30), ('PEP-baseline', .24, .20)):
+        run = _result(name, 'crowded', 0, mask, .1, mask + .01)
+        run['metrics'].update({
+            'coco/segm_displaced_mAP': disp / 2,
+            'coco/segm_displaced_recall50': disp,
+            'coco/segm_placed_recall50': .6,
+            'coco/segm_duplicates_per_img': 1.25})
+        run['val_metrics']['coco/segm_displaced_recall50'] = disp + .05
+        write_result(result_path(str(results), 'crowded', name, 0), run)
+    (tree / 'docs' / 'experiments').mkdir(parents=True)
+    (tree / 'docs' / 'experiments' / 'displaced.md').write_text(
+        '<!-- results:displaced -->\n<!-- /results:displaced -->\n')
+    built = render(str(tree), FILES + ['docs/experiments/displaced.md'])
+    rows = [line for line in
+            built['docs/experiments/displaced.md'][1].splitlines()
+            if line.startswith('| PEP')]
+    # The Baseline first (Tab. 2's order), then PEP.
+    assert rows == [
+        '| PEP-baseline | — | 0 | 24.0 | 10.0 | 20.0 | 60.0 | 1.25 | 25.0 '
+        '| 25.0 |',
+        '| PEP | — | 0 | 25.0 | 15.0 | 30.0 | 60.0 | 1.25 | 26.0 | 35.0 |']
+    # The zoo and the config README keep demo and dense only.
+    zoo = built['README.md'][1]
+    pep = next(line for line in zoo.splitlines() if line.startswith(
+        '| **PEP**')).split(' | ')
+    assert pep[3:6] == ['26.0 ± 1.4', '16.0 ± 1.4', '2 seeds × 2 variants']
+    assert '| crowded |' not in built['configs/pep/README.md'][1]
 
 
 def test_check_finds_a_changed_cell(tree, tool):
