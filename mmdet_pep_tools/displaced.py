@@ -384,15 +384,20 @@ def summarize(instances: dict, num_images: int) -> dict:
     return summary
 
 
-def variant_config(config: str, variant: str) -> Config:
+def variant_config(config: str,
+                   variant: str,
+                   data_dir: str = 'data',
+                   work_dir: str = 'work_dirs') -> Config:
     """``config`` adapted to a synthetic data variant by the protocol's
-    own :func:`~mmdet_pep_tools.protocol.protocol_cfg`."""
+    own :func:`~mmdet_pep_tools.protocol.protocol_cfg` (seed 0): the
+    variant's data under ``data_dir``, its image size, classes and
+    metric."""
     from mmdet_pep.datasets.synthetic import VARIANTS
     from .protocol import protocol_cfg
     from .specs import ModelSpec
     if variant not in VARIANTS:
         raise ValueError(f'unknown variant {variant!r}; the variants are '
                          f'{sorted(VARIANTS)}')
-    args = argparse.Namespace(data_dir='data', cfg_options=None,
-                              max_iters=None, work_dir='work_dirs')
+    args = argparse.Namespace(data_dir=data_dir, cfg_options=None,
+                              max_iters=None, work_dir=work_dir)
     return protocol_cfg(ModelSpec('displaced', config), args, variant, 0)

@@ -156,17 +156,26 @@ def test_diagnose_image_reads_the_heads_trace_and_patches_nothing(tool):
     assert stats['groups'] > 0
 
 
-def test_runs_on_a_tiny_pep(tool, tmp_path):
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """Val and test splits of two 64 px images and the untrained tiny
+    PEP's checkpoint (seed 0)."""
     from mmdet.registry import MODELS
-    data_root = str(tmp_path / 'data') + '/'
+    root = tmp_path_factory.mktemp('tiny_pep')
+    data_root = str(root / 'data') + '/'
     generate_coco_split(data_root, 'val', 2, image_size=64)
-    cfg = Config.fromfile(PEP_TINY)
+    generate_coco_split(data_root, 'test', 2, image_size=64, seed=2)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(Config.fromfile(PEP_TINY).model)
     model.init_weights()
-    ckpt = str(tmp_path / 'pep.pth')
+    ckpt = str(root / 'pep.pth')
     save_checkpoint(dict(state_dict=weights_to_cpu(model.state_dict())),
                     ckpt)
+    return data_root, ckpt
+
+
+def test_runs_on_a_tiny_pep(tool, tiny, tmp_path):
+    data_root, ckpt = tiny
     out = str(tmp_path / 'diag.json')
     # Low thresholds: the untrained model keeps candidates, mines keys and
     # its masks have pixels.
@@ -206,19 +215,9 @@ def test_runs_on_a_tiny_pep(tool, tmp_path):
         ])
 
 
-def test_same_weights_tests_every_setting_on_test_and_val(tmp_path):
-    from mmdet.registry import MODELS
+def test_same_weights_tests_every_setting_on_test_and_val(tiny, tmp_path):
     same = load_tool('analysis_tools/pep_same_weights')
-    data_root = str(tmp_path / 'data') + '/'
-    generate_coco_split(data_root, 'val', 2, image_size=64)
-    generate_coco_split(data_root, 'test', 2, image_size=64, seed=2)
-    cfg = Config.fromfile(PEP_TINY)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    ckpt = str(tmp_path / 'pep.pth')
-    save_checkpoint(dict(state_dict=weights_to_cpu(model.state_dict())),
-                    ckpt)
+    data_root, ckpt = tiny
     options = [
         f'test_dataloader.dataset.data_root={data_root}',
         'test_dataloader.dataset.ann_file=annotations/instances_test.json',

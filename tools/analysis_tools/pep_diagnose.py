@@ -49,7 +49,7 @@ from mmengine.runner import Runner, load_checkpoint
 
 from mmdet.registry import MODELS
 from mmdet_pep.models.utils import gt_masks_on_grid
-from mmdet_pep_tools.displaced import image_flags
+from mmdet_pep_tools.displaced import image_flags, variant_config
 
 
 def parse_args(argv=None):
@@ -330,11 +330,7 @@ def main(argv=None):
     import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
     if args.variant:
-        from mmdet_pep_tools.protocol import protocol_cfg
-        from mmdet_pep_tools.specs import ModelSpec
-        ns = argparse.Namespace(data_dir=args.data_dir, cfg_options=None,
-                                 max_iters=None, work_dir='work_dirs')
-        cfg = protocol_cfg(ModelSpec('PEP', args.config), ns, args.variant, 0)
+        cfg = variant_config(args.config, args.variant, args.data_dir)
     else:
         cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -107,12 +107,9 @@ def main(argv=None) -> dict:
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} {path!r} not found')
     if args.variant:
-        from mmdet_pep_tools.protocol import protocol_cfg
-        from mmdet_pep_tools.specs import ModelSpec
-        ns = argparse.Namespace(
-            data_dir=args.data_dir, cfg_options=None, max_iters=None,
-            work_dir=args.work_dir)
-        cfg = protocol_cfg(ModelSpec('PEP', args.config), ns, args.variant, 0)
+        from mmdet_pep_tools.displaced import variant_config
+        cfg = variant_config(args.config, args.variant, args.data_dir,
+                             args.work_dir)
     else:
         cfg = Config.fromfile(args.config)
     if args.cfg_options:

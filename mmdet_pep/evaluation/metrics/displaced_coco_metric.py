@@ -10,19 +10,16 @@ metric: the JSON that ``tools/analysis_tools/count_displaced.py --out``
 writes for the evaluated annotation file. Every model is then scored on the
 same instances, whatever its own head.
 """
-import contextlib
-import io
 import json
 import os.path as osp
 from typing import Dict
 
-import numpy as np
 from mmengine.logging import MMLogger
 from terminaltables import AsciiTable
 
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import METRICS
-from .crowd_coco_metric import MATCH_IOU, CrowdCocoMetric, SubsetCOCOeval
+from .crowd_coco_metric import CrowdCocoMetric
 
 
 def load_displaced(displaced_file: str) -> Dict[int, bool]:
@@ -143,35 +140,17 @@ class DisplacedCocoMetric(CrowdCocoMetric):
 
     def _evaluate_task(self, coco_dt: COCO, task: str,
                        subsets: Dict[str, set]) -> Dict[str, float]:
+        """CrowdCocoMetric's scores of ``task``, then the same scores of
+        the displaced/placed partition (its subset loop over
+        :attr:`PARTITION` instead of ``SUBSETS``)."""
         out = super()._evaluate_task(coco_dt, task, subsets)
-        coco_eval = SubsetCOCOeval(self._coco_api, coco_dt, task)
-        params = coco_eval.params
-        params.catIds = self.cat_ids
-        params.imgIds = self.img_ids
-        params.iouThrs = np.atleast_1d(np.asarray(self.iou_thrs, float))
-        params.maxDets = [1, 10, 100]
-        params.areaRng = [params.areaRng[0]]
-        params.areaRngLbl = [params.areaRngLbl[0]]
-        t50 = int(np.flatnonzero(np.isclose(params.iouThrs, MATCH_IOU))[0])
-        for name in self.PARTITION:
-            others = set().union(*(ids for other, ids in self._subsets.items()
-                                   if other != name))
-            if not self._subsets[name]:
-                out[f'{name}_mAP'] = out[f'{name}_recall50'] = -1.0
-                continue
-            coco_eval.evaluate_subset(others)
-            with contextlib.redirect_stdout(io.StringIO()):
-                coco_eval.summarize()
-            out[f'{name}_mAP'] = round(float(coco_eval.stats[0]), 3)
-            matched = total = 0
-            for e in coco_eval.evalImgs:
-                if e is None:
-                    continue
-                counted = np.asarray(e['gtIgnore']) == 0
-                total += int(counted.sum())
-                matched += int((counted & (e['gtMatches'][t50] > 0)).sum())
-            out[f'{name}_recall50'] = round(matched / total,
-                                            3) if total else -1.0
+        self.SUBSETS = self.PARTITION  # this instance only, for one call
+        try:
+            partition = super()._evaluate_task(coco_dt, task, self._subsets)
+        finally:
+            del self.SUBSETS
+        out.update((k, v) for k, v in partition.items()
+                   if k.startswith(self.PARTITION))
         self._rows.append([task] + [
             f'{out[k]:.3f}' for k in ('displaced_mAP', 'displaced_recall50',
                                       'placed_mAP', 'placed_recall50')
