@@ -4,6 +4,7 @@ from .dense_heads import (EmbedMaskHead, PEPHead, SipMaskHead, SipMaskPPHead,
 from .detectors import PEP, EmbedMask, SipMask, SpatialEmbeddings
 from .layers import PEPExcavator, PEPPurifier
 from .losses import LovaszHingeLoss, SpatialEmbLoss
+from .trackers import SipMaskVISTracker
 from .tracking_heads import SipMaskTrackHead
 from .vis import SipMaskVIS
 
@@ -11,5 +12,6 @@ __all__ = [
     'PEP', 'PEPHead', 'PEPExcavator', 'PEPPurifier', 'EmbedMask',
     'EmbedMaskHead', 'LovaszHingeLoss', 'SipMask', 'SipMaskHead',
     'SipMaskPPHead', 'ResNetDCNInterval', 'ERFNetEncoder', 'SpatialEmbHead',
-    'SpatialEmbLoss', 'SpatialEmbeddings', 'SipMaskTrackHead', 'SipMaskVIS'
+    'SpatialEmbLoss', 'SpatialEmbeddings', 'SipMaskTrackHead', 'SipMaskVIS',
+    'SipMaskVISTracker'
 ]

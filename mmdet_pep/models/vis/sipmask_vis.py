@@ -26,10 +26,10 @@ class SipMaskVIS(BaseMOTModel):
     The image :class:`~mmdet_pep.models.detectors.SipMask` as ``detector``
     (unchanged: its losses and predictions are the image model's), a
     :class:`~mmdet_pep.models.tracking_heads.SipMaskTrackHead` on the same
-    FPN features, and mmdet's ``MaskTrackRCNNTracker`` (whose matching
-    weights are SipMask-VIS's). As mmdet's ``MaskTrackRCNN``: one key and
-    one reference frame per clip in training, one clip at a time in
-    testing.
+    FPN features, and a tracker: :class:`~mmdet_pep.models.trackers.
+    SipMaskVISTracker` (mmdet's ``MaskTrackRCNNTracker`` with the official
+    memory) or mmdet's own. As mmdet's ``MaskTrackRCNN``: one key and one
+    reference frame per clip in training, one clip at a time in testing.
 
     Args:
         detector (dict): A ``SipMask`` (or SipMask++) config.
@@ -152,13 +152,15 @@ class SipMaskVIS(BaseMOTModel):
         Returns:
             list[TrackDataSample]: The clip, every frame with
             ``pred_instances`` and ``pred_track_instances``
-            (``instances_id``).
+            (``instances_id``); a clip without frames as it came.
         """
         if inputs.dim() != 5 or len(data_samples) != 1:
             raise ValueError('SipMaskVIS predicts one clip at a time: inputs '
                              f'must be (1, T, C, H, W), got '
                              f'{tuple(inputs.shape)}')
         clip = data_samples[0]
+        if not len(clip):  # no frames: nothing to track
+            return [clip]
         if clip[0].frame_id == 0:
             self.tracker.reset()
         for t in range(len(clip)):

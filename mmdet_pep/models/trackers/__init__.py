@@ -1,0 +1,3 @@
+from .sipmask_vis_tracker import SipMaskVISTracker
+
+__all__ = ['SipMaskVISTracker']

@@ -1,0 +1,93 @@
+"""SipMask-VIS's tracker: MaskTrack R-CNN's matching with the official
+SipMask-VIS memory.
+
+Shape shorthand: N detections of the current frame, M tracks in memory.
+"""
+from typing import Optional, Tuple
+
+import torch
+
+from mmdet.models.trackers import MaskTrackRCNNTracker
+from mmdet.registry import MODELS
+
+LABEL_MEMORIES = ('first', 'last')
+
+
+@MODELS.register_module()
+class SipMaskVISTracker(MaskTrackRCNNTracker):
+    """The tracker of SipMask-VIS (Cao et al., "SipMask: Spatial
+    Information Preservation for Fast Image and Video Instance
+    Segmentation", ECCV 2020, https://arxiv.org/abs/2007.14772).
+
+    mmdet's ``MaskTrackRCNNTracker`` scores a detection against the M
+    tracks and a "new object" column as the official code does (log-softmax
+    of the track head's logits + 1 log(score) + 2 IoU + 10 same label,
+    ``match_coeff`` and ``compute_comp_scores`` in
+    SipMask-VIS/mmdet/models/anchor_heads/sipmask_head.py:166, 544-562) and
+    assigns ids the same way (:643-667). Its memory differs from the
+    official one, which this class restores (``get_bboxes``, :620-667):
+
+    - **Never forgets** within a clip (``num_frames_retain=None``): the
+      official memory grows by every new object and drops none, so an
+      object that reappears after any gap can take its identity back.
+      mmdet's rule, forgetting a track after ``num_frames_retain`` frames
+      without a match, with an int.
+    - **The first label** (``label_memory='first'``): the official memory
+      appends a track's label when the track starts (:656) and updates only
+      its embedding and box on a match (:666-667), so the label bonus
+      compares with the label the track started with. ``'last'`` is
+      mmdet's: the label of the track's latest detection.
+    - One entry per track (its latest embedding, box, score, mask), as the
+      official memory; mmdet keeps every frame's, though it reads only the
+      latest.
+
+    ``SipMaskVIS.predict`` empties the memory at the first frame of every
+    clip. The official code does so only when that frame has a detection
+    (it returns before the reset otherwise, :608-611, 620), carrying the
+    previous clip's tracks into a clip that starts empty; not reproduced.
+
+    Args:
+        match_weights (dict): ``det_score``, ``iou`` and ``det_label``
+            weights of the match score; the official 1, 2, 10.
+        num_frames_retain (int, optional): None never forgets (official);
+            an int >= 1 forgets a track after that many frames without a
+            match (mmdet's rule).
+        label_memory (str): ``'first'`` (official) or ``'last'`` (mmdet's).
+        **kwargs: Other ``BaseTracker`` arguments; ``momentums`` is not
+            supported (the memory holds one entry per track).
+    """
+
+    def __init__(self,
+                 match_weights: dict = dict(
+                     det_score=1.0, iou=2.0, det_label=10.0),
+                 num_frames_retain: Optional[int] = None,
+                 label_memory: str = 'first',
+                 **kwargs) -> None:
+        if num_frames_retain is not None and num_frames_retain < 1:
+            raise ValueError('num_frames_retain must be None (never forget) '
+                             f'or >= 1, got {num_frames_retain}')
+        if label_memory not in LABEL_MEMORIES:
+            raise ValueError(f'label_memory must be one of {LABEL_MEMORIES}, '
+                             f'got {label_memory!r}')
+        if kwargs.get('momentums') is not None:
+            raise ValueError('SipMaskVISTracker keeps the latest entry of a '
+                             'track: momentums are not supported')
+        super().__init__(
+            match_weights=match_weights,
+            num_frames_retain=num_frames_retain,
+            **kwargs)
+        self.label_memory = label_memory
+
+    def pop_invalid_tracks(self, frame_id: int) -> None:
+        """mmdet's forgetting, only with an int ``num_frames_retain``."""
+        if self.num_frames_retain is not None:
+            super().pop_invalid_tracks(frame_id)
+
+    def update_track(self, id: int, obj: Tuple[torch.Tensor]) -> None:
+        """Replace the track's entries by the matched detection's (with
+        ``label_memory='first'``, all but its label)."""
+        track = self.tracks[id]
+        for key, value in zip(self.memo_items, obj):
+            if key == 'labels' and self.label_memory == 'first':
+                continue
+            track[key] = [value[None]]
