@@ -1,10 +1,12 @@
 """SipMaskVIS end to end on tiny clips: the image model's losses plus the
 matching loss, per-frame predictions with track ids, empty frames, and
-clear errors for the wrong detector or input layout."""
+clear errors for the wrong detector or input layout, a clip without
+frames."""
 import pytest
 import torch
 
 from mmdet.registry import MODELS
+from mmdet.structures import TrackDataSample
 from mmdet.testing import demo_track_inputs
 from pep_testing import built, tiny_detector_cfg, tiny_sipmask_vis_cfg
 
@@ -88,3 +90,14 @@ def test_clear_errors():
     data = train_batch(model, [2])
     with pytest.raises(ValueError, match='one key and one reference'):
         model.loss(data['inputs'][:, :1], data['data_samples'])
+
+
+def test_a_clip_without_frames_gives_no_tracks():
+    """A clip of no frames (T = 0) comes back as it came, with no tracks,
+    instead of failing on its first frame."""
+    model = built(tiny_sipmask_vis_cfg())
+    model.eval()
+    empty = TrackDataSample()
+    with torch.no_grad():
+        (clip, ) = model.predict(torch.zeros(1, 0, 3, 64, 64), [empty])
+    assert clip is empty and len(clip) == 0
