@@ -300,9 +300,10 @@ def test_main_writes_a_checkpoint_that_loads_strictly(tool, tmp_path,
 def test_image_weights_for_a_video_model(tool, tmp_path, capsys):
     """The official SipMask-VIS recipe: the COCO image model's weights
     (81 classes) into a VIS model of other classes. Without
-    --skip-mismatched the classifier's shape fails, named; with it, the
+    --skip-unmatched the classifier's shape fails, named; with it, the
     classifier is left out and listed, and the track head (absent from an
-    image checkpoint) too: exactly these keys keep their initialisation."""
+    image checkpoint) too: exactly these keys keep their
+    initialisation."""
     name = 'sipmask-vis_r18_fpn_1200it_synthetic-vis.py'
     src, dst = str(tmp_path / 'coco.pth'), str(tmp_path / 'vis.pth')
     write_official(src, {**official_resnet(18), **official_fpn(R18_IN, 128),
@@ -311,9 +312,10 @@ def test_image_weights_for_a_video_model(tool, tmp_path, capsys):
     assert tool.main([src, dst, '--config', config]) == 1
     err = capsys.readouterr().err
     assert 'detector.bbox_head.conv_cls.weight (80, 128, 3, 3) vs ' \
-        '(3, 128, 3, 3)' in err and not osp.exists(dst)
+        '(3, 128, 3, 3)' in err and '--skip-unmatched' in err
+    assert not osp.exists(dst)
     assert tool.main([src, dst, '--config', config,
-                      '--skip-mismatched']) == 0
+                      '--skip-unmatched']) == 0
     out = capsys.readouterr().out
     assert 'skipped detector.bbox_head.conv_cls.weight' in out
     ckpt = load_checkpoint_weights_only(dst, map_location='cpu')
@@ -341,21 +343,27 @@ def test_fails_naming_the_keys(tool, tmp_path):
     vis = synthetic(OFFICIAL['sipmask-vis_r18_fpn_1200it_synthetic-vis.py']())
     with pytest.raises(tool.ConversionError, match='SipMask-VIS checkpoint'):
         tool.convert_state_dict(vis, tool.IMAGE)
-    # Against the config's model: a key missing, a key of another size.
+    # Against the config's model: a key missing, a key of another size, a
+    # key the model does not have.
     model_state = build(name)[0].state_dict()
     converted, _ = tool.convert_state_dict(synthetic(shapes))
     del converted['bbox_head.basis_out.bias']
     converted['bbox_head.conv_coeff.bias'] = torch.zeros(7)
+    converted['bbox_head.reg_convs.5.conv.weight'] = torch.zeros(1)
     with pytest.raises(tool.ConversionError) as error:
         tool.check_against(converted, model_state, tool.IMAGE)
-    assert 'bbox_head.basis_out.bias' in str(error.value)
+    assert 'not in the checkpoint: bbox_head.basis_out.bias' in str(
+        error.value)
     assert 'bbox_head.conv_coeff.bias (7,) vs (128,)' in str(error.value)
-    # --skip-mismatched does not excuse a missing key.
+    assert 'not in the model: bbox_head.reg_convs.5.conv.weight' in str(
+        error.value)
+    # --skip-unmatched does not excuse a missing key.
     with pytest.raises(tool.ConversionError, match='basis_out.bias'):
         tool.check_against(converted, model_state, tool.IMAGE,
-                           skip_mismatched=True)
+                           skip_unmatched=True)
     # Not a checkpoint at all.
     path = str(tmp_path / 'list.pth')
     torch.save([1, 2], path)
     with pytest.raises(tool.ConversionError, match='not a checkpoint'):
         tool.load_official(path)
+

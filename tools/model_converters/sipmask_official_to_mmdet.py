@@ -20,10 +20,14 @@ builds: every key must exist there with the same shape and every key of
 the model must be in the result, or the conversion fails naming them.
 Allowed, and listed: an image checkpoint converted for a SipMask-VIS config
 has no ``track_head.*`` (the official VIS recipe starts the track branch
-from scratch too); ``--skip-mismatched`` leaves out the keys whose shape
-differs from the config's model (e.g. the COCO classifier of 80 classes for
-YouTube-VIS' 40), which then keep their initialisation, as the official
-``load_from`` did (mmcv 0.x's ``load_state_dict`` skips them).
+from scratch too); ``--skip-unmatched`` leaves out the keys the model does
+not have or has with another shape, as the official ``load_from`` did
+(``strict=False``: mmcv 0.2.12's ``load_state_dict`` skips both,
+open-mmlab/mmcv v0.2.12 mmcv/runner/checkpoint.py:62-74, called by
+SipMask-VIS/mmdet/apis/train.py:185, 220). For the YouTube-VIS recipe these
+are the COCO model's third classification and fourth box conv (its towers
+have 3 and 4 convs, the VIS model's 2 and 3) and its 80-class classifier;
+the model's classifier then keeps its initialisation.
 
 Examples (``sipmask_r50_caffe_1x.pth``: the official SipMask R-50 1x of
 the README's image table)::
@@ -39,7 +43,7 @@ the README's image table)::
         checkpoints/sipmask_r50_caffe_fpn_gn_1x_coco_mmdet-pep_vis.pth \\
         --config \\
     configs/sipmask/sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019.py \\
-        --skip-mismatched
+        --skip-unmatched
 """
 import argparse
 import os
@@ -226,8 +230,8 @@ def convert_state_dict(state_dict: Dict[str, torch.Tensor],
 def check_against(converted: Dict[str, torch.Tensor],
                   model_state: Dict[str, torch.Tensor],
                   source: str,
-                  skip_mismatched: bool = False) -> Tuple[OrderedDict,
-                                                          dict]:
+                  skip_unmatched: bool = False) -> Tuple[OrderedDict,
+                                                         dict]:
     """Check converted weights against a model's ``state_dict()``.
 
     Args:
@@ -235,48 +239,56 @@ def check_against(converted: Dict[str, torch.Tensor],
         model_state (dict[str, Tensor]): The model's state dict (shapes).
         source (str): The official checkpoint's kind; for ``'image'`` the
             model's ``track_head.*`` may be absent.
-        skip_mismatched (bool): Leave out keys whose shape differs instead
-            of failing.
+        skip_unmatched (bool): Leave out the keys the model does not have
+            or has with another shape instead of failing (the official
+            ``load_from``'s ``strict=False``).
 
     Returns:
         tuple[OrderedDict, dict]: The weights to write and a report:
-        ``skipped`` (key -> (checkpoint shape, model shape)) and
+        ``skipped`` (key -> (checkpoint shape, model shape or None)) and
         ``absent`` (model keys not in the weights: the track head of an
         image checkpoint).
 
     Raises:
-        ConversionError: Naming the keys the model does not have, the
-            keys of another shape (without ``skip_mismatched``) and the
+        ConversionError: Naming the keys the model does not have and the
+            keys of another shape (without ``skip_unmatched``), and the
             model's keys the checkpoint lacks.
     """
-    unexpected = [k for k in converted if k not in model_state]
-    mismatched = OrderedDict(
-        (k, (tuple(v.shape), tuple(model_state[k].shape)))
+    unmatched = OrderedDict(
+        (k, (tuple(v.shape),
+             tuple(model_state[k].shape) if k in model_state else None))
         for k, v in converted.items()
-        if k in model_state and v.shape != model_state[k].shape)
+        if k not in model_state or v.shape != model_state[k].shape)
+    unexpected = [k for k, (_, ours) in unmatched.items() if ours is None]
+    mismatched = [
+        f'{k} {theirs} vs {ours}' for k, (theirs, ours) in unmatched.items()
+        if ours is not None
+    ]
     absent = [k for k in model_state if k not in converted]
     allowed = [
         k for k in absent if source == IMAGE and k.startswith(TRACK_PREFIX)
     ]
     missing = [k for k in absent if k not in allowed]
     problems = []
-    if unexpected:
+    if unexpected and not skip_unmatched:
         problems.append(f'{len(unexpected)} keys not in the model: '
                         f'{_short(unexpected)}')
-    if mismatched and not skip_mismatched:
-        problems.append(
-            f'{len(mismatched)} keys of another shape (checkpoint vs model; '
-            '--skip-mismatched leaves them out): ' + _short(
-                [f'{k} {a} vs {b}' for k, (a, b) in mismatched.items()]))
+    if mismatched and not skip_unmatched:
+        problems.append(f'{len(mismatched)} keys of another shape '
+                        f'(checkpoint vs model): {_short(mismatched)}')
     if missing:
         problems.append(f'{len(missing)} keys of the model not in the '
                         f'checkpoint: {_short(missing)}')
     if problems:
+        hint = ('' if skip_unmatched or not unmatched else
+                ' (--skip-unmatched leaves out the keys the model does not '
+                'have or has with another shape)')
         raise ConversionError('the converted checkpoint does not fit the '
-                              "config's model: " + '; '.join(problems))
+                              "config's model: " + '; '.join(problems) +
+                              hint)
     weights = OrderedDict(
-        (k, v) for k, v in converted.items() if k not in mismatched)
-    return weights, dict(skipped=mismatched, absent=allowed)
+        (k, v) for k, v in converted.items() if k not in unmatched)
+    return weights, dict(skipped=unmatched, absent=allowed)
 
 
 def load_official(path: str, trust: bool = False) -> Tuple[OrderedDict,
@@ -315,7 +327,7 @@ def model_state_of(config: str) -> Tuple[Dict[str, torch.Tensor], str]:
 
 
 def convert(src: str, dst: str, config: Optional[str] = None,
-            skip_mismatched: bool = False, trust: bool = False) -> dict:
+            skip_unmatched: bool = False, trust: bool = False) -> dict:
     """Convert ``src`` to ``dst`` (checked against ``config``'s model if
     given) and return the report."""
     state_dict, meta = load_official(src, trust)
@@ -326,7 +338,7 @@ def convert(src: str, dst: str, config: Optional[str] = None,
     report.update(skipped={}, absent=[])
     if config is not None:
         converted, checked = check_against(converted, model_state,
-                                           report['source'], skip_mismatched)
+                                           report['source'], skip_unmatched)
         report.update(checked)
     out_meta = dict(
         converted_from=osp.basename(src),
@@ -355,9 +367,9 @@ def parse_args(argv=None):
         '--config', help="check the result against this config's model "
         '(and write its layout: SipMask or SipMaskVIS)')
     parser.add_argument(
-        '--skip-mismatched', action='store_true',
-        help="leave out keys whose shape differs from the config's model "
-        '(they keep their initialisation, as the official load_from)')
+        '--skip-unmatched', action='store_true',
+        help="leave out the keys the config's model does not have or has "
+        'with another shape, listed (as the official load_from did)')
     parser.add_argument(
         '--trust', action='store_true',
         help='unpickle the source fully (weights only otherwise)')
@@ -368,7 +380,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         report = convert(args.src, args.dst, args.config,
-                         args.skip_mismatched, args.trust)
+                         args.skip_unmatched, args.trust)
     except ConversionError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -377,9 +389,9 @@ def main(argv=None) -> int:
           f'{args.dst}')
     for key, reason in report['dropped'].items():
         print(f'  dropped {key}: {reason}')
-    for key, (ours, theirs) in report['skipped'].items():
-        print(f'  skipped {key}: {ours} in the checkpoint, {theirs} in the '
-              'model (keeps its initialisation)')
+    for key, (theirs, ours) in report['skipped'].items():
+        print(f'  skipped {key}: {theirs} in the checkpoint, ' +
+              ('not in the model' if ours is None else f'{ours} in the model'))
     if report['absent']:
         print(f"  not in the checkpoint: {len(report['absent'])} keys of the "
               'track head (trained from scratch, as officially)')
