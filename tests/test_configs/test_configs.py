@@ -1087,6 +1087,17 @@ def test_spatialemb_synthetic_shares_peps_recipe_and_sizes():
 # The official SipMask-VIS/configs/sipmask/sipmask_r50_caffe_fpn_gn_1x.py.
 
 
+# SipMask-VIS/mmdet/models/anchor_heads/sipmask_head.py:686-766 (fast NMS
+# at IoU 0.5 and top_k 200 whatever the config's `nms`, masks > 0.5) and
+# SipMask-VIS/configs/sipmask/sipmask_r50_caffe_fpn_gn_1x.py:51-56.
+OFFICIAL_VIS_TEST = dict(
+    nms_pre=200,
+    score_thr=0.03,
+    nms=dict(type='fast_nms', iou_threshold=0.5),
+    max_per_img=10,
+    mask_thr=0.5)
+
+
 def test_sipmask_vis_youtube_vis_recipe_is_the_official():
     cfg = load(SIPMASK_VIS.format('r50-caffe_fpn_gn-head_1x_youtubevis2019'))
     model = cfg.model
@@ -1095,13 +1106,21 @@ def test_sipmask_vis_youtube_vis_recipe_is_the_official():
     assert head.num_classes == 40 and head.stacked_convs == 3
     assert model.track_head.num_convs == 2
     assert model.track_head.embed_channels == 512
-    assert model.tracker.type == 'MaskTrackRCNNTracker'
-    assert model.tracker.match_weights == dict(det_score=1.0, iou=2.0,
-                                               det_label=10.0)
-    test = model.detector.test_cfg
-    assert (test.nms_pre, test.score_thr, test.max_per_img) == (200, 0.03,
-                                                                10)
-    assert test.nms.iou_threshold == 0.5
+    # The official test and memory (issue #42 item 2): fast NMS (top 200
+    # per class by the head's default), masks > 0.5, tracks never
+    # forgotten and keeping their first label.
+    assert model.tracker == dict(
+        type='SipMaskVISTracker',
+        match_weights=dict(det_score=1.0, iou=2.0, det_label=10.0),
+        num_frames_retain=None,
+        label_memory='first')
+    assert model.detector.test_cfg == OFFICIAL_VIS_TEST
+    # Initialised from the COCO image model in this model's names (made by
+    # tools/model_converters/sipmask_official_to_mmdet.py): a local file,
+    # nothing downloaded, the backbone's ImageNet weights not fetched.
+    assert cfg.load_from == (
+        'checkpoints/sipmask_r50_caffe_fpn_gn_1x_coco_mmdet-pep_vis.pth')
+    assert model.detector.backbone.init_cfg is None
     assert cfg.optim_wrapper.optimizer == dict(
         type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4)
     assert cfg.optim_wrapper.paramwise_cfg == dict(bias_lr_mult=2.,
@@ -1133,7 +1152,8 @@ def test_sipmask_vis_youtube_vis_recipe_is_the_official():
 def test_video_synthetic_configs_share_one_recipe():
     """SipMask-VIS and MaskTrack R-CNN on the synthetic clips: the same
     data, schedule and runtime; SipMask-VIS's detector is the synthetic
-    image SipMask's model."""
+    image SipMask's model, tested as the official SipMask-VIS, with the
+    official tracker memory."""
     sip = load(SIPMASK_VIS.format('r18_fpn_1200it_synthetic-vis')).to_dict()
     mt = load('configs/masktrack_rcnn/'
               'masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py').to_dict()
@@ -1143,8 +1163,12 @@ def test_video_synthetic_configs_share_one_recipe():
     image_model = image['model']
     image_model.pop('data_preprocessor')
     image_model.pop('type')
+    image_model.pop('test_cfg')
     detector = dict(sip_model['detector'])
     assert detector.pop('type') == 'SipMask'
+    assert detector.pop('test_cfg') == OFFICIAL_VIS_TEST
+    assert sip_model['tracker']['type'] == 'SipMaskVISTracker'
+    assert sip_model['tracker']['num_frames_retain'] is None
     assert _flatten(_unscoped(detector)) == _flatten(_unscoped(image_model))
     for model in (sip_model, mt_model):
         assert model['data_preprocessor']['type'] == 'TrackDataPreprocessor'

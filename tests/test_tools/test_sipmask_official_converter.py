@@ -367,3 +367,52 @@ def test_fails_naming_the_keys(tool, tmp_path):
     with pytest.raises(tool.ConversionError, match='not a checkpoint'):
         tool.load_official(path)
 
+
+def documented_command(config):
+    """The converter's arguments as the config's comment writes them."""
+    with open(config) as f:
+        lines = [line.lstrip('#').strip() for line in f]
+    start = next(i for i, line in enumerate(lines)
+                 if 'sipmask_official_to_mmdet.py' in line)
+    words = []
+    for line in lines[start:]:
+        words += [w for w in line.split() if w != '\\']
+        if not line.endswith('\\'):
+            return words[2:]  # after `python tools/.../...py`
+
+
+def test_the_youtube_vis_load_from_is_made_as_documented(tool, tmp_path):
+    """The command in the YouTube-VIS config, on an official COCO SipMask
+    R-50 1x (81 classes, 4-conv towers), writes the config's ``load_from``
+    without the classifier and the towers' last convs (the VIS model has 40
+    classes and 3-conv towers); mmengine loads it into the VIS model (as
+    the runner does, strict=False) and every other detector weight comes
+    from it."""
+    name = 'sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019.py'
+    config = osp.join(CONFIGS, name)
+    src, dst, *options = documented_command(config)
+    assert src == 'sipmask_r50_caffe_1x.pth'
+    assert dst == Config.fromfile(config).load_from
+    assert options == ['--config', f'configs/sipmask/{name}',
+                       '--skip-unmatched']
+    official = write_official(
+        str(tmp_path / src), OFFICIAL['sipmask_r50-caffe_fpn_gn-head_1x_coco'
+                                      '.py']())
+    out = str(tmp_path / dst)
+    assert tool.main([str(tmp_path / src), out, '--config', config,
+                      '--skip-unmatched']) == 0
+    skipped = load_checkpoint_weights_only(out)['meta']['skipped']
+    head = 'detector.bbox_head.'
+    assert skipped == [
+        head + 'cls_convs.2.conv.weight', head + 'cls_convs.2.gn.weight',
+        head + 'cls_convs.2.gn.bias', head + 'reg_convs.3.conv.weight',
+        head + 'reg_convs.3.gn.weight', head + 'reg_convs.3.gn.bias',
+        head + 'conv_cls.weight', head + 'conv_cls.bias'
+    ]
+    model, _ = build(name)
+    load_checkpoint(model, out, strict=False)
+    state = model.state_dict()
+    for key, value in official.items():
+        ours = 'detector.' + tool.rename(key)
+        if ours not in skipped:
+            assert torch.equal(state[ours], value), ours
