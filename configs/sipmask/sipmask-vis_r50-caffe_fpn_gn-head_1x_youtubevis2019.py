@@ -86,6 +86,36 @@ model = dict(
 # while it is missing.
 load_from = 'checkpoints/sipmask_r50_caffe_fpn_gn_1x_coco_mmdet-pep_vis.pth'
 
+# mmdet's YouTube-VIS pipelines and data set on checked data
+# (mmdet_pep/datasets/video_checks.py): a file without videos, a missing
+# frame, a frame of another size fail naming the clip and the frame.
+train_pipeline = [
+    dict(
+        type='UniformRefFrameSample',
+        num_ref_imgs=1,
+        frame_range=100,
+        filter_key_img=True),
+    dict(
+        type='TransformBroadcaster',
+        share_random_params=True,
+        transforms=[
+            dict(type='CheckedLoadFrameFromFile'),
+            dict(type='LoadTrackAnnotations', with_mask=True),
+            dict(type='Resize', scale=(640, 360), keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+        ]),
+    dict(type='PackTrackInputs')
+]
+test_pipeline = [
+    dict(
+        type='TransformBroadcaster',
+        transforms=[
+            dict(type='CheckedLoadFrameFromFile'),
+            dict(type='Resize', scale=(640, 360), keep_ratio=True),
+            dict(type='LoadTrackAnnotations', with_mask=True),
+        ]),
+    dict(type='PackTrackInputs')
+]
 train_dataloader = dict(
     _delete_=True,
     batch_size=8,  # x 4 GPUs = 32, the official total
@@ -94,12 +124,15 @@ train_dataloader = dict(
     sampler=dict(type='TrackImgSampler'),
     batch_sampler=dict(type='TrackAspectRatioBatchSampler'),
     dataset=dict(
-        type='YouTubeVISDataset',
+        type='CheckedYouTubeVISDataset',
         data_root='data/youtube_vis_2019/',
         dataset_version='2019',
         ann_file='annotations/youtube_vis_2019_train.json',
         data_prefix=dict(img_path='train/JPEGImages'),
-        pipeline=_base_.train_pipeline))
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type='CheckedYouTubeVISDataset', pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -57,3 +57,7 @@ def test_split_by_video(video_set, tmp_path):
         json.dump(dict(videos=[]), f)
     with pytest.raises(ValueError, match='no "images"'):
         split(bad, 2)
+    with open(bad, 'w') as f:
+        json.dump(dict(images=[], annotations=[], categories=[]), f)
+    with pytest.raises(ValueError, match='bad.json has no "videos"'):
+        split(bad, 2)

@@ -4,8 +4,10 @@
 #   python tools/dataset_converters/make_synthetic_vis.py data/synthetic_vis
 # mmdet's YouTube-VIS pipeline (configs/_base_/datasets/youtube_vis.py) at
 # the set's size: a key frame and one reference frame from the same clip,
-# the same random resize and flip on both.
-dataset_type = 'YouTubeVISDataset'
+# the same random resize and flip on both. Checked data
+# (mmdet_pep/datasets/video_checks.py): a file without videos, a missing
+# frame, a frame of another size fail naming the clip and the frame.
+dataset_type = 'CheckedYouTubeVISDataset'
 data_root = 'data/synthetic_vis/'
 metainfo = dict(
     classes=('disc', 'square', 'triangle'),
@@ -23,7 +25,7 @@ train_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='CheckedLoadFrameFromFile', backend_args=backend_args),
             dict(type='LoadTrackAnnotations', with_mask=True),
             dict(type='Resize', scale=image_size, keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
@@ -34,7 +36,7 @@ test_pipeline = [
     dict(
         type='TransformBroadcaster',
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='CheckedLoadFrameFromFile', backend_args=backend_args),
             dict(type='Resize', scale=image_size, keep_ratio=True),
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
