@@ -81,6 +81,11 @@ def check_video_annotations(data: dict, source: str) -> List[dict]:
                 f"{source}: image {image.get('id')} "
                 f"({image.get('file_name')!r}) belongs to video "
                 f"{image.get('video_id')!r}, which is not in 'videos'")
+        if not isinstance(image.get('frame_id'), int):
+            raise ValueError(
+                f"{source}: {_clip(videos[image['video_id']])}, image "
+                f"{image.get('id')} ({image.get('file_name')!r}) has no "
+                'integer frame_id')
         frames[image['video_id']].append(image)
     for video_id, images in frames.items():
         clip = _clip(videos[video_id])

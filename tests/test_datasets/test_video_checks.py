@@ -96,6 +96,10 @@ def test_a_missing_or_repeated_frame_in_the_file(clips):
     with pytest.raises(ValueError, match="belongs to video 7, which is not "
                        "in 'videos'"):
         check_video_annotations(data, 'val.json')
+    data['images'][-1].update(video_id=2, frame_id=None)
+    with pytest.raises(ValueError, match=r"clip 2 \('00002'\), image 99 "
+                       r"\('00002/00001.png'\) has no integer frame_id"):
+        check_video_annotations(data, 'val.json')
 
 
 def test_a_frame_of_another_size_in_the_file(clips):
