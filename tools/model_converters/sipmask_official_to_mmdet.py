@@ -29,6 +29,15 @@ are the COCO model's third classification and fourth box conv (its towers
 have 3 and 4 convs, the VIS model's 2 and 3) and its 80-class classifier;
 the model's classifier then keeps its initialisation.
 
+With ``--from-mmdet-pep-image`` the source is instead a checkpoint of an
+image detector of this package or of mmdet (as mmengine's Runner saves it:
+``backbone.*``, ``neck.*``, ``bbox_head.*`` or ``rpn_head.*``/``roi_head.*``)
+and ``--config`` a video model that holds that detector as ``detector``
+(SipMask-VIS, mmdet's MaskTrack R-CNN): every key gets ``detector.`` in
+front, nothing else changes, and the check above holds (only the track
+head may be absent). This makes the synthetic video configs' ``load_from``
+from the synthetic image models (``mmdet_pep_tools.image_init``).
+
 Examples (``sipmask_r50_caffe_1x.pth``: the official SipMask R-50 1x of
 the README's image table)::
 
@@ -44,6 +53,12 @@ the README's image table)::
         --config \\
     configs/sipmask/sipmask-vis_r50-caffe_fpn_gn-head_1x_youtubevis2019.py \\
         --skip-unmatched
+    # the synthetic SipMask-VIS config's load_from, from the image model
+    python tools/model_converters/sipmask_official_to_mmdet.py \\
+        work_dirs/comparison/demo/SipMask/seed0/iter_1200.pth \\
+        checkpoints/sipmask_r18_fpn_1200it_synthetic_seed0_vis.pth \\
+        --from-mmdet-pep-image \\
+        --config configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py
 """
 import argparse
 import os
@@ -57,6 +72,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 IMAGE, VIS = 'image', 'vis'
+#: The source kind of ``--from-mmdet-pep-image``.
+MMDET_PEP_IMAGE = 'mmdet-pep image'
 
 # Official files, as cited below.
 SM = 'SipMask-mmdetection/mmdet'
@@ -227,6 +244,34 @@ def convert_state_dict(state_dict: Dict[str, torch.Tensor],
     return converted, dict(source=kind, target=target, dropped=dropped)
 
 
+def image_to_vis_state_dict(
+        state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
+    """The weights of an image detector of this package or mmdet in the
+    names of a video model that holds it as ``detector``.
+
+    Args:
+        state_dict (dict[str, Tensor]): The image model's ``state_dict``
+            (a ``module.`` prefix of a wrapped model is removed).
+
+    Returns:
+        OrderedDict: ``detector.`` in front of every key, the same tensors.
+
+    Raises:
+        ConversionError: If the weights are a video model's already.
+    """
+    state_dict = OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in state_dict.items())
+    video = [
+        k for k in state_dict if k.startswith(('detector.', TRACK_PREFIX))
+    ]
+    if video:
+        raise ConversionError(
+            f'{len(video)} keys of a video model (detector.* / '
+            f'track_head.*), not an image detector\'s: {_short(video)}')
+    return OrderedDict(('detector.' + k, v) for k, v in state_dict.items())
+
+
 def check_against(converted: Dict[str, torch.Tensor],
                   model_state: Dict[str, torch.Tensor],
                   source: str,
@@ -310,9 +355,9 @@ def load_official(path: str, trust: bool = False) -> Tuple[OrderedDict,
     return ckpt, {}
 
 
-def model_state_of(config: str) -> Tuple[Dict[str, torch.Tensor], str]:
-    """The state dict of the model ``config`` builds (no weights loaded)
-    and its kind."""
+def model_state_of(config) -> Tuple[Dict[str, torch.Tensor], str]:
+    """The state dict of the model ``config`` (a path or a loaded
+    ``Config``) builds (no weights loaded) and its kind."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -321,37 +366,64 @@ def model_state_of(config: str) -> Tuple[Dict[str, torch.Tensor], str]:
         sys.path.insert(0, root)
     import mmdet_pep  # noqa: F401 (registers the modules)
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(config)
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
     model = MODELS.build(cfg.model)
     return model.state_dict(), VIS if 'detector' in cfg.model else IMAGE
 
 
-def convert(src: str, dst: str, config: Optional[str] = None,
-            skip_unmatched: bool = False, trust: bool = False) -> dict:
+def convert(src: str, dst: str, config=None,
+            skip_unmatched: bool = False, trust: bool = False,
+            from_image: bool = False,
+            extra_meta: Optional[dict] = None) -> dict:
     """Convert ``src`` to ``dst`` (checked against ``config``'s model if
-    given) and return the report."""
-    state_dict, meta = load_official(src, trust)
+    given: a path or a loaded ``Config``) and return the report.
+
+    With ``from_image``, ``src`` is an image detector of this package or
+    mmdet and ``config`` (required) a video model holding it as
+    ``detector`` (:func:`image_to_vis_state_dict`). ``extra_meta`` goes
+    into the written ``meta``.
+    """
+    if from_image and config is None:
+        raise ConversionError('--from-mmdet-pep-image needs --config: the '
+                              'video model the weights are for')
     target = None
     if config is not None:
         model_state, target = model_state_of(config)
-    converted, report = convert_state_dict(state_dict, target)
+    if from_image:
+        if target != VIS:
+            raise ConversionError(
+                '--from-mmdet-pep-image: the config\'s model holds no '
+                '`detector`; give a video config (SipMask-VIS, MaskTrack '
+                'R-CNN)')
+        import mmdet_pep  # checkpoints of this package: weights only
+        mmdet_pep.register_checkpoint_safe_globals()
+        state_dict, meta = load_official(src, trust)
+        converted = image_to_vis_state_dict(state_dict)
+        report = dict(source=MMDET_PEP_IMAGE, target=VIS, dropped={})
+    else:
+        state_dict, meta = load_official(src, trust)
+        converted, report = convert_state_dict(state_dict, target)
     report.update(skipped={}, absent=[])
     if config is not None:
-        converted, checked = check_against(converted, model_state,
-                                           report['source'], skip_unmatched)
+        converted, checked = check_against(
+            converted, model_state, IMAGE if from_image else
+            report['source'], skip_unmatched)
         report.update(checked)
     out_meta = dict(
         converted_from=osp.basename(src),
         converter='tools/model_converters/sipmask_official_to_mmdet.py',
         source=report['source'],
         target=report['target'],
-        config=config,
+        config=getattr(config, 'filename', config),
         dropped=list(report['dropped']),
         skipped=list(report['skipped']),
         absent=list(report['absent']))
     if meta.get('CLASSES') and report['source'] == report['target'] and \
             not report['skipped']:
         out_meta['dataset_meta'] = dict(classes=tuple(meta['CLASSES']))
+    if from_image and meta.get('dataset_meta') and not report['skipped']:
+        out_meta['dataset_meta'] = meta['dataset_meta']
+    out_meta.update(extra_meta or {})
     if osp.dirname(dst):
         os.makedirs(osp.dirname(dst), exist_ok=True)
     torch.save(dict(meta=out_meta, state_dict=converted), dst)
@@ -373,14 +445,24 @@ def parse_args(argv=None):
     parser.add_argument(
         '--trust', action='store_true',
         help='unpickle the source fully (weights only otherwise)')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--from-mmdet-pep-image', action='store_true',
+        help='the source is an image detector of this package or mmdet '
+        '(backbone.*, neck.*, its heads): write it for the video model of '
+        '--config, which holds it as `detector` (its track head absent)')
+    args = parser.parse_args(argv)
+    if args.from_mmdet_pep_image and not args.config:
+        parser.error('--from-mmdet-pep-image needs --config (a video '
+                     'config)')
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         report = convert(args.src, args.dst, args.config,
-                         args.skip_unmatched, args.trust)
+                         args.skip_unmatched, args.trust,
+                         args.from_mmdet_pep_image)
     except ConversionError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
