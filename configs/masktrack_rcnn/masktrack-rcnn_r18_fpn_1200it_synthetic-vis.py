@@ -1,12 +1,12 @@
 # mmdet's MaskTrack R-CNN (masktrack-rcnn_mask-rcnn_r50_fpn_8xb1-12e_
 # youtubevis2019.py: its Mask R-CNN, RoITrackHead and MaskTrackRCNNTracker)
-# on exactly SipMask-VIS's synthetic recipe: ResNet-18 from scratch with
-# PEP's input normalisation, 128-channel FPN, the embedded video set, AdamW
-# for 1200 iterations on batches of 4 clips. Only sizes change: backbone,
-# FPN and head channels, 3 classes (mmdet's anchors of 32-512 px at strides
-# 4-64 are kept; low-quality matching gives the smallest objects theirs).
+# on exactly SipMask-VIS's synthetic recipe: ResNet-18 with PEP's input
+# normalisation, 128-channel FPN, the embedded video set, AdamW for 1200
+# iterations on batches of 4 clips. Only sizes change: backbone, FPN and
+# head channels, 3 classes (../_base_/models/mask-rcnn_r18_fpn_synthetic.py,
+# the detector of the image Mask R-CNN mask-rcnn_r18_fpn_1200it_synthetic.py).
 _base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../_base_/models/mask-rcnn_r18_fpn_synthetic.py',
     '../_base_/datasets/synthetic_vis.py',
     '../_base_/schedules/schedule_synthetic.py',
     '../_base_/synthetic_runtime.py'
@@ -14,21 +14,6 @@ _base_ = [
 
 detector = _base_.model
 detector.pop('data_preprocessor')
-detector.backbone.update(depth=18, init_cfg=None, norm_eval=False,
-                         frozen_stages=-1)
-detector.neck.update(in_channels=[64, 128, 256, 512], out_channels=128)
-detector.rpn_head.update(in_channels=128, feat_channels=128)
-detector.roi_head.bbox_roi_extractor.update(out_channels=128)
-detector.roi_head.mask_roi_extractor.update(out_channels=128)
-detector.roi_head.bbox_head.update(num_classes=3, in_channels=128)
-detector.roi_head.mask_head.update(
-    num_classes=3, in_channels=128, conv_out_channels=128)
-# mmdet's MaskTrack R-CNN settings.
-detector.train_cfg.rpn.sampler.update(dict(num=64))
-detector.train_cfg.rpn_proposal.update(dict(nms_pre=200, max_per_img=200))
-detector.train_cfg.rcnn.sampler.update(dict(num=128))
-detector.test_cfg.rpn.update(dict(nms_pre=200, max_per_img=200))
-detector.test_cfg.rcnn.update(dict(score_thr=0.01, max_per_img=50))
 del _base_.model
 
 model = dict(
