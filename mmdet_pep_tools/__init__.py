@@ -12,6 +12,9 @@ builds; this sibling package holds what only the tools need:
 - ``tables``, ``blocks``, ``reported``: the generated blocks of the READMEs
   and metafiles (``tools/analysis_tools/build_tables.py``), from the result
   files and, for the papers' numbers, ``docs/results/reported.yml``;
+- ``image_init``: the image weights the synthetic video models start
+  from, made when missing (``compare_vis.py``, ``tools/train.py``'s
+  check);
 - ``displaced``: the GT instances that lose their grid cells under a PEP
   head's assignment (``tools/analysis_tools/count_displaced.py``);
 - ``variant_data``: where the synthetic variants' data live, generated

@@ -16,6 +16,8 @@ import mmdet_pep  # registers its modules; main() opts in to safe checkpoints
 from mmdet_pep_tools.launch import (fit_dist_backend,  # noqa: E402
                                     join_cpu_process_group,
                                     leave_process_group)
+# Video configs started from image weights (their load_from).
+from mmdet_pep_tools.image_init import check_image_init  # noqa: E402
 
 
 def parse_args():
@@ -120,6 +122,9 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    # Fail naming the missing file and the command that makes it, not
+    # deep inside the runner.
+    check_image_init(cfg, args.config)
 
     join_cpu_process_group(cfg)
 

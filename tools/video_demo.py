@@ -4,7 +4,9 @@ AP and identity switches -> clips drawn with one colour per track.
 1. Generates the embedded synthetic video set if it is missing
    (``mmdet_pep.datasets.synthetic_video``).
 2. Trains the video config with mmengine's Runner, unless --checkpoint is
-   given.
+   given; first makes the image weights it starts from (its
+   ``load_from``) when they are missing (``mmdet_pep_tools.image_init``:
+   the image model trained by compare.py's protocol, converted).
 3. Tests it: YouTube-VIS AP and identity switches
    (``YouTubeVISIDSwitchMetric``).
 4. Draws the first clips with mmdet's ``TrackLocalVisualizer`` (one colour
@@ -123,6 +125,10 @@ def main(argv=None):
     cfg = build_cfg(args)
     checkpoint = args.checkpoint
     if checkpoint is None:
+        # The image weights it starts from, made when missing
+        # (compare_vis.py's image step, with compare.py's folders).
+        from mmdet_pep_tools.image_init import ensure_image_init
+        ensure_image_init(cfg)
         runner = Runner.from_cfg(cfg)
         runner.train()
         checkpoint = osp.join(args.work_dir,

@@ -49,7 +49,10 @@ def protocol(tool, tmp_path_factory):
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False',
         'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'
+        'test_dataloader.persistent_workers=False',
+        # From scratch: the image step is tests/test_mmdet_pep_tools/
+        # test_image_init.py's.
+        'load_from=None'
     ]
     # Independent of uncommitted changes in this checkout.
     mp = pytest.MonkeyPatch()

@@ -504,7 +504,9 @@ def test_video_model_through_mim_train_and_mmdets_tracking_test(tmp_path):
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False',
-        'model.detector.test_cfg.score_thr=0'
+        'model.detector.test_cfg.score_thr=0',
+        # From scratch (the image weights' file is not made here).
+        'load_from=None'
     ]
     work_dir = str(tmp_path / 'mim_vis')
     output = run([

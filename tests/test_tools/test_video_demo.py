@@ -19,7 +19,9 @@ def test_video_demo_trains_tests_and_draws(tmp_path, capsys):
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False'
+        'val_dataloader.persistent_workers=False',
+        # From scratch: no image model to train first.
+        'load_from=None'
     ])
     assert 0 <= metrics['youtube_vis/segm_mAP'] <= 1
     assert metrics['youtube_vis/id_switches'] >= 0

@@ -15,6 +15,14 @@ files are committed. After every run, and with ``--table-only`` without
 training, ``<results-dir>/README.md`` is rebuilt from the files: mean ±
 std over seeds per model, and every run.
 
+A model whose config starts from image weights (``image_init`` and
+``load_from``: both synthetic configs) gets them first when the file is
+missing (``mmdet_pep_tools.image_init``): its image config trained by
+compare.py's protocol (seed ``image_init.seed`` on the image set, in
+``--image-work-dir`` with its result file in ``--image-results-dir``: a
+finished training there is reused), then converted to the video model's
+names. ``--init-only`` does only that.
+
 Examples::
 
     # SipMask-VIS and MaskTrack R-CNN, three seeds (docs/results_vis/)
@@ -25,6 +33,10 @@ Examples::
         --max-iters 300 --results-dir work_dirs/vis_screen
     # Rebuild the table from the result files only
     python tools/analysis_tools/compare_vis.py --table-only
+    # Only the image initialisation (load_from) of SipMask-VIS
+    python tools/analysis_tools/compare_vis.py \\
+        configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py \\
+        --init-only
 """
 import argparse
 import os.path as osp
@@ -35,6 +47,7 @@ from mmengine.config import Config, DictAction
 
 from mmdet_pep.datasets.synthetic_video import ensure_vis_dataset
 from mmdet_pep_tools import ROOT
+from mmdet_pep_tools import image_init
 from mmdet_pep_tools.config_rewrites import (set_data_root, set_max_iters,
                                              set_seed)
 from mmdet_pep_tools.protocol import run_protocol, write_results_table
@@ -75,6 +88,19 @@ def parse_args(argv=None):
         '--table-only', action='store_true',
         help='rebuild the table from the result files, train nothing')
     parser.add_argument(
+        '--init-only', action='store_true',
+        help="make the models' missing image initialisations (load_from), "
+        'train no video model')
+    parser.add_argument(
+        '--image-data-dir', default=image_init.DATA_DIR,
+        help="the image runs' data (compare.py's --data-dir)")
+    parser.add_argument(
+        '--image-work-dir', default=image_init.WORK_DIR,
+        help="the image runs' work dirs (compare.py's --work-dir)")
+    parser.add_argument(
+        '--image-results-dir', default=image_init.RESULTS_DIR,
+        help="the image runs' result files (compare.py's --results-dir)")
+    parser.add_argument(
         '--allow-dirty', action='store_true',
         help='run although the model code has uncommitted changes (its '
         'results are written but count as stale)')
@@ -90,6 +116,8 @@ def parse_args(argv=None):
         parser.error(f'--seeds repeats a value: {args.seeds}')
     if min(args.seeds) < 0:
         parser.error(f'--seeds must be >= 0, got {args.seeds}')
+    if args.init_only and args.table_only:
+        parser.error('--init-only and --table-only exclude each other')
     for name in ('max_iters', 'threads'):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -125,6 +153,19 @@ def main(argv=None):
     specs = build_specs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    image_args = image_init.image_args(
+        args.image_data_dir, args.image_work_dir, args.image_results_dir,
+        args.allow_dirty, args.step_warmup)
+    if args.init_only:
+        made = []
+        for spec in specs:
+            cfg = vis_cfg(spec, args, VARIANT, args.seeds[0])
+            made.append(image_init.ensure_image_init(cfg, image_args))
+            print(f'[compare_vis] {spec.name}: ' + (
+                f'wrote {made[-1]}' if made[-1] else
+                f'{cfg.load_from} exists' if image_init.image_init_of(cfg)
+                else 'starts from no image model'))
+        return dict(made=made)
     if not args.table_only:
         # The defaults of make_synthetic_vis.py.
         ensure_vis_dataset(args.data_root)
@@ -137,7 +178,9 @@ def main(argv=None):
         note=NOTE,
         tool='compare_vis.py --seeds ...')
     done = run_protocol(
-        specs, args, make_cfg=vis_cfg, write_table=write_table)
+        specs, args, make_cfg=vis_cfg, write_table=write_table,
+        prepare=lambda spec, cfg: image_init.ensure_image_init(
+            cfg, image_args))
     print(done['table'])
     print(f'[compare_vis] {len(done["ran"])} run(s) done, '
           f'{len(done["skipped"])} current, {len(done["pending"])} to do; '
