@@ -3,10 +3,11 @@
 ``mmdet_pep`` holds the models, data, evaluation and hooks that a config
 builds; this sibling package holds what only the tools need:
 
-- ``specs``, ``protocol``, ``training``, ``comparison``, ``report``: the
-  parts of ``tools/analysis_tools/compare.py`` (the models to compare, the
-  multi-seed protocol, training and testing one run, the single comparison
-  with latency, its report);
+- ``specs``, ``protocol``, ``runs``, ``training``, ``comparison``,
+  ``report``: the parts of ``tools/analysis_tools/compare.py`` (the models
+  to compare, the multi-seed protocol's configs and judging, running it,
+  training and testing one run, the single comparison with latency, its
+  report);
 - ``results``, ``results_table``: the result store (one file per run) and
   the tables of a results folder;
 - ``tables``, ``blocks``, ``reported``: the generated blocks of the READMEs

@@ -12,7 +12,7 @@ and the converted weights in ``load_from``::
     load_from = 'checkpoints/sipmask_r18_fpn_1200it_synthetic_seed0_vis.pth'
 
 :func:`ensure_image_init` makes a missing ``load_from``: the image config
-trained by compare.py's protocol (:func:`~.protocol.run_one`: its own work
+trained by compare.py's protocol (:func:`~.runs.run_one`: its own work
 dir ``<work-dir>/demo/<name>/seed<seed>`` and result file, a finished
 training there reused), then its final checkpoint converted to the video
 model's names (``detector.*``; the track head is absent and starts from
@@ -31,7 +31,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from . import ROOT
-from .protocol import fingerprint, protocol_cfg, run_one
+from .protocol import fingerprint, protocol_cfg
+from .runs import run_one
 from .results import is_current, read_result, result_path
 from .specs import ModelSpec
 from .training import final_checkpoint

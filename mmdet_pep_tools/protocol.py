@@ -11,21 +11,20 @@ finished run writes ``<results-dir>/<variant>/<model>/seed<S>.json``
 (:mod:`.results`); a run whose file is current (same config digest and
 code commit) is skipped, so the protocol resumes where it stopped. After
 every run ``<results-dir>/README.md`` is rebuilt from the files.
+
+This module makes and judges the runs' configs and results; :mod:`.runs`
+trains and tests them.
 """
 import argparse
 import json
 import logging
 import os.path as osp
-import platform
-import time
 from typing import List
 
-import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.utils import mkdir_or_exist
 
-import mmdet
 from mmdet_pep.datasets.synthetic import VARIANTS, metainfo
 from . import ROOT
 from .displaced import displaced_file
@@ -33,11 +32,9 @@ from .config_rewrites import (set_classes, set_data_root, set_image_scale,
                               set_max_iters, set_seed)
 from .provenance import (code_commit, code_files, config_digest,
                          training_digest)
-from .results import is_current, load_results, read_result, result_path, \
-    write_result
+from .results import is_current, load_results, read_result
 from .results_table import results_markdown
 from .specs import ModelSpec
-from .training import train_and_test
 from .variant_data import (DISPLACED_REFERENCE, DISPLACED_VARIANTS,  # noqa
                            ensure_variant_data, variant_data_root)
 
@@ -208,125 +205,3 @@ def write_results_table(specs: List[ModelSpec], args, fingerprints: dict,
     with open(path, 'w') as f:
         f.write(text)
     return text
-
-
-def run_one(spec: ModelSpec,
-            args,
-            variant: str,
-            seed: int,
-            cfg: Config,
-            fingerprint_: tuple,
-            prepare=None,
-            write: bool = True) -> dict:
-    """Train and test one run (:func:`train_and_test`: a finished
-    training of the same weights in its work dir is tested, not repeated)
-    and write its result file.
-
-    Args:
-        spec (ModelSpec): The model.
-        args: The protocol's arguments (``results_dir``, ``allow_dirty``,
-            ``step_warmup``, ``cfg_options``).
-        variant (str): The data variant.
-        seed (int): The run's seed.
-        cfg (Config): The run's config (``make_cfg``'s).
-        fingerprint_ (tuple): :func:`fingerprint` of ``cfg``.
-        prepare (callable, optional): ``prepare(spec, cfg)``, called after
-            the code check and before training (``compare_vis.py`` makes
-            the model's image initialisation there).
-        write (bool): Write the result file.
-
-    Returns:
-        dict: The result (written to ``result_path`` when ``write``).
-
-    Raises:
-        RuntimeError: If the model code has uncommitted changes and
-            ``args.allow_dirty`` is not set.
-    """
-    digest, commit, files, train_digest = fingerprint_
-    if commit.endswith('+dirty') and not args.allow_dirty:
-        raise RuntimeError(
-            f'{spec.name}: uncommitted changes in {files}: '
-            'commit them first (or pass --allow-dirty; the '
-            'result then counts as stale)')
-    if prepare is not None:
-        prepare(spec, cfg)
-    print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
-              f'training {spec.config} in {cfg.work_dir}')
-    metrics, val_metrics, step, minutes = train_and_test(
-        cfg, digest, commit, args.step_warmup, train_digest)
-    config = osp.relpath(osp.abspath(spec.config), ROOT)
-    result = dict(
-        name=spec.name,
-        config=config,
-        config_digest=digest,
-        training_digest=train_digest,
-        code_commit=commit,
-        code_files=files,
-        cfg_options=args.cfg_options or None,
-        variant=variant,
-        seed=seed,
-        max_iters=cfg.train_cfg.get('max_iters'),
-        split='test',
-        metrics={k: float(v)
-                 for k, v in metrics.items()},
-        val_metrics={k: float(v)
-                     for k, v in val_metrics.items()},
-        train_step_ms=step and step['median_ms'],
-        train_minutes=minutes,
-        machine=f'{platform.machine()}, '
-        f'{torch.get_num_threads()} threads',
-        torch=torch.__version__,
-        mmdet=mmdet.__version__,
-        date=time.strftime('%Y-%m-%d'))
-    if write:
-        path = result_path(args.results_dir, variant, spec.name, seed)
-        write_result(path, result)
-        print_log(f'[compare] wrote {path}')
-    return result
-
-
-def run_protocol(specs: List[ModelSpec],
-                 args,
-                 make_cfg=protocol_cfg,
-                 write_table=write_results_table,
-                 prepare=None) -> dict:
-    """Train and test every model per seed and variant, skipping the runs
-    whose result file is current; rebuild the table after each run.
-
-    ``make_cfg(spec, args, variant, seed)`` gives a run's config
-    (:func:`protocol_cfg`) and ``write_table(specs, args, fingerprints)``
-    rebuilds the table (:func:`write_results_table`): ``compare_vis.py``
-    passes its own for the video models, and ``prepare`` (see
-    :func:`run_one`). The data must exist.
-
-    Returns:
-        dict: ``ran``, ``skipped`` and ``pending`` (``--table-only``) as
-        lists of ``(variant, name, seed)``, and the ``table`` text.
-    """
-    fingerprints = {}
-    done = dict(ran=[], skipped=[], pending=[])
-    for seed in args.seeds:
-        for variant in args.variants:
-            for spec in specs:
-                cfg = make_cfg(spec, args, variant, seed)
-                key = (spec.name, variant)
-                if key not in fingerprints:
-                    fingerprints[key] = fingerprint(cfg)
-                digest, commit = fingerprints[key][:2]
-                path = result_path(args.results_dir, variant, spec.name,
-                                   seed)
-                run = (variant, spec.name, seed)
-                if osp.isfile(path) and is_current(
-                        read_result(path), (digest, commit)):
-                    print_log(f'[compare] {path} is current: skipped')
-                    done['skipped'].append(run)
-                    continue
-                if args.table_only:
-                    done['pending'].append(run)
-                    continue
-                run_one(spec, args, variant, seed, cfg, fingerprints[key],
-                        prepare)
-                done['ran'].append(run)
-                write_table(specs, args, fingerprints)
-    done['table'] = write_table(specs, args, fingerprints)
-    return done

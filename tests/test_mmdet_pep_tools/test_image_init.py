@@ -15,7 +15,7 @@ from mmdet.registry import MODELS
 from mmdet_pep.datasets.synthetic import generate_dataset
 from mmdet_pep.datasets.synthetic_video import generate_vis_dataset
 from mmdet_pep.utils import load_checkpoint_weights_only
-from mmdet_pep_tools import image_init, protocol as protocol_lib
+from mmdet_pep_tools import image_init, protocol as protocol_lib, runs
 from mmdet_pep_tools.results import read_result
 from mmdet_pep_tools.training import final_checkpoint
 from mmdet_pep_tools.variant_data import variant_data_root
@@ -88,7 +88,7 @@ def _argv(name, data, root, *extra):
 def test_the_image_step_runs_only_when_the_file_is_missing(
         tool, data, tmp_path, monkeypatch, name):
     fake = FakeTraining()
-    monkeypatch.setattr(protocol_lib, 'train_and_test', fake)
+    monkeypatch.setattr(runs, 'train_and_test', fake)
     monkeypatch.setattr(protocol_lib, 'code_commit', lambda files, root:
                         COMMIT)
     config, image_name = VIDEO[name]

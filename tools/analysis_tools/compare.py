@@ -61,7 +61,7 @@ from mmdet_pep.datasets.synthetic import VARIANTS
 from mmdet_pep_tools.benchmark import device_name
 from mmdet_pep_tools.comparison import (compare_model, time_models,
                                         write_latencies)
-from mmdet_pep_tools.protocol import run_protocol
+from mmdet_pep_tools.runs import run_protocol
 from mmdet_pep_tools.report import markdown, write_report
 from mmdet_pep_tools.specs import build_specs
 from mmdet_pep_tools.variant_data import (ensure_variant_data,

@@ -50,7 +50,8 @@ from mmdet_pep_tools import ROOT
 from mmdet_pep_tools import image_init
 from mmdet_pep_tools.config_rewrites import (set_data_root, set_max_iters,
                                              set_seed)
-from mmdet_pep_tools.protocol import run_protocol, write_results_table
+from mmdet_pep_tools.protocol import write_results_table
+from mmdet_pep_tools.runs import run_protocol
 from mmdet_pep_tools.results import VIS_TABLE_METRICS
 from mmdet_pep_tools.specs import build_specs
 
