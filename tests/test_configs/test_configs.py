@@ -1160,6 +1160,14 @@ def test_video_synthetic_configs_share_one_recipe():
     mt = load('configs/masktrack_rcnn/'
               'masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py').to_dict()
     sip_model, mt_model = sip.pop('model'), mt.pop('model')
+    # Each starts from its own image model (issue #42 item 1).
+    for cfg, image_config in (
+            (sip, 'configs/sipmask/sipmask_r18_fpn_1200it_synthetic.py'),
+            (mt, 'configs/masktrack_rcnn/'
+             'mask-rcnn_r18_fpn_1200it_synthetic.py')):
+        init = cfg.pop('image_init')
+        assert init['config'] == image_config and init['seed'] == 0
+        assert cfg.pop('load_from').endswith('_seed0_vis.pth')
     assert _flatten(_unscoped(sip)) == _flatten(_unscoped(mt))
     image = load(SIPMASK.format('r18_fpn_1200it_synthetic')).to_dict()
     image_model = image['model']
