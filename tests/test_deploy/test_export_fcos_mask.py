@@ -76,6 +76,16 @@ def test_parity_many_candidates(model, tmp_path):
     assert report['blank']['num'] >= 1, report
 
 
+@pytest.mark.parametrize('rank', ['cls', 'cls_ctr', 'cls_ctr_location'])
+def test_parity_of_every_candidate_ranking(model, rank, tmp_path):
+    """Each FCOS code's candidate rule (``nms_pre_rank``), with a cut of 5
+    per level that the many candidates of score_thr 0.05 exceed."""
+    report = check_parity(
+        with_test_cfg(model, nms_pre_rank=rank, nms_pre=5, score_thr=0.05),
+        tmp_path)
+    assert report['scene']['num'] >= 1, report
+
+
 def test_parity_dynamic_size(model, tmp_path):
     """One graph for 64 x 64 and 64 x 96 inputs."""
     report = check_parity(model, tmp_path, dynamic=True)

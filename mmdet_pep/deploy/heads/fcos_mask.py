@@ -6,12 +6,13 @@ make the masks of the detections (their ``_predict_masks``); the FCOS part
 is shared here. What differs from the eager head is only how candidates are
 kept:
 
-1. Per level, the ``nms_pre`` best (point, class) sigmoid scores
-   (:func:`..ops.topk_candidates`, the level's scores (P_l C,) padded), each
-   with a ``valid`` flag (score above ``score_thr``) instead of being cut
-   out, as ``filter_scores_and_topk`` does; K = ``nms_pre`` x levels
-   candidates with their class, centerness, distances, point and the
-   head's :attr:`LEVEL_OUTPUTS` (EmbedMask's ``embeds`` and ``margins``
+1. Per level, the candidates of ``test_cfg.nms_pre_rank``
+   (:meth:`FCOSMaskHead.level_candidates`) by
+   :func:`..ops.topk_candidates` on the level's (padded) ranking scores,
+   each with a ``valid`` flag (class score above ``score_thr``) instead of
+   being cut out; K = ``nms_pre`` x levels candidates (x C for
+   ``'cls_ctr_location'``: every class of the kept points) with their
+   class, centerness, distances, point and the head's :attr:`LEVEL_OUTPUTS` (EmbedMask's ``embeds`` and ``margins``
    (K, D), SipMask's ``coeffs`` (K, 4 x ``num_bases``)).
 2. Boxes (K, 4) from the head's bbox coder, clipped to the input (H, W)
    like mmdet's ``distance2bbox`` with ``max_shape``; scores cls x
@@ -106,10 +107,45 @@ def _level_view(out: Tensor) -> Tensor:
     return out[0].flatten(1).t()
 
 
+def _level_candidates(scores: Tensor, ctr: Tensor, cfg: ConfigDict
+                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:meth:`FCOSMaskHead.level_candidates` with static shapes: class
+    scores, points (indices for :func:`..ops.take`), labels and ``valid``
+    of K candidates (``nms_pre``, or ``nms_pre`` x C for
+    ``'cls_ctr_location'``), best first by ``cfg.nms_pre_rank``.
+
+    Args:
+        scores (Tensor): Sigmoid class scores (P_l, C).
+        ctr (Tensor): Sigmoid centerness (P_l,).
+    """
+    k, thr = cfg.nms_pre, cfg.score_thr
+    num_cls = scores.shape[1]
+    rank = cfg.nms_pre_rank
+    if rank == 'cls_ctr_location':
+        best = (scores * ctr[:, None]).max(1).values
+        _, pts, real = topk_candidates(best, k, _REAL)
+        cls = take(scores, pts, k)  # (k, C)
+        valid = real[:, None] & (cls > thr)
+        labels = torch.arange(num_cls, device=scores.device)
+        return (cls.flatten(), pts[:, None].expand(-1, num_cls).flatten(),
+                labels[None].expand(k, -1).flatten(), valid.flatten())
+    if rank == 'cls_ctr':
+        # Below the class-score threshold: -0.5, under every real product
+        # (>= 0) and above topk_candidates' padding (-1).
+        ranked = torch.where(scores > thr, scores * ctr[:, None],
+                             scores.new_full(scores.shape, -0.5))
+        _, inds, valid = topk_candidates(ranked.flatten(), k, -0.5)
+        top = take(scores.flatten(), inds, k)
+    else:
+        top, inds, valid = topk_candidates(scores.flatten(), k, thr)
+    return (top, torch.div(inds, num_cls, rounding_mode='floor'),
+            inds % num_cls, valid)
+
+
 def _detect(head, cfg: ConfigDict, outs: tuple, img_h,
             img_w) -> Dict[str, Tensor]:
     """:meth:`FCOSMaskHead._detect_single` on image 0 with a ``valid``
-    flag: per-level ``nms_pre`` best (point, class) scores, cls x
+    flag: per-level candidates (:func:`_level_candidates`), cls x
     centerness, class-aware NMS.
 
     Returns:
@@ -122,16 +158,13 @@ def _detect(head, cfg: ConfigDict, outs: tuple, img_h,
     cands: Dict[str, list] = {}
     for lvl, points in enumerate(_points(head, cls_scores)):
         scores = _level_view(cls_scores[lvl]).sigmoid()  # (P_l, C)
-        num_cls = scores.shape[1]
-        top, inds, valid = topk_candidates(scores.flatten(), k,
-                                           cfg.score_thr)
-        pts = torch.div(inds, num_cls, rounding_mode='floor')
+        ctr = centernesses[lvl][0].flatten().sigmoid()  # (P_l,)
+        top, pts, labels, valid = _level_candidates(scores, ctr, cfg)
         level = dict(
             scores=top,
-            labels=inds % num_cls,
+            labels=labels,
             valid=valid,
-            score_factors=take(centernesses[lvl][0].flatten(), pts,
-                               k).sigmoid(),
+            score_factors=take(ctr, pts, k),
             bbox_pred=take(_level_view(bbox_preds[lvl]), pts, k),
             points=take(points, pts, k))
         for name, out in zip(head.LEVEL_OUTPUTS, level_outputs):

@@ -104,8 +104,10 @@ class EmbedMaskHead(FCOSMaskHead):
       to D channels, bilinear x2 to stride 4. The coordinates are added at
       stride 4 after the upsampling (the official code adds them at stride
       8 before it): the same inside the map, exact at its border.
-    - Inference: scores cls x centerness (no square root), class-wise NMS
-      0.6, masks from log p inside the box padded by ``box_padding``
+    - Inference: the official candidates (``nms_pre_rank`` ``'cls_ctr'``:
+      per level the class scores above ``score_thr``, the ``nms_pre`` best
+      by cls x centerness); scores cls x centerness (no square root),
+      class-wise NMS 0.6, masks from log p inside the box padded by ``box_padding``
       stride-4 cells (cells whose centre is that close to the box) and
       ``OUTSIDE_LOG_PROB`` elsewhere, bilinearly upsampled as
       log-probabilities, thresholded at ln(``mask_thr``); 0.53 was chosen
@@ -138,6 +140,7 @@ class EmbedMaskHead(FCOSMaskHead):
 
     TEST_CFG_DEFAULTS = dict(
         nms_pre=1000,
+        nms_pre_rank='cls_ctr',
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.6),
         max_per_img=100,

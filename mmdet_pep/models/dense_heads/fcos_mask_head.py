@@ -12,7 +12,6 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.dense_heads import CondInstBboxHead, FCOSHead
-from mmdet.models.utils import filter_scores_and_topk
 from mmdet.structures.bbox import scale_boxes
 from mmdet.utils import InstanceList, OptInstanceList
 from ..utils import fcos_targets_single, levels_to_points
@@ -33,10 +32,29 @@ class FCOSMaskHead(FCOSHead):
     The FCOS targets are mmdet's (box-centre sampling), batched by mmdet's
     CondInst code, which also gives every image's positives and their GT
     indices; :meth:`_point_mask` may restrict the positives further.
+
+    ``test_cfg.nms_pre_rank`` says which candidates of a level reach NMS
+    (:meth:`level_candidates`); the FCOS codes the zoo's methods come from
+    differ here, so each head defaults to its official code's rule:
+
+    - ``'cls'``: mmdet 3's ``FCOSHead``: the ``nms_pre`` best (location,
+      class) pairs above ``score_thr`` by the class score alone;
+    - ``'cls_ctr'``: maskrcnn-benchmark's FCOS (EmbedMask): the (location,
+      class) pairs above ``score_thr``, the ``nms_pre`` best by class score
+      x centerness;
+    - ``'cls_ctr_location'``: mmdet 1.x's FCOS (SipMask): the ``nms_pre``
+      locations of best max-over-classes class score x centerness, then
+      their (location, class) pairs above ``score_thr``.
+
+    All three threshold the class score alone and score the survivors cls
+    x centerness; they differ only when a level has more than ``nms_pre``
+    candidates.
     """
 
+    NMS_PRE_RANKS = ('cls', 'cls_ctr', 'cls_ctr_location')
     TEST_CFG_DEFAULTS = dict(
         nms_pre=1000,
+        nms_pre_rank='cls',
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.5),
         max_per_img=100,
@@ -55,12 +73,17 @@ class FCOSMaskHead(FCOSHead):
         """``cfg`` over :attr:`TEST_CFG_DEFAULTS`, checked.
 
         Raises:
-            ValueError: If ``mask_thr`` is not a probability in (0, 1).
+            ValueError: If ``mask_thr`` is not a probability in (0, 1) or
+                ``nms_pre_rank`` is not one of :attr:`NMS_PRE_RANKS`.
         """
         cfg = ConfigDict({**self.TEST_CFG_DEFAULTS, **(cfg or {})})
         if not 0 < cfg.mask_thr < 1:
             raise ValueError('test_cfg.mask_thr is a probability in (0, 1), '
                              f'got {cfg.mask_thr}')
+        if cfg.nms_pre_rank not in self.NMS_PRE_RANKS:
+            raise ValueError(
+                f'test_cfg.nms_pre_rank must be one of {self.NMS_PRE_RANKS}, '
+                f'got {cfg.nms_pre_rank!r}')
         return cfg
 
     def get_targets(self, points: List[Tensor],
@@ -175,11 +198,47 @@ class FCOSMaskHead(FCOSHead):
             results_list.append(results)
         return results_list
 
+    @staticmethod
+    def level_candidates(scores: Tensor, centerness: Tensor,
+                         cfg: ConfigDict) -> Tuple[Tensor, Tensor, Tensor]:
+        """The (location, class) pairs of one level that reach NMS, by
+        ``cfg.nms_pre_rank`` (see the class docstring).
+
+        Args:
+            scores (Tensor): Sigmoid class scores (P, C).
+            centerness (Tensor): Sigmoid centerness (P,).
+            cfg (ConfigDict): ``score_thr``, ``nms_pre`` (<= 0 or None: no
+                cut) and ``nms_pre_rank``.
+
+        Returns:
+            tuple[Tensor]: Class scores (K,), labels (K,) and locations
+            (K,) of the candidates, best first by the ranking.
+        """
+        nms_pre = cfg.nms_pre if cfg.nms_pre and cfg.nms_pre > 0 else None
+        if cfg.nms_pre_rank == 'cls_ctr_location':
+            if nms_pre is not None and nms_pre < len(scores):
+                ranked = (scores * centerness[:, None]).max(1).values
+                locations = ranked.topk(nms_pre).indices
+            else:
+                locations = torch.arange(len(scores), device=scores.device)
+            pairs = (scores[locations] > cfg.score_thr).nonzero()
+            locs, labels = locations[pairs[:, 0]], pairs[:, 1]
+            return scores[locs, labels], labels, locs
+        pairs = (scores > cfg.score_thr).nonzero()
+        locs, labels = pairs[:, 0], pairs[:, 1]
+        cls = scores[locs, labels]
+        ranked = cls * centerness[locs] if cfg.nms_pre_rank == 'cls_ctr' \
+            else cls
+        order = ranked.sort(descending=True).indices
+        if nms_pre is not None:
+            order = order[:nms_pre]
+        return cls[order], labels[order], locs[order]
+
     def _detect_single(self, levels: List[Tuple[Tensor, ...]], img_meta: dict,
                        cfg: ConfigDict) -> InstanceData:
         """FCOS detections of one image at ``img_shape`` with their
-        :attr:`LEVEL_OUTPUTS`: per level the ``nms_pre`` best (location,
-        class) scores above ``score_thr``, then scores cls x centerness and
+        :attr:`LEVEL_OUTPUTS`: per level the candidates of
+        :meth:`level_candidates`, then scores cls x centerness and
         class-wise NMS (mmdet's ``_bbox_post_process``).
 
         Args:
@@ -190,15 +249,15 @@ class FCOSMaskHead(FCOSHead):
         """
         mlvl = []
         for cls_score, bbox_pred, centerness, *outputs, points in levels:
-            scores = cls_score.flatten(1).T.sigmoid()
-            extras = dict(
-                zip(self.LEVEL_OUTPUTS, (o.flatten(1).T for o in outputs)),
-                bbox_pred=bbox_pred.flatten(1).T,
-                points=points)
-            scores, labels, keep, filtered = filter_scores_and_topk(
-                scores, cfg.score_thr, cfg.nms_pre, extras)
-            mlvl.append((scores, labels,
-                         centerness.flatten()[keep].sigmoid(), filtered))
+            ctr = centerness.flatten().sigmoid()
+            scores, labels, keep = self.level_candidates(
+                cls_score.flatten(1).T.sigmoid(), ctr, cfg)
+            filtered = dict(
+                zip(self.LEVEL_OUTPUTS,
+                    (o.flatten(1).T[keep] for o in outputs)),
+                bbox_pred=bbox_pred.flatten(1).T[keep],
+                points=points[keep])
+            mlvl.append((scores, labels, ctr[keep], filtered))
         results = InstanceData()
         results.bboxes = self.bbox_coder.decode(
             torch.cat([f['points'] for *_, f in mlvl]),

@@ -199,9 +199,12 @@ class SipMaskHead(FCOSMaskHead):
       1 over the image (mask alignment weighting); summed over positives,
       averaged over images. The "x0.5 if > 1" of the maskrcnn-benchmark
       variant is not used.
-    - Inference: scores cls x centerness; ``test_cfg.nms.type`` ``'nms'``
-      for the class-wise NMS of the accurate configs or ``'fast_nms'``
-      (YOLACT's, ``top_k``) for the real-time ones; masks of the kept boxes
+    - Inference: the official candidates (``nms_pre_rank``
+      ``'cls_ctr_location'``: per level the ``nms_pre`` locations of best
+      max-over-classes cls x centerness, then their class scores above
+      ``score_thr``); scores cls x centerness; ``test_cfg.nms.type``
+      ``'nms'`` for the class-wise NMS of the accurate configs or
+      ``'fast_nms'`` (YOLACT's, ``top_k``) for the real-time ones; masks of the kept boxes
       assembled on the basis map with the boxes at input scale, upsampled
       to the input, cropped to ``img_shape``, resized to ``ori_shape``
       (``rescale``) and thresholded at ``mask_thr`` (0.4).
@@ -229,6 +232,7 @@ class SipMaskHead(FCOSMaskHead):
 
     TEST_CFG_DEFAULTS = dict(
         nms_pre=1000,
+        nms_pre_rank='cls_ctr_location',
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.5),
         max_per_img=100,

@@ -46,3 +46,61 @@ def test_a_subclass_provides_the_masks():
         base.predict_by_feat([], [], [], torch.zeros(1, 1, 1, 1),
                              batch_img_metas=[img_meta()], with_nms=False)
     assert base._point_mask(None, None) is None
+
+
+# Three locations x two classes. Location 0 has the best class score but a
+# poor centerness; location 2's second class is under score_thr.
+SCORES = torch.tensor([[0.90, 0.10], [0.60, 0.50], [0.70, 0.01]])
+CENTERNESS = torch.tensor([0.1, 1.0, 0.9])
+
+
+def candidates(rank, nms_pre, score_thr=0.05):
+    cfg = ConfigDict(nms_pre=nms_pre, nms_pre_rank=rank, score_thr=score_thr)
+    scores, labels, locs = FCOSMaskHead.level_candidates(
+        SCORES, CENTERNESS, cfg)
+    assert torch.equal(scores, SCORES[locs, labels])
+    return list(zip(locs.tolist(), labels.tolist()))
+
+
+def test_level_candidates_by_class_score_is_mmdets_rule():
+    from mmdet.models.utils import filter_scores_and_topk
+    assert candidates('cls', 2) == [(0, 0), (2, 0)]
+    scores, labels, keep, _ = filter_scores_and_topk(SCORES, 0.05, 2)
+    assert candidates('cls', 2) == list(zip(keep.tolist(), labels.tolist()))
+
+
+def test_level_candidates_by_cls_x_centerness_over_pairs():
+    # cls x ctr: (1,0) 0.60, (2,0) 0.63, (1,1) 0.50, (0,0) 0.09, (0,1) 0.01.
+    assert candidates('cls_ctr', 3) == [(2, 0), (1, 0), (1, 1)]
+    # The threshold is on the class score alone: (2,1) (0.01) never enters.
+    assert (2, 1) not in candidates('cls_ctr', None)
+    assert len(candidates('cls_ctr', None)) == 5
+
+
+def test_level_candidates_by_cls_x_centerness_over_locations():
+    # Best cls x ctr per location: 0.09, 0.60, 0.63 -> locations 2 and 1,
+    # then every class of theirs above score_thr.
+    assert sorted(candidates('cls_ctr_location', 2)) == [(1, 0), (1, 1),
+                                                          (2, 0)]
+    # A location cut keeps all its classes; without a cut, every pair.
+    assert sorted(candidates('cls_ctr_location', 3)) == sorted(
+        candidates('cls', None))
+
+
+def test_level_candidates_of_an_empty_level():
+    cfg = ConfigDict(nms_pre=10, score_thr=0.05)
+    for rank in FCOSMaskHead.NMS_PRE_RANKS:
+        cfg.nms_pre_rank = rank
+        scores, labels, locs = FCOSMaskHead.level_candidates(
+            torch.zeros(4, 3), torch.ones(4), cfg)
+        assert scores.shape == labels.shape == locs.shape == (0, )
+
+
+def test_nms_pre_rank_defaults_follow_each_official_code():
+    from mmdet_pep.models.dense_heads import EmbedMaskHead, SipMaskHead
+    assert FCOSMaskHead.TEST_CFG_DEFAULTS['nms_pre_rank'] == 'cls'
+    assert EmbedMaskHead.TEST_CFG_DEFAULTS['nms_pre_rank'] == 'cls_ctr'
+    assert SipMaskHead.TEST_CFG_DEFAULTS['nms_pre_rank'] == \
+        'cls_ctr_location'
+    with pytest.raises(ValueError, match='nms_pre_rank'):
+        head(nms_pre_rank='centerness')
