@@ -23,9 +23,11 @@ def grid(h, w, unit=1.):
 
 
 def reference(emb, sigma, seed, masks, labels, coords, fg_weight=(10., ),
-              w=(1., 10., 1.)):
+              w=(1., 10., 1.), per_class=False):
     """One image, loops over instances and pixels; returns the three
-    weighted terms (not yet divided by the batch size)."""
+    weighted terms (not yet divided by the batch size). ``per_class``: the
+    literal loop over classes, each class's instance and smoothness terms
+    averaged over its own instances, then summed."""
     _, h, wd = emb.shape
     inst = var = seed_loss = 0.
     for c in range(seed.shape[0]):
@@ -34,7 +36,10 @@ def reference(emb, sigma, seed, masks, labels, coords, fg_weight=(10., ),
                 if not any(m[y, x] and lab == c
                            for m, lab in zip(masks, labels)):
                     seed_loss += seed[c, y, x].item()**2
+    labels = [int(lab) for lab in labels]
     for m, lab in zip(masks, labels):
+        # The divisor of this instance's terms.
+        n = labels.count(lab) if per_class else len(masks)
         pix = [(y, x) for y in range(h) for x in range(wd) if m[y, x]]
         cx = sum(coords[0, y, x].item() for y, x in pix) / len(pix)
         cy = sum(coords[1, y, x].item() for y, x in pix) / len(pix)
@@ -51,18 +56,19 @@ def reference(emb, sigma, seed, masks, labels, coords, fg_weight=(10., ),
                 d = (s[0] * (emb[0, y, x].item() - cx)**2 +
                      s[1] * (emb[1, y, x].item() - cy)**2)
                 phi[y, x] = math.exp(-d)
-        inst += lovasz_hinge((2 * phi - 1)[None], m[None].double()).item()
+        inst += lovasz_hinge((2 * phi - 1)[None],
+                             m[None].double()).item() / n
         var += sum((sigma[k, y, x].item() - s_mean[k])**2 for y, x in pix
                    for k in range(sigma.shape[0])) / (len(pix) *
-                                                      sigma.shape[0])
+                                                      sigma.shape[0]) / n
         seed_loss += fg_weight[lab] * sum(
             (seed[lab, y, x].item() - phi[y, x].item())**2 for y, x in pix)
-    n = max(len(masks), 1)
-    return (w[0] * inst / n, w[1] * var / n, w[2] * seed_loss / (h * wd))
+    return (w[0] * inst, w[1] * var, w[2] * seed_loss / (h * wd))
 
 
+@pytest.mark.parametrize('per_class', [False, True])
 @pytest.mark.parametrize('n_sigma', [1, 2])
-def test_matches_the_official_formulas_pixel_by_pixel(n_sigma):
+def test_matches_the_official_formulas_pixel_by_pixel(n_sigma, per_class):
     torch.manual_seed(n_sigma)
     h, w = 6, 7
     coords = grid(h, w, unit=8.)
@@ -74,11 +80,12 @@ def test_matches_the_official_formulas_pixel_by_pixel(n_sigma):
     emb = coords + torch.randn(2, h, w, dtype=torch.float64) * 0.1
     sigma = torch.randn(n_sigma, h, w, dtype=torch.float64) * 0.1 + 0.3
     seed = torch.rand(2, h, w, dtype=torch.float64)
-    loss = build(num_classes=2, foreground_weight=[10., 3.])
+    loss = build(num_classes=2, foreground_weight=[10., 3.],
+                 average_per_class=per_class)
     out = loss(emb[None], sigma[None], seed[None], [torch.stack(masks)],
                [labels], coords)
     inst, var, seed_loss = reference(emb, sigma, seed, masks, labels, coords,
-                                     fg_weight=(10., 3.))
+                                     fg_weight=(10., 3.), per_class=per_class)
     assert out['loss_inst'].item() == pytest.approx(inst, rel=1e-9)
     assert out['loss_var'].item() == pytest.approx(var, rel=1e-9)
     assert out['loss_seed'].item() == pytest.approx(seed_loss, rel=1e-9)
@@ -167,3 +174,31 @@ def test_seed_target_is_detached_and_gaussians_are_eq_5():
 def test_foreground_weight_per_class_must_match_the_classes():
     with pytest.raises(ValueError, match='one per class'):
         build(num_classes=3, foreground_weight=[1., 2.])
+
+
+def test_average_per_class_weighs_each_class_as_one_instance_set():
+    """Two instances of class 0 and one of class 1: over all instances
+    each weighs 1/3; per class, 1/2, 1/2 and 1 (the class terms add up)."""
+    labels = torch.tensor([0, 0, 1])
+    assert build(num_classes=2).instance_weights(labels).tolist() == \
+        pytest.approx([1 / 3] * 3)
+    assert build(num_classes=2, average_per_class=True).instance_weights(
+        labels).tolist() == pytest.approx([0.5, 0.5, 1.])
+    # One class only: both readings are the single-class loss.
+    one = torch.tensor([0, 0])
+    for per_class in (False, True):
+        assert build(num_classes=2, average_per_class=per_class
+                     ).instance_weights(one).tolist() == [0.5, 0.5]
+
+
+def test_enet_class_weights():
+    from mmdet_pep.models.losses import enet_class_weights
+    got = enet_class_weights([0., 0.07, 1.])
+    assert got == pytest.approx(
+        [1 / math.log(1.02), 1 / math.log(1.09), 1 / math.log(2.02)])
+    assert got[0] == pytest.approx(50.5, abs=0.05)
+    assert 11 < got[1] < 12  # Cityscapes' cars: near the car model's 10
+    with pytest.raises(ValueError, match='pixel fractions'):
+        enet_class_weights([0.5, 1.5])
+    with pytest.raises(ValueError, match='c must be'):
+        enet_class_weights([0.1], c=1.)
