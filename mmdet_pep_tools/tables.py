@@ -183,15 +183,28 @@ def _row(cells) -> str:
     return '| ' + ' | '.join(cells) + ' |'
 
 
+def shared_variants(run_lists) -> List[str]:
+    """The :data:`ZOO_VARIANTS` that every non-empty list of runs has
+    (all of them when no list has runs)."""
+    lists = [runs for runs in run_lists if runs]
+    return [
+        v for v in ZOO_VARIANTS
+        if all(any(r['variant'] == v for r in runs) for runs in lists)
+    ]
+
+
 def chosen_on_val(state: dict, names) -> str:
     """Of a zoo row's models, the one with the higher val mask AP (the
-    mean over its current runs' variants), or the first when none has
-    runs. Recipes and peer settings are chosen on val, never on test."""
+    mean over the variants that all of them have runs on, so that both are
+    judged on the same data), or the first when none has runs. Recipes and
+    peer settings are chosen on val, never on test."""
     if isinstance(names, str):
         return names
-    scored = [(pooled(state['runs'].get(n, []), MASK,
+    lists = [state['runs'].get(n, []) for n in names]
+    shared = shared_variants(lists) or list(ZOO_VARIANTS)
+    scored = [(pooled([r for r in runs if r['variant'] in shared], MASK,
                       'val_metrics').get('all', (float('-inf'), ))[0], -i, n)
-              for i, n in enumerate(names)]
+              for i, (n, runs) in enumerate(zip(names, lists))]
     return max(scored)[2]
 
 
@@ -204,12 +217,20 @@ def zoo_block(state: dict, source: str) -> str:
         '|' + '|'.join([':---'] * 3 + ['---:'] * 5) + '|'
     ]
     machines = []
-    for label, names, paper in ZOO:
-        name = chosen_on_val(state, names)
-        runs = state['runs'].get(name, [])
+    chosen = [(label, chosen_on_val(state, names), paper)
+              for label, names, paper in ZOO]
+    # Every row averages the same data variants: those all rows have.
+    shared = shared_variants(
+        [state['runs'].get(name, []) for _, name, _ in chosen])
+    for label, name, paper in chosen:
+        all_runs = state['runs'].get(name, [])
+        runs = [r for r in all_runs if r['variant'] in shared]
         config = state['configs'].get(name) or dict(DEFAULT_CONFIGS)[name]
         mask = pooled(runs, MASK).get('all')
         crowded = pooled(runs, CROWDED).get('all')
+        count = run_count(runs) if runs else NO_RUNS
+        if len(all_runs) > len(runs):
+            count += f'; +{len(all_runs) - len(runs)} not averaged'
         lat = state['latency'].get(name)
         if lat:
             machine = (f'{lat["device_name"]} ({lat["device"]}, '
@@ -223,7 +244,7 @@ def zoo_block(state: dict, source: str) -> str:
             label, f'[arXiv {paper_id}]({paper})',
             link(config, source),
             cell(mask, 100., DASH), cell(crowded, 100., DASH),
-            run_count(runs) if runs else NO_RUNS,
+            count,
             f'{lat["latency"]["median_ms"]:.1f}' if lat else f'{DASH}¹',
             ort_cell(state['deploy'].get(name))
         ]))
@@ -231,8 +252,10 @@ def zoo_block(state: dict, source: str) -> str:
         '', 'mask AP and crowded mask AP (%, `CrowdCocoMetric`; crowded: '
         'within 2 px of a same-class instance) on the held-out test split '
         'of the embedded synthetic set (200 images per data variant, '
-        '`demo` and `dense`): the mean over variants of the mean over seeds '
-        '± the pooled seed std. Built by '
+        f'`demo` and `dense`): the mean over the variants every row has runs '
+        f'on ({", ".join(shared)}; a row\'s other runs are "not averaged" '
+        'here and shown per variant in its config README) of the mean over '
+        'seeds ± the pooled seed std. Built by '
         '`tools/analysis_tools/build_tables.py` from the current result '
         'files in [docs/results/]('
         f'{osp.relpath(RESULTS_DIR, osp.dirname(source) or ".")}'

@@ -563,3 +563,37 @@ def test_an_evaluation_only_variant_is_listed_with_its_options():
                if line.startswith('| CondInst-x |'))
     assert 'with `model.test_cfg.nms_pre=1000`' in row
     assert '| 25.0 | 10.0 | 30.0 |' in row
+
+
+def test_zoo_rows_average_the_variants_every_row_has(tree):
+    """PEP has demo and dense runs, SOLOv2 demo only: both rows average
+    demo, PEP's dense runs are counted as not averaged (no row mixes a
+    harder variant into its mean while another does not)."""
+    write_result(result_path(str(tree / 'docs' / 'results'), 'demo',
+                             'SOLOv2', 1),
+                 _result('SOLOv2', 'demo', 1, .15, .05, .16))
+    zoo = render(str(tree), FILES)['README.md'][1]
+    rows = {line.split(' | ')[0][2:]: line.split(' | ')
+            for line in zoo.splitlines() if line.startswith('| ')}
+    # PEP demo: (30 + 32) / 2; crowded (20 + 22) / 2.
+    assert rows['**PEP** (recommended)'][3:6] == [
+        '31.0 ± 1.4', '21.0 ± 1.4', '2 seeds × 1 variant (demo); '
+        '+2 not averaged']
+    assert rows['SOLOv2'][3:6] == ['15.0', '5.0', '1 seed × 1 variant (demo)']
+    assert 'the mean over the variants every row has runs on (demo;' in zoo
+
+
+def test_a_peer_row_is_chosen_on_the_variants_both_settings_have():
+    from mmdet_pep_tools.tables import chosen_on_val
+
+    def run(name, variant, val):
+        return dict(name=name, variant=variant,
+                    val_metrics={'coco/segm_mAP': val})
+
+    # The adapted config's dense run (a harder variant) must not pull its
+    # mean under the defaults' demo-only one.
+    state = dict(runs={
+        'SOLOv2': [run('SOLOv2', 'demo', 0.30), run('SOLOv2', 'dense', 0.10)],
+        'SOLOv2-mmdet': [run('SOLOv2-mmdet', 'demo', 0.25)],
+    })
+    assert chosen_on_val(state, ('SOLOv2', 'SOLOv2-mmdet')) == 'SOLOv2'
