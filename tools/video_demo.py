@@ -43,6 +43,9 @@ def parse_args(argv=None):
                         help='clips of a generated train split')
     parser.add_argument('--num-val', type=int, default=20,
                         help='clips of a generated val split')
+    parser.add_argument('--num-test', type=int, default=40,
+                        help='clips of a generated held-out test split (the '
+                        'one the demo tests and draws)')
     parser.add_argument('--num-frames', type=int, default=8)
     parser.add_argument('--image-size', type=int, default=128)
     parser.add_argument(
@@ -57,10 +60,11 @@ def make_data(args) -> None:
             args.data_root,
             num_train=args.num_train,
             num_val=args.num_val,
+            num_test=args.num_test,
             num_frames=args.num_frames,
             image_size=args.image_size):
-        print(f'[video_demo] wrote {args.num_train} train and '
-              f'{args.num_val} val clips to {args.data_root}')
+        print(f'[video_demo] wrote {args.num_train} train, {args.num_val} '
+              f'val and {args.num_test} test clips to {args.data_root}')
 
 
 def build_cfg(args):

@@ -240,9 +240,12 @@ def generate_vis_dataset(out_dir: str,
                          num_val: int = 20,
                          num_frames: int = 8,
                          image_size: int = 128,
-                         seed: int = 0) -> dict:
-    """Write the train split (``seed``) and the val split (``seed + 1``,
-    so that no clip of val is one of train) of the synthetic video set.
+                         seed: int = 0,
+                         num_test: int = 40) -> dict:
+    """Write the train split (``seed``), the val split (``seed + 1``) and
+    the held-out test split (``seed + 2``) of the synthetic video set: no
+    clip of one split is one of another. Settings are chosen on val and
+    reported on test, as for the image set.
 
     Returns:
         dict: ``{split: (YouTube-VIS file, mmdet's converted file)}``.
@@ -251,14 +254,15 @@ def generate_vis_dataset(out_dir: str,
         split: generate_vis_split(out_dir, split, num, num_frames,
                                   image_size, split_seed)
         for split, num, split_seed in (('train', num_train, seed),
-                                       ('val', num_val, seed + 1))
+                                       ('val', num_val, seed + 1),
+                                       ('test', num_test, seed + 2))
     }
 
 
 def ensure_vis_dataset(out_dir: str, **kwargs) -> bool:
     """Generate the synthetic video set in ``out_dir`` (``kwargs`` as
     :func:`generate_vis_dataset`) unless the YouTube-VIS annotation files
-    of both splits exist there.
+    of all three splits exist there.
 
     Returns:
         bool: Whether it was generated now.
@@ -266,7 +270,7 @@ def ensure_vis_dataset(out_dir: str, **kwargs) -> bool:
     if all(
             osp.isfile(
                 osp.join(out_dir, 'annotations', f'youtube_vis_{split}.json'))
-            for split in ('train', 'val')):
+            for split in ('train', 'val', 'test')):
         return False
     generate_vis_dataset(out_dir, **kwargs)
     return True

@@ -11,6 +11,7 @@ from pycocotools import mask as mask_utils
 
 from mmdet.datasets import YouTubeVISDataset
 from mmdet_pep.datasets.synthetic_video import (ensure_vis_dataset,
+                                                generate_vis_dataset,
                                                 generate_vis_split)
 
 
@@ -117,13 +118,35 @@ def test_loads_in_mmdet_youtube_vis_dataset(clips):
 
 def test_ensure_generates_only_what_is_missing(tmp_path):
     out = str(tmp_path / 'vis')
-    kwargs = dict(num_train=2, num_val=1, num_frames=2, image_size=32)
+    kwargs = dict(num_train=2, num_val=1, num_frames=2, image_size=32,
+                  num_test=1)
     assert ensure_vis_dataset(out, **kwargs)
     ann = tmp_path / 'vis' / 'annotations' / 'youtube_vis_val.json'
     stamp = ann.stat().st_mtime_ns
-    # Both splits there: nothing is written again.
+    # All three splits there: nothing is written again.
     assert not ensure_vis_dataset(out, **kwargs)
     assert ann.stat().st_mtime_ns == stamp
     # One split missing: the set is made again.
     ann.unlink()
     assert ensure_vis_dataset(out, **kwargs) and ann.is_file()
+    test = tmp_path / 'vis' / 'annotations' / 'youtube_vis_test.json'
+    test.unlink()
+    assert ensure_vis_dataset(out, **kwargs) and test.is_file()
+
+
+def test_the_three_splits_share_no_clip(tmp_path):
+    files = generate_vis_dataset(str(tmp_path), num_train=2, num_val=2,
+                                 num_frames=2, image_size=32, num_test=2)
+    assert sorted(files) == ['test', 'train', 'val']
+    first_frames = {}
+    for split, (ytvis, _) in files.items():
+        with open(ytvis) as f:
+            first_frames[split] = {
+                tuple(v['file_names']) for v in json.load(f)['videos']}
+    pixels = {
+        split: {open(osp.join(str(tmp_path), split, names[0]),
+                     'rb').read() for names in clips}
+        for split, clips in first_frames.items()}
+    assert not pixels['train'] & pixels['val']
+    assert not pixels['train'] & pixels['test']
+    assert not pixels['val'] & pixels['test']

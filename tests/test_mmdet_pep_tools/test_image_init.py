@@ -41,7 +41,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('image_init_data')
     clips = str(root / 'clips') + '/'
     generate_vis_dataset(clips, num_train=1, num_val=1, num_frames=2,
-                         image_size=64)
+                         image_size=64, num_test=1)
     images = str(root / 'images')
     generate_dataset(variant_data_root(images, 'demo'), num_train=1,
                      num_val=1, num_test=1, image_size=64)

@@ -36,7 +36,7 @@ def protocol(tool, tmp_path_factory):
     root = tmp_path_factory.mktemp('compare_vis')
     data_root = str(root / 'data') + '/'
     generate_vis_dataset(data_root, num_train=3, num_val=2, num_frames=3,
-                         image_size=64)
+                         image_size=64, num_test=2)
     argv = [
         f'SipMask-VIS={CONFIG}', '--seeds', '0', '1', '--data-root',
         data_root, '--results-dir',

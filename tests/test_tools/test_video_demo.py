@@ -13,7 +13,8 @@ def test_video_demo_trains_tests_and_draws(tmp_path, capsys):
     metrics, written = tool.main([
         '--work-dir', work_dir, '--data-root', str(tmp_path / 'data') + '/',
         '--max-iters', '2', '--num-train', '3', '--num-val', '2',
-        '--num-frames', '3', '--image-size', '64', '--num-drawn', '1',
+        '--num-test', '2', '--num-frames', '3', '--image-size', '64',
+        '--num-drawn', '1',
         '--score-thr', '0', '--cfg-options',
         'model.detector.test_cfg.score_thr=0', 'train_dataloader.batch_size=2',
         'train_dataloader.num_workers=0',

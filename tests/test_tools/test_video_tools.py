@@ -10,14 +10,14 @@ from pep_testing import load_tool
 def video_set(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('vis'))
     load_tool('dataset_converters/make_synthetic_vis').main([
-        root, '--num-train', '5', '--num-val', '2', '--num-frames', '3',
-        '--image-size', '64'
+        root, '--num-train', '5', '--num-val', '2', '--num-test', '4',
+        '--num-frames', '3', '--image-size', '64'
     ])
     return root
 
 
-def test_make_synthetic_vis_writes_both_splits(video_set):
-    for split, count in (('train', 5), ('val', 2)):
+def test_make_synthetic_vis_writes_three_splits(video_set):
+    for split, count in (('train', 5), ('val', 2), ('test', 4)):
         with open(osp.join(video_set, 'annotations',
                            f'youtube_vis_{split}.json')) as f:
             data = json.load(f)

@@ -66,7 +66,8 @@ DEFAULT_CONFIGS = (
 VARIANT = 'clips'
 NOTE = ('YouTube-VIS AP (%, of `YouTubeVISIDSwitchMetric`: mmdet\'s '
         '`YouTubeVISMetric` on the local ground truth) on the synthetic '
-        'val clips; ID switches: identity switches of all val clips '
+        'held-out test clips (runs before the test split existed: the val '
+        'clips); ID switches: identity switches of all those clips '
         '(CLEAR-MOT: a GT track matched at mask IoU >= 0.5 to a '
         'different predicted track than at its last match).')
 

@@ -75,7 +75,23 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
-test_dataloader = val_dataloader
+# The held-out test clips (their own seed), never used to choose anything.
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        dataset_version='2019',
+        metainfo=metainfo,
+        ann_file='annotations/youtube_vis_test.json',
+        data_prefix=dict(img_path='test'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
 
 # The ground truth is local: YouTube-VIS AP computed here (mmdet's
 # YouTubeVISMetric and vendored evaluation, not a server submission; the
