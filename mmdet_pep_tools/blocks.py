@@ -24,8 +24,9 @@ import re
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import reported as rep
-from .tables import (DATASET, PAGES, TABLES, block, load_state, pooled,
-                     run_count, MASK, BOX, page)
+from .table_state import load_state
+from .tables import (DATASET, PAGES, TABLES, block, pooled, run_count, MASK,
+                     BOX, page)
 
 START, END = '<!-- results:{} -->', '<!-- /results:{} -->'
 MARKER = re.compile(r'<!-- /?(results|reported):(\S+) -->')

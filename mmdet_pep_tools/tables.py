@@ -15,32 +15,24 @@ A run counts when it is current as the protocol judges it
 tested on the held-out test split; its val numbers (``val_metrics``) are
 shown next to them, for they are what recipes are chosen on.
 """
-import argparse
-import os
 import os.path as osp
-from typing import Dict, List, Optional
-
-from mmengine.config import Config
+from typing import List
 
 from mmdet_pep.datasets.synthetic import VARIANTS
-from . import ROOT, protocol
-from .provenance import code_commit, deploy_code_files, model_digest
-from .results import load_latencies, load_results
+from . import protocol
+from .deploy_table import deploy_block, ort_cell
 from .displaced_table import displaced_block
+from .results import load_results
 from .results_table import archive_markdown, cell, pooled, run_count
-from .specs import DEFAULT_CONFIGS, ModelSpec
+from .specs import DEFAULT_CONFIGS
+from .table_state import (RESULTS_DIR, ZOO_VARIANTS, default_specs,
+                          protocol_args)
 
-RESULTS_DIR, LATENCY_DIR = 'docs/results', 'docs/results/latency'
-DEPLOY_DIR = 'docs/results/deploy'
 ARCHIVE_DIR = 'docs/experiments/results'
 DATASET = 'Synthetic crowded shapes (held-out test)'
 MASK, CROWDED, BOX = ('coco/segm_mAP', 'coco/segm_crowded_mAP',
                       'coco/bbox_mAP')
 NO_RUNS, DASH = 'no held-out runs yet', '—'
-#: The variants of the zoo's and the config READMEs' tables. ``crowded``
-#: (tiny objects in dense clusters) is a diagnostic set for PEP's
-#: mechanisms, shown in its own table (:mod:`.displaced_table`).
-ZOO_VARIANTS = ('demo', 'dense')
 
 # The zoo table: label, the protocol model(s) of the row, paper. Where a
 # row has several models (a peer at this zoo's adapted settings and at
@@ -91,83 +83,6 @@ PAGES = {
         '(archive)',
         intro=_VAL_INTRO + ' These screens ran with `--max-iters 600`.'),
 }
-
-
-def protocol_args(root: str) -> argparse.Namespace:
-    """``compare.py``'s defaults for the protocol on ``root``'s results."""
-    return argparse.Namespace(
-        results_dir=osp.join(root, RESULTS_DIR), variants=[],
-        data_dir='data', cfg_options=None, max_iters=None,
-        work_dir='work_dirs/comparison')
-
-
-def default_specs() -> List[ModelSpec]:
-    return [ModelSpec(n, osp.join(ROOT, p)) for n, p in DEFAULT_CONFIGS]
-
-
-def load_state(root: str) -> dict:
-    """The current runs of ``<root>/docs/results`` and the current latency
-    files, judged as the protocol judges them.
-
-    Returns:
-        dict: ``runs`` (name -> current test-split runs on the
-        :data:`ZOO_VARIANTS`), ``other_runs`` (those on other variants),
-        ``configs`` (name
-        -> config path relative to the repository), ``latency`` (name ->
-        current latency file), ``stale`` (count), ``fingerprints`` (cache
-        for :func:`.protocol.results_table`).
-    """
-    fingerprints = {}
-    judged = protocol.judge_results(default_specs(), protocol_args(root),
-                                    fingerprints)
-    runs, other_runs = {}, {}
-    for r in judged['current']:
-        if r.get('split') == 'test':
-            (runs if r['variant'] in ZOO_VARIANTS else other_runs).setdefault(
-                r['name'], []).append(r)
-    configs = {
-        s.name: osp.relpath(osp.abspath(s.config), ROOT)
-        for s in judged['specs']
-    }
-    latency = {}
-    for name, lat in load_latencies(osp.join(root, LATENCY_DIR)).items():
-        path = osp.join(ROOT, lat['config'])
-        if not osp.isfile(path):
-            continue
-        cfg = Config.fromfile(path)
-        commit = protocol.fingerprint(cfg)[1]
-        if (lat['code_commit'] == commit and not commit.endswith('+dirty')
-                and lat['model_digest'] == model_digest(cfg)):
-            latency[name] = lat
-    return dict(runs=runs, other_runs=other_runs, configs=configs,
-                latency=latency,
-                deploy=load_deploy(root), stale=len(judged['stale']),
-                fingerprints=fingerprints)
-
-
-def load_deploy(root: str) -> Dict[str, dict]:
-    """The current result files of ``tools/deploy/evaluate_onnx.py``
-    (name -> result): same model digest, and no commit since to the model's
-    code or to ``mmdet_pep.deploy``."""
-    import json
-    folder = osp.join(root, DEPLOY_DIR)
-    found = {}
-    if not osp.isdir(folder):
-        return found
-    for file in sorted(os.listdir(folder)):
-        if not file.endswith('.json'):
-            continue
-        with open(osp.join(folder, file)) as f:
-            result = json.load(f)
-        path = osp.join(ROOT, result['config'])
-        if not osp.isfile(path):
-            continue
-        cfg = Config.fromfile(path)
-        commit = code_commit(deploy_code_files(cfg), ROOT)
-        if (result['code_commit'] == commit and not commit.endswith('+dirty')
-                and result['model_digest'] == model_digest(cfg)):
-            found[result['name']] = result
-    return found
 
 
 def link(config: str, source: str) -> str:
@@ -280,61 +195,6 @@ def zoo_block(state: dict, source: str) -> str:
                   'compare latencies of equal floors only.']
     if len(machines) < len(ZOO):
         lines += ['', '¹ not measured.']
-    return '\n'.join(lines) + '\n'
-
-
-def ort_cell(result: Optional[dict]) -> str:
-    """onnxruntime's median latency at the training size and its ratio to
-    PyTorch, from an ``evaluate_onnx.py`` result."""
-    if not result:
-        return DASH
-    timing = result['latency']['x'.join(map(str, result['shape']))]
-    return (f'{timing["onnxruntime"]["median_ms"]:.1f} '
-            f'({timing["ratio"]:.2f}×)')
-
-
-def deploy_block(state: dict) -> str:
-    """docs/deploy.md's table: per zoo model, mask AP from PyTorch and from
-    onnxruntime on the same checkpoint and split, and both latencies."""
-    if not state['deploy']:
-        return 'No current result of `tools/deploy/evaluate_onnx.py` yet.\n'
-    lines = [
-        _row(['Model', 'checkpoint', 'split', 'mask AP PyTorch',
-              'mask AP ORT', 'same count', 'capped', 'size',
-              'PyTorch (ms)', 'ORT (ms)', 'ORT / PyTorch']),
-        '|' + '|'.join([':---'] * 3 + ['---:'] * 8) + '|'
-    ]
-    machines = set()
-    for name, result in sorted(state['deploy'].items()):
-        machines.add(result['machine'])
-        metrics = result['metrics']
-        for i, (size, timing) in enumerate(result['latency'].items()):
-            first = [
-                name, f'`{result["checkpoint"]}`',
-                f'{result["split"]} ({result["num_images"]})',
-                f'{metrics["pytorch"][MASK] * 100:.1f}',
-                f'{metrics["onnxruntime"][MASK] * 100:.1f}',
-                f'{result["images_same_count"]}/{result["num_images"]}',
-                DASH if result.get('images_capped') is None else str(
-                    result['images_capped'])
-            ] if i == 0 else [''] * 7
-            lines.append(_row(first + [
-                size.replace('x', ' × '),
-                f'{timing["pytorch"]["median_ms"]:.1f}',
-                f'{timing["onnxruntime"]["median_ms"]:.1f}',
-                f'{timing["ratio"]:.2f}'
-            ]))
-    lines += [
-        '', 'mask AP (%) of the same checkpoint through mmdet\'s evaluator; '
-        '"same count": images where both return the same number of '
-        'instances; "capped": images where a cap of the graph cut off what '
-        'PyTorch keeps. Latency: median per image, batch 1, the two '
-        'backends timed round-robin in one process with the same threads; '
-        'the large size is the split\'s images resized. Machine: ' +
-        ', '.join(sorted(machines)) + '. Built by '
-        '`tools/analysis_tools/build_tables.py` from the current files in '
-        '`docs/results/deploy/`.'
-    ]
     return '\n'.join(lines) + '\n'
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdet_pep_tools import ROOT, protocol, tables
+from mmdet_pep_tools import ROOT, deploy_table, protocol
 from mmdet_pep_tools.blocks import (MarkerError, render,
                                     replace_metafile_results)
 from mmdet_pep_tools.provenance import model_digest
@@ -19,8 +19,8 @@ from mmdet_pep_tools.reported import (REPORTED_FILE, ReportedError, block,
                                       check, load_reported)
 from mmdet_pep_tools.results import result_path, write_result
 from mmdet_pep_tools.specs import DEFAULT_CONFIGS, ModelSpec
-from mmdet_pep_tools.tables import (DATASET, PAGES, TABLES, default_specs,
-                                    protocol_args)
+from mmdet_pep_tools.table_state import default_specs, protocol_args
+from mmdet_pep_tools.tables import DATASET, PAGES, TABLES
 from pep_testing import load_tool
 
 COMMIT = 'c0ffee' * 6 + 'abcd'
@@ -164,7 +164,8 @@ def tree(tmp_path, monkeypatch):
     current latency file and export result for PEP and stale ones for
     CondInst."""
     monkeypatch.setattr(protocol, 'code_commit', lambda files, root: COMMIT)
-    monkeypatch.setattr(tables, 'code_commit', lambda files, root: COMMIT)
+    monkeypatch.setattr(deploy_table, 'code_commit',
+                        lambda files, root: COMMIT)
     results = tmp_path / 'docs' / 'results'
     runs = [('PEP', 'demo', 0, .30, .20, .40), ('PEP', 'demo', 1, .32, .22,
                                                 .42),
