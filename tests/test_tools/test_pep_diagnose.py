@@ -160,7 +160,10 @@ def test_diagnose_image_reads_the_heads_trace_and_patches_nothing(tool):
 def tiny(tmp_path_factory):
     """Val and test splits of two 64 px images and the untrained tiny
     PEP's checkpoint (seed 0)."""
+    from mmengine.registry import init_default_scope
+
     from mmdet.registry import MODELS
+    init_default_scope('mmdet')
     root = tmp_path_factory.mktemp('tiny_pep')
     data_root = str(root / 'data') + '/'
     generate_coco_split(data_root, 'val', 2, image_size=64)
@@ -258,3 +261,39 @@ def test_same_weights_tests_every_setting_on_test_and_val(tiny, tmp_path):
         same.setting_configs(no_exc, ckpt, 'no-excavating', str(tmp_path))
     with pytest.raises(FileNotFoundError, match='checkpoint'):
         same.main([PEP_TINY, str(tmp_path / 'none.pth')])
+
+
+def test_same_weights_tool_tests_named_settings(tiny, tmp_path):
+    """tools/analysis_tools/same_weights.py: any model, settings by name
+    and overrides; a stricter score threshold keeps fewer instances."""
+    from mmdet_pep_tools.same_weights import parse_settings
+    same = load_tool('analysis_tools/same_weights')
+    data_root, ckpt = tiny
+    options = [
+        f'test_dataloader.dataset.data_root={data_root}',
+        'test_dataloader.dataset.ann_file=annotations/instances_test.json',
+        'test_dataloader.dataset.data_prefix.img=test/',
+        f'test_evaluator.ann_file={data_root}annotations/instances_test.json',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
+        'model.test_cfg.excavate.key_thr=0.'
+    ]
+    report = same.main([
+        PEP_TINY, ckpt, '--work-dir', str(tmp_path / 'work'), '--setting',
+        'all', 'model.test_cfg.score_thr=0.', '--setting', 'none',
+        'model.test_cfg.score_thr=1.', '--cfg-options', *options
+    ])
+    assert report['settings']['all']['cfg_options'] == {
+        'model.test_cfg.score_thr': 0.}
+    for split in ('metrics', 'val_metrics'):
+        assert 'coco/segm_mAP' in report['settings']['all'][split]
+    # No instance passes a score threshold of 1: the metric reports no
+    # mask AP (nothing predicted) or 0, never above the other setting's.
+    assert report['settings']['none']['metrics'].get(
+        'coco/segm_mAP', 0.) <= max(
+            report['settings']['all']['metrics']['coco/segm_mAP'], 0.)
+    assert parse_settings([['as-is']]) == {'as-is': {}}
+    with pytest.raises(ValueError, match='twice'):
+        parse_settings([['a'], ['a', 'x=1']])
+    with pytest.raises(ValueError, match='not KEY=VALUE'):
+        parse_settings([['a', 'model']])
