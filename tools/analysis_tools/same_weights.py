@@ -13,7 +13,7 @@ Example (EmbedMask's candidate ranking, issue #41)::
         configs/embedmask/embedmask_r18_fpn_1200it_synthetic.py \\
         work_dirs/demo/EmbedMask/seed1/iter_1200.pth --variant demo \\
         --setting official \\
-        --setting mmdet model.bbox_head.test_cfg.nms_pre_rank=cls \\
+        --setting mmdet model.test_cfg.nms_pre_rank=cls \\
         --out ranking.json
 """
 import argparse
