@@ -495,6 +495,9 @@ def test_video_model_through_mim_train_and_mmdets_tracking_test(tmp_path):
     generate_vis_split(data_root, 'train', 3, num_frames=3, image_size=64)
     generate_vis_split(data_root, 'val', 2, num_frames=3, image_size=64,
                        seed=1)
+    # The held-out test clips that the tracking test runs on.
+    generate_vis_split(data_root, 'test', 2, num_frames=3, image_size=64,
+                       seed=2)
     config = 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py'
     options = [
         f'{split}_dataloader.dataset.data_root={data_root}'
@@ -504,6 +507,8 @@ def test_video_model_through_mim_train_and_mmdets_tracking_test(tmp_path):
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
         'model.detector.test_cfg.score_thr=0',
         # From scratch (the image weights' file is not made here).
         'load_from=None'
