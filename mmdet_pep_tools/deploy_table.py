@@ -11,14 +11,11 @@ from mmengine.config import Config
 
 from . import ROOT
 from .provenance import code_commit, deploy_code_files, model_digest
+from .results_table import markdown_row
 
 DEPLOY_DIR = 'docs/results/deploy'
 MASK = 'coco/segm_mAP'
 DASH = '—'
-
-
-def _row(cells) -> str:
-    return '| ' + ' | '.join(cells) + ' |'
 
 
 def load_deploy(root: str) -> Dict[str, dict]:
@@ -61,7 +58,7 @@ def deploy_block(state: dict) -> str:
     if not state['deploy']:
         return 'No current result of `tools/deploy/evaluate_onnx.py` yet.\n'
     lines = [
-        _row(['Model', 'checkpoint', 'split', 'mask AP PyTorch',
+        markdown_row(['Model', 'checkpoint', 'split', 'mask AP PyTorch',
               'mask AP ORT', 'same count', 'capped', 'size',
               'PyTorch (ms)', 'ORT (ms)', 'ORT / PyTorch']),
         '|' + '|'.join([':---'] * 3 + ['---:'] * 8) + '|'
@@ -80,7 +77,7 @@ def deploy_block(state: dict) -> str:
                 DASH if result.get('images_capped') is None else str(
                     result['images_capped'])
             ] if i == 0 else [''] * 7
-            lines.append(_row(first + [
+            lines.append(markdown_row(first + [
                 size.replace('x', ' × '),
                 f'{timing["pytorch"]["median_ms"]:.1f}',
                 f'{timing["onnxruntime"]["median_ms"]:.1f}',

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
+from .results_table import markdown_row
 from .tables import DASH, link
 
 REPORTED_FILE = 'docs/results/reported.yml'
@@ -149,10 +150,6 @@ def metafile_results(reported: dict, config: str,
     return '\n'.join(lines) + '\n'
 
 
-def _row(cells: List[str]) -> str:
-    return '| ' + ' | '.join(cells) + ' |'
-
-
 def _mark(i: int) -> str:
     return SUPERSCRIPTS[i] if i < len(SUPERSCRIPTS) else f'[{i + 1}]'
 
@@ -172,7 +169,7 @@ def block(reported: dict, name: str) -> str:
         if result['source'] not in sources:
             sources.append(result['source'])
     lines = [
-        _row(['Config', *columns, *metrics, 'reported on', 'source']),
+        markdown_row(['Config', *columns, *metrics, 'reported on', 'source']),
         '|' + '|'.join([':---'] + [':---:'] * len(columns) +
                        ['---:'] * len(metrics) + [':---'] * 2) + '|'
     ]
@@ -187,7 +184,7 @@ def block(reported: dict, name: str) -> str:
         if result.get('note'):
             data += f' ({_text(result["note"])})'
         source = result['source']
-        lines.append(_row([
+        lines.append(markdown_row([
             label, *[_text(entry['readme'][c]) for c in columns],
             *[str(result['metrics'].get(m, DASH)) for m in metrics], data,
             f'{reported["sources"][source]["short"]} '

@@ -13,6 +13,11 @@ from mmdet_pep.datasets.synthetic import VARIANTS
 from .results import IMAGE_NOTE, TABLE_METRICS, mean_std, summarize
 
 
+def markdown_row(cells: Sequence[str]) -> str:
+    """One Markdown table row of ``cells``."""
+    return '| ' + ' | '.join(cells) + ' |'
+
+
 def cell(value: Optional[tuple], scale: float, empty: str = '-') -> str:
     """``mean ± std`` of a ``(mean, std, n)`` summary (``mean`` alone for
     one run), ``empty`` for None."""

@@ -23,7 +23,8 @@ from . import protocol
 from .deploy_table import deploy_block, ort_cell
 from .displaced_table import displaced_block
 from .results import load_results
-from .results_table import archive_markdown, cell, pooled, run_count
+from .results_table import (archive_markdown, cell, markdown_row, pooled,
+                            run_count)
 from .specs import DEFAULT_CONFIGS
 from .table_state import (RESULTS_DIR, ZOO_VARIANTS, default_specs,
                           protocol_args)
@@ -94,10 +95,6 @@ def link(config: str, source: str) -> str:
     return f'[{osp.basename(config)}]({rel})'
 
 
-def _row(cells) -> str:
-    return '| ' + ' | '.join(cells) + ' |'
-
-
 def shared_variants(run_lists) -> List[str]:
     """The :data:`ZOO_VARIANTS` that every non-empty list of runs has
     (all of them when no list has runs)."""
@@ -126,7 +123,7 @@ def chosen_on_val(state: dict, names) -> str:
 def zoo_block(state: dict, source: str) -> str:
     """The README's zoo table: one row per method."""
     lines = [
-        _row(['Method', 'Paper', 'Config', 'mask AP (test)',
+        markdown_row(['Method', 'Paper', 'Config', 'mask AP (test)',
               'crowded AP (test)', 'runs', 'latency (ms)',
               'ONNX Runtime (ms)']),
         '|' + '|'.join([':---'] * 3 + ['---:'] * 5) + '|'
@@ -155,7 +152,7 @@ def zoo_block(state: dict, source: str) -> str:
             machine += ')'
             machines.append(f'{name}: {machine}')
         paper_id = paper.rsplit('/', 1)[1]
-        lines.append(_row([
+        lines.append(markdown_row([
             label, f'[arXiv {paper_id}]({paper})',
             link(config, source),
             cell(mask, 100., DASH), cell(crowded, 100., DASH),
@@ -212,7 +209,7 @@ def method_block(state: dict, source: str, folder: str) -> str:
     """A config README's table: per model and data variant, the test mask
     and crowded AP and the val mask AP."""
     lines = [
-        _row(['Model', 'Config', 'Data', 'runs', 'mask AP (test)',
+        markdown_row(['Model', 'Config', 'Data', 'runs', 'mask AP (test)',
               'crowded AP (test)', 'mask AP (val)']),
         '|' + '|'.join([':---'] * 3 + ['---:'] * 4) + '|'
     ]
@@ -225,13 +222,13 @@ def method_block(state: dict, source: str, folder: str) -> str:
             config += ' with `' + ' '.join(
                 f'{k}={v}' for k, v in sorted(options.items())) + '`'
         if not runs:
-            lines.append(_row([name, config, DASH, NO_RUNS] + [DASH] * 3))
+            lines.append(markdown_row([name, config, DASH, NO_RUNS] + [DASH] * 3))
             continue
         test, crowded = pooled(runs, MASK), pooled(runs, CROWDED)
         val = pooled(runs, MASK, 'val_metrics')
         variants = [v for v in VARIANTS if v in test]
         for variant in variants + (['all'] if len(variants) > 1 else []):
-            lines.append(_row([
+            lines.append(markdown_row([
                 name, config, variant,
                 str(test[variant][2]),
                 cell(test.get(variant), 100., DASH),

@@ -218,18 +218,24 @@ def test_runs_on_a_tiny_pep(tool, tiny, tmp_path):
         ])
 
 
-def test_same_weights_tests_every_setting_on_test_and_val(tiny, tmp_path):
-    same = load_tool('analysis_tools/pep_same_weights')
-    data_root, ckpt = tiny
-    options = [
+def split_options(data_root):
+    """``--cfg-options`` that test on the tiny test split and the val
+    split of ``data_root``, every key pixel excavated."""
+    return [
         f'test_dataloader.dataset.data_root={data_root}',
         'test_dataloader.dataset.ann_file=annotations/instances_test.json',
         'test_dataloader.dataset.data_prefix.img=test/',
         f'test_evaluator.ann_file={data_root}annotations/instances_test.json',
         f'val_dataloader.dataset.data_root={data_root}',
         f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
-        'model.test_cfg.score_thr=0.', 'model.test_cfg.excavate.key_thr=0.'
+        'model.test_cfg.excavate.key_thr=0.'
     ]
+
+
+def test_same_weights_tests_every_setting_on_test_and_val(tiny, tmp_path):
+    same = load_tool('analysis_tools/pep_same_weights')
+    data_root, ckpt = tiny
+    options = split_options(data_root) + ['model.test_cfg.score_thr=0.']
     out = tmp_path / 'same.json'
     # Two of the four settings run (each is two tests); all four build.
     report = same.main([
@@ -269,15 +275,7 @@ def test_same_weights_tool_tests_named_settings(tiny, tmp_path):
     from mmdet_pep_tools.same_weights import parse_settings
     same = load_tool('analysis_tools/same_weights')
     data_root, ckpt = tiny
-    options = [
-        f'test_dataloader.dataset.data_root={data_root}',
-        'test_dataloader.dataset.ann_file=annotations/instances_test.json',
-        'test_dataloader.dataset.data_prefix.img=test/',
-        f'test_evaluator.ann_file={data_root}annotations/instances_test.json',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
-        'model.test_cfg.excavate.key_thr=0.'
-    ]
+    options = split_options(data_root)
     report = same.main([
         PEP_TINY, ckpt, '--work-dir', str(tmp_path / 'work'), '--setting',
         'all', 'model.test_cfg.score_thr=0.', '--setting', 'none',
