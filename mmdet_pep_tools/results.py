@@ -38,6 +38,7 @@ VIS_TABLE_METRICS = (
     ('youtube_vis/segm_mAP_50', 'AP50', 100.),
     ('youtube_vis/segm_mAP_75', 'AP75', 100.),
     ('youtube_vis/id_switches', 'ID switches', 1.),
+    ('youtube_vis/frame_segm_mAP', 'frame AP', 100.),
 )
 IMAGE_NOTE = (
     'AP and recall in %, mask (segm) metrics of `CrowdCocoMetric` '

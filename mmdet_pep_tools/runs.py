@@ -3,7 +3,7 @@ its result file) and every run of the models, seeds and variants."""
 import os.path as osp
 import platform
 import time
-from typing import List
+from typing import List, Optional
 
 import torch
 from mmengine.config import Config
@@ -15,6 +15,60 @@ from .protocol import fingerprint, protocol_cfg, write_results_table
 from .results import is_current, read_result, result_path, write_result
 from .specs import ModelSpec
 from .training import train_and_test
+
+
+def result_record(spec: ModelSpec,
+                  args,
+                  variant: str,
+                  seed: int,
+                  cfg: Config,
+                  fingerprint_: tuple,
+                  metrics: dict,
+                  val_metrics: dict,
+                  step: Optional[dict] = None,
+                  minutes: Optional[float] = None,
+                  max_iters: Optional[int] = None) -> dict:
+    """One run's result file: what ran (config, its digests, the model
+    code's commit and files, ``--cfg-options``, variant, seed, iterations:
+    ``max_iters``, else the config's), the test and val metrics, the
+    training's cost (``step``'s median ms, ``minutes``; None when nothing
+    was trained) and the machine."""
+    digest, commit, files, train_digest = fingerprint_
+    return dict(
+        name=spec.name,
+        config=osp.relpath(osp.abspath(spec.config), ROOT),
+        config_digest=digest,
+        training_digest=train_digest,
+        code_commit=commit,
+        code_files=files,
+        cfg_options=args.cfg_options or None,
+        variant=variant,
+        seed=seed,
+        max_iters=cfg.train_cfg.get('max_iters')
+        if max_iters is None else max_iters,
+        split='test',
+        metrics={k: float(v)
+                 for k, v in metrics.items()},
+        val_metrics={k: float(v)
+                     for k, v in val_metrics.items()},
+        train_step_ms=step and step['median_ms'],
+        train_minutes=minutes,
+        machine=f'{platform.machine()}, '
+        f'{torch.get_num_threads()} threads',
+        torch=torch.__version__,
+        mmdet=mmdet.__version__,
+        date=time.strftime('%Y-%m-%d'))
+
+
+def check_clean(spec: ModelSpec, args, fingerprint_: tuple) -> None:
+    """Raise ``RuntimeError`` when the model code behind ``fingerprint_``
+    has uncommitted changes and ``args.allow_dirty`` is not set."""
+    commit, files = fingerprint_[1:3]
+    if commit.endswith('+dirty') and not args.allow_dirty:
+        raise RuntimeError(
+            f'{spec.name}: uncommitted changes in {files}: '
+            'commit them first (or pass --allow-dirty; the '
+            'result then counts as stale)')
 
 
 def run_one(spec: ModelSpec,
@@ -49,42 +103,16 @@ def run_one(spec: ModelSpec,
         RuntimeError: If the model code has uncommitted changes and
             ``args.allow_dirty`` is not set.
     """
-    digest, commit, files, train_digest = fingerprint_
-    if commit.endswith('+dirty') and not args.allow_dirty:
-        raise RuntimeError(
-            f'{spec.name}: uncommitted changes in {files}: '
-            'commit them first (or pass --allow-dirty; the '
-            'result then counts as stale)')
+    digest, commit, _, train_digest = fingerprint_
+    check_clean(spec, args, fingerprint_)
     if prepare is not None:
         prepare(spec, cfg)
     print_log(f'[compare] {spec.name}, {variant}, seed {seed}: '
               f'training {spec.config} in {cfg.work_dir}')
     metrics, val_metrics, step, minutes = train_and_test(
         cfg, digest, commit, args.step_warmup, train_digest)
-    config = osp.relpath(osp.abspath(spec.config), ROOT)
-    result = dict(
-        name=spec.name,
-        config=config,
-        config_digest=digest,
-        training_digest=train_digest,
-        code_commit=commit,
-        code_files=files,
-        cfg_options=args.cfg_options or None,
-        variant=variant,
-        seed=seed,
-        max_iters=cfg.train_cfg.get('max_iters'),
-        split='test',
-        metrics={k: float(v)
-                 for k, v in metrics.items()},
-        val_metrics={k: float(v)
-                     for k, v in val_metrics.items()},
-        train_step_ms=step and step['median_ms'],
-        train_minutes=minutes,
-        machine=f'{platform.machine()}, '
-        f'{torch.get_num_threads()} threads',
-        torch=torch.__version__,
-        mmdet=mmdet.__version__,
-        date=time.strftime('%Y-%m-%d'))
+    result = result_record(spec, args, variant, seed, cfg, fingerprint_,
+                           metrics, val_metrics, step, minutes)
     if write:
         path = result_path(args.results_dir, variant, spec.name, seed)
         write_result(path, result)

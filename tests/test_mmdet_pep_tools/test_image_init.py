@@ -133,6 +133,52 @@ def test_the_image_step_runs_only_when_the_file_is_missing(
     assert done['made'] == [None] and len(fake.calls) == 4
 
 
+def test_image_weights_are_tested_untrained_as_their_own_run(
+        tool, data, tmp_path, monkeypatch):
+    """--image-weights: SipMask-VIS's config tested (really) on its image
+    initialisation, no video training: the run SipMask-VIS-image-weights
+    of the image run's seed, 0 iterations, with the frame mask AP, in the
+    table beside the trained run; a re-run keeps its current file."""
+    fake = FakeTraining()
+    monkeypatch.setattr(runs, 'train_and_test', fake)
+    monkeypatch.setattr(protocol_lib, 'code_commit', lambda files, root:
+                        COMMIT)
+    loaders = [
+        f'{split}_dataloader.{key}'
+        for split in ('val', 'test')
+        for key in ('num_workers=0', 'persistent_workers=False')
+    ]
+    argv = _argv('SipMask-VIS', data, tmp_path,
+                 'model.detector.test_cfg.score_thr=0', *loaders, '--seeds',
+                 '0', '--image-weights')
+    done = tool.main(argv)
+    image_type = Config.fromfile(osp.join(
+        ROOT, VIDEO['SipMask-VIS'][0])).image_init.config
+    assert len(fake.calls) == 2  # the image model, then the video model
+    assert done['image_weights'] == [
+        ('clips', 'SipMask-VIS-image-weights', 0, True)
+    ]
+    path = tmp_path / 'results' / 'clips' / 'SipMask-VIS-image-weights' \
+        / 'seed0.json'
+    result = read_result(str(path))
+    assert result['max_iters'] == 0 and result['train_minutes'] is None
+    assert result['config'] == VIDEO['SipMask-VIS'][0]
+    for metrics in (result['metrics'], result['val_metrics']):
+        assert 0 <= metrics['youtube_vis/frame_segm_mAP'] <= 1
+        assert 0 <= metrics['youtube_vis/segm_mAP'] <= 1
+    table = (tmp_path / 'results' / 'README.md').read_text()
+    assert '| SipMask-VIS-image-weights | clips | 1 |' in table
+    assert '| SipMask-VIS | clips | 1 |' in table
+    assert image_type.endswith('sipmask_r18_fpn_1200it_synthetic.py')
+
+    written = path.read_text()
+    done = tool.main(argv)
+    assert done['image_weights'] == [
+        ('clips', 'SipMask-VIS-image-weights', 0, False)
+    ]
+    assert path.read_text() == written and len(fake.calls) == 2
+
+
 def test_no_image_step_from_scratch_or_when_resuming(tmp_path):
     config = osp.join(ROOT, VIDEO['SipMask-VIS'][0])
     cfg = Config.fromfile(config)

@@ -21,7 +21,12 @@ missing (``mmdet_pep_tools.image_init``): its image config trained by
 compare.py's protocol (seed ``image_init.seed`` on the image set, in
 ``--image-work-dir`` with its result file in ``--image-results-dir``: a
 finished training there is reused), then converted to the video model's
-names. ``--init-only`` does only that.
+names. ``--init-only`` does only that. ``--image-weights`` also tests each such
+config on its image initialisation as it is (no video training, the track
+head at its initial weights): the run ``<model>-image-weights``, whose
+frame mask AP (every frame scored as an image) is the image model's on the
+clips' frames, the figure a video model's frame AP is compared with; its
+VIS AP is what tracking gets without training.
 
 Examples::
 
@@ -33,6 +38,10 @@ Examples::
         --max-iters 300 --results-dir work_dirs/vis_screen
     # Rebuild the table from the result files only
     python tools/analysis_tools/compare_vis.py --table-only
+    # SipMask-VIS and its image model on the same test frames
+    python tools/analysis_tools/compare_vis.py \\
+        SipMask-VIS=configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py \\
+        --seeds 0 1 2 --image-weights
     # Only the image initialisation (load_from) of SipMask-VIS
     python tools/analysis_tools/compare_vis.py \\
         configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py \\
@@ -44,16 +53,20 @@ from functools import partial
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 from mmdet_pep.datasets.synthetic_video import ensure_vis_dataset
 from mmdet_pep_tools import ROOT
 from mmdet_pep_tools import image_init
 from mmdet_pep_tools.config_rewrites import (set_data_root, set_max_iters,
                                              set_seed)
-from mmdet_pep_tools.protocol import write_results_table
-from mmdet_pep_tools.runs import run_protocol
-from mmdet_pep_tools.results import VIS_TABLE_METRICS
-from mmdet_pep_tools.specs import build_specs
+from mmdet_pep_tools.protocol import fingerprint, write_results_table
+from mmdet_pep_tools.runs import check_clean, result_record, run_protocol
+from mmdet_pep_tools.results import (VIS_TABLE_METRICS, is_current,
+                                     read_result, result_path, write_result)
+from mmdet_pep_tools.specs import ModelSpec, build_specs
+from mmdet_pep_tools.training import on_val_split, without_validation
 
 DEFAULT_CONFIGS = (
     ('SipMask-VIS',
@@ -61,6 +74,8 @@ DEFAULT_CONFIGS = (
     ('MaskTrack-RCNN',
      'configs/masktrack_rcnn/masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py'),
 )
+# The name of a model's run on its image initialisation (--image-weights).
+IMAGE_WEIGHTS = '-image-weights'
 # The one data set: the embedded synthetic clips (the result files keep a
 # variant level, as compare.py's, for more sets later).
 VARIANT = 'clips'
@@ -69,7 +84,11 @@ NOTE = ('YouTube-VIS AP (%, of `YouTubeVISIDSwitchMetric`: mmdet\'s '
         'held-out test clips (runs before the test split existed: the val '
         'clips); ID switches: identity switches of all those clips '
         '(CLEAR-MOT: a GT track matched at mask IoU >= 0.5 to a '
-        'different predicted track than at its last match).')
+        'different predicted track than at its last match); frame AP: '
+        'COCO mask AP with every frame scored as an image. '
+        f'`<model>{IMAGE_WEIGHTS}` (`--image-weights`, 0 iterations): the '
+        'video config on its image initialisation, untrained track head; '
+        'its frame AP is the image model\'s on the same frames.')
 
 
 def parse_args(argv=None):
@@ -89,6 +108,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--table-only', action='store_true',
         help='rebuild the table from the result files, train nothing')
+    parser.add_argument(
+        '--image-weights', action='store_true',
+        help='also test each model that starts from image weights on them '
+        f'as they are: the run <model>{IMAGE_WEIGHTS} (no video training)')
     parser.add_argument(
         '--init-only', action='store_true',
         help="make the models' missing image initialisations (load_from), "
@@ -149,6 +172,44 @@ def vis_cfg(spec, args, variant: str, seed: int) -> Config:
     return cfg
 
 
+def test_image_weights(spec, args, image_args) -> list:
+    """``--image-weights``: test ``spec``'s video config on its image
+    initialisation as it is (the detector the video training starts from;
+    the track head at the initial weights of the image run's seed), and
+    write the result as the run ``<name>-image-weights`` of that seed (0
+    iterations). A current result file is kept.
+
+    Returns:
+        list: ``[(variant, name, seed, ran)]``, empty for a model that
+        starts from no image weights.
+    """
+    init = image_init.image_init_of(vis_cfg(spec, args, VARIANT, 0))
+    if init is None:
+        return []
+    spec = ModelSpec(spec.name + IMAGE_WEIGHTS, spec.config)
+    seed = init['seed']
+    cfg = vis_cfg(spec, args, VARIANT, seed)
+    fingerprint_ = fingerprint(cfg)
+    path = result_path(args.results_dir, VARIANT, spec.name, seed)
+    if osp.isfile(path) and is_current(read_result(path), fingerprint_[:2]):
+        print_log(f'[compare_vis] {path} is current: skipped')
+        return [(VARIANT, spec.name, seed, False)]
+    if args.table_only:
+        return [(VARIANT, spec.name, seed, False)]
+    check_clean(spec, args, fingerprint_)
+    checkpoint = image_init.ensure_image_init(cfg, image_args) \
+        or cfg.load_from
+    print_log(f'[compare_vis] {spec.name}: testing {checkpoint}')
+    metrics = Runner.from_cfg(without_validation(cfg)).test()
+    val_metrics = Runner.from_cfg(on_val_split(cfg, checkpoint)).test()
+    write_result(
+        path,
+        result_record(spec, args, VARIANT, seed, cfg, fingerprint_, metrics,
+                      val_metrics, max_iters=0))
+    print_log(f'[compare_vis] wrote {path}')
+    return [(VARIANT, spec.name, seed, True)]
+
+
 def main(argv=None):
     import mmdet_pep; mmdet_pep.register_checkpoint_safe_globals()  # noqa
     args = parse_args(argv)
@@ -183,6 +244,12 @@ def main(argv=None):
         specs, args, make_cfg=vis_cfg, write_table=write_table,
         prepare=lambda spec, cfg: image_init.ensure_image_init(
             cfg, image_args))
+    if args.image_weights:
+        done['image_weights'] = [
+            run for spec in specs
+            for run in test_image_weights(spec, args, image_args)
+        ]
+        done['table'] = write_table(specs, args, {})
     print(done['table'])
     print(f'[compare_vis] {len(done["ran"])} run(s) done, '
           f'{len(done["skipped"])} current, {len(done["pending"])} to do; '

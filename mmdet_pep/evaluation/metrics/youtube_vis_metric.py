@@ -1,10 +1,13 @@
 """YouTube-VIS AP that runs on current NumPy and survives a run without
-predictions, plus identity switches."""
+predictions, plus identity switches and the per-frame mask AP."""
 import contextlib
+import io
 from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
 from mmdet.evaluation.metrics import YouTubeVISMetric
@@ -15,6 +18,8 @@ from ...utils.deprecation import deprecated_alias
 
 # What mmdet's YouTubeVISMetric reports by default (its ``metric_items``).
 DEFAULT_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+# The per-frame mask AP's items and their place in COCOeval's ``stats``.
+FRAME_ITEMS = (('mAP', 0), ('mAP_50', 1), ('mAP_75', 2))
 
 
 @contextlib.contextmanager
@@ -70,6 +75,67 @@ def count_id_switches(frames: Sequence[tuple], iou_thr: float = 0.5) -> int:
     return switches
 
 
+def to_rle(segmentation, height: int, width: int) -> dict:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) as a
+    compressed RLE of a ``height`` x ``width`` frame."""
+    if isinstance(segmentation, list):  # polygons
+        return mask_utils.merge(
+            mask_utils.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation.get('counts'), list):  # uncompressed RLE
+        return mask_utils.frPyObjects(segmentation, height, width)
+    return segmentation
+
+
+def frame_mask_ap(frames: Sequence[tuple]) -> Dict[str, float]:
+    """COCO mask AP over frames taken one by one as images: the measure of
+    an image model, so that a video model's detections per frame compare
+    with those of the image model it started from on the same frames.
+
+    Args:
+        frames (Sequence[tuple]): Per frame ``((height, width), gts,
+            preds)``: ``gts`` as ``(label, rle, ignore)`` and ``preds`` as
+            ``(label, score, rle)``, labels from 0.
+
+    Returns:
+        dict: ``mAP``, ``mAP_50`` and ``mAP_75`` (COCO's, 100 detections
+        per frame), rounded to 3 decimals as mmdet's metrics; 0 when
+        nothing is predicted, -1 without ground truth either (COCO's
+        "undefined").
+    """
+    images, annotations, detections = [], [], []
+    for (height, width), gts, preds in frames:
+        image_id = len(images) + 1
+        images.append(dict(id=image_id, height=height, width=width))
+        for label, rle, ignore in gts:
+            annotations.append(
+                dict(id=len(annotations) + 1, image_id=image_id,
+                     category_id=int(label) + 1, segmentation=rle,
+                     area=float(mask_utils.area(rle)),
+                     bbox=mask_utils.toBbox(rle).tolist(),
+                     iscrowd=int(bool(ignore))))
+        for label, score, rle in preds:
+            detections.append(
+                dict(image_id=image_id, category_id=int(label) + 1,
+                     segmentation=rle, score=float(score)))
+    if not detections:
+        value = 0. if annotations else -1.
+        return {item: value for item, _ in FRAME_ITEMS}
+    labels = {a['category_id'] for a in annotations + detections}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = dict(images=images, annotations=annotations,
+                          categories=[dict(id=i) for i in sorted(labels)])
+        gt.createIndex()
+        evaluation = COCOeval(gt, gt.loadRes(detections), 'segm')
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {
+        item: round(float(evaluation.stats[index]), 3)
+        for item, index in FRAME_ITEMS
+    }
+
+
 @METRICS.register_module()
 class YouTubeVISIDSwitchMetric(YouTubeVISMetric):
     """mmdet's ``YouTubeVISMetric`` with two fixes and one more number:
@@ -83,26 +149,39 @@ class YouTubeVISIDSwitchMetric(YouTubeVISMetric):
       which ends a training at its first validation;
     - ``id_switches``: the identity switches of all clips
       (:func:`count_id_switches`), where the GT is local (not with
-      ``format_only``).
+      ``format_only``);
+    - ``frame_segm_mAP``, ``frame_segm_mAP_50``, ``frame_segm_mAP_75``:
+      COCO mask AP of the tracked instances with every frame taken as an
+      image (:func:`frame_mask_ap`; local GT only). A video model started
+      from an image model compares with it on the same frames this way.
     """
 
     def process_video(self, data_samples) -> None:
-        frames = []
+        frames, images = [], []
         for sample in data_samples:
             sample = sample.to_dict()
             pred = sample['pred_track_instances']
+            height, width = sample['ori_shape'][:2]
             gts = sample.get('instances', [])
-            frames.append(([ann['instance_id'] for ann in gts],
-                           [ann['mask'] for ann in gts],
-                           pred['instances_id'].tolist(),
-                           encode_mask_results(
-                               pred['masks'].detach().cpu().numpy())))
+            gt_rles = [to_rle(ann['mask'], height, width) for ann in gts]
+            pred_rles = encode_mask_results(
+                pred['masks'].detach().cpu().numpy())
+            frames.append(([ann['instance_id'] for ann in gts], gt_rles,
+                           pred['instances_id'].tolist(), pred_rles))
+            images.append(
+                ((height, width),
+                 [(ann['bbox_label'], rle, ann.get('ignore_flag', 0))
+                  for ann, rle in zip(gts, gt_rles)],
+                 list(zip(pred['labels'].tolist(), pred['scores'].tolist(),
+                          pred_rles))))
         super().process_video(data_samples)
-        # Carried with the video's results, so that ranks gather it too.
-        self.results[-1] = (*self.results[-1], count_id_switches(frames))
+        # Carried with the video's results, so that ranks gather them too.
+        self.results[-1] = (*self.results[-1], count_id_switches(frames),
+                            images)
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         switches = sum(r[2] for r in results if len(r) > 2)
+        images = [image for r in results if len(r) > 3 for image in r[3]]
         results = [r[:2] for r in results]
         preds, gts = zip(*results) if results else ((), ())
         if self.format_only or self.format_preds(preds):
@@ -117,6 +196,8 @@ class YouTubeVISIDSwitchMetric(YouTubeVISMetric):
             }
         if not self.format_only:
             metrics['id_switches'] = float(switches)
+            for item, value in frame_mask_ap(images).items():
+                metrics[f'frame_segm_{item}'] = value
         return metrics
 
 
