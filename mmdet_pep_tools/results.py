@@ -39,6 +39,7 @@ VIS_TABLE_METRICS = (
     ('youtube_vis/segm_mAP_75', 'AP75', 100.),
     ('youtube_vis/id_switches', 'ID switches', 1.),
     ('youtube_vis/frame_segm_mAP', 'frame AP', 100.),
+    ('test_ms_per_frame', 'test ms/frame', 1.),
 )
 IMAGE_NOTE = (
     'AP and recall in %, mask (segm) metrics of `CrowdCocoMetric` '

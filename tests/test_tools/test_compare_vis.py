@@ -74,6 +74,7 @@ def test_every_seed_writes_a_result_file(protocol):
         assert 'mmdet_pep/models/vis/sipmask_vis.py' in r['code_files']
         assert 0 <= r['metrics']['youtube_vis/segm_mAP'] <= 1
         assert r['metrics']['youtube_vis/id_switches'] >= 0
+        assert r['metrics']['test_ms_per_frame'] > 0
     assert results[0]['config_digest'] == results[1]['config_digest']
     work = protocol['root'] / 'work' / 'clips' / 'SipMask-VIS'
     assert (work / 'seed1' / 'iter_2.pth').is_file()

@@ -88,7 +88,9 @@ NOTE = ('YouTube-VIS AP (%, of `YouTubeVISIDSwitchMetric`: mmdet\'s '
         'COCO mask AP with every frame scored as an image. '
         f'`<model>{IMAGE_WEIGHTS}` (`--image-weights`, 0 iterations): the '
         'video config on its image initialisation, untrained track head; '
-        'its frame AP is the image model\'s on the same frames.')
+        'its frame AP is the image model\'s on the same frames; test '
+        'ms/frame: `TestTimeHook`, the model step with tracking, one '
+        'clip per iteration, threads as the run\'s.')
 
 
 def parse_args(argv=None):
@@ -158,7 +160,8 @@ def parse_args(argv=None):
 
 def vis_cfg(spec, args, variant: str, seed: int) -> Config:
     """One run's config: the model's on ``--data-root``'s clips, with the
-    command line's changes and ``seed``, in its own work dir
+    command line's changes and ``seed``, timing its test
+    (``TestTimeHook``: ``test_ms_per_frame``), in its own work dir
     ``<work-dir>/<variant>/<name>/seed<seed>``."""
     cfg = Config.fromfile(spec.config)
     set_data_root(cfg, args.data_root)
@@ -167,6 +170,10 @@ def vis_cfg(spec, args, variant: str, seed: int) -> Config:
     if args.max_iters:
         set_max_iters(cfg, args.max_iters)
     set_seed(cfg, seed)
+    # test_ms_per_frame in the test metrics (mmdet_pep.engine.hooks).
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='TestTimeHook')
+    ]
     cfg.work_dir = osp.join(args.work_dir, variant, spec.name, f'seed{seed}')
     cfg.experiment_name = f'{variant}_{spec.name}_seed{seed}'
     return cfg
