@@ -249,11 +249,13 @@ def test_mim_train_zoo_methods(data_root, tmp_path, folder, method, loss):
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False',
         # Keep every box of the untrained FCOS heads; SpatialEmbeddings has
-        # no score threshold: its seed threshold and minimum size go to 0,
-        # or an untrained seed map (random init, no fixed seed) may yield no
-        # instance at all and the log no COCO numbers.
+        # no score threshold: its foreground and seed thresholds and minimum
+        # size go to 0, or a seed map 4 steps into training (pushed below
+        # 0.5 by the background pixels, random init, no fixed seed) may
+        # yield no instance at all and the log no COCO numbers.
         *(['model.test_cfg.score_thr=0'] if folder != 'spatial_embeddings'
-          else ['model.test_cfg.seed_thr=0.', 'model.test_cfg.min_pixels=0'])
+          else ['model.test_cfg.fg_thr=0.', 'model.test_cfg.seed_thr=0.',
+                'model.test_cfg.min_pixels=0'])
     ])
     assert osp.join('mmdet', '.mim', 'tools', 'train.py') in output
     assert 'Iter(train) [4/4]' in output and loss in output

@@ -35,7 +35,7 @@ def test_det_inferencer_predicts_and_draws(tmp_path, method):
     cfg = Config.fromfile(CONFIGS[method])
     # Keep every candidate, so that an untrained model draws something.
     if method == 'spatialemb':
-        cfg.model.test_cfg.update(seed_thr=0., min_pixels=0)
+        cfg.model.test_cfg.update(fg_thr=0., seed_thr=0., min_pixels=0)
     else:
         cfg.model.test_cfg.score_thr = 0.
     cfg.model.test_cfg.max_per_img = 5
