@@ -40,6 +40,8 @@ VIS_TABLE_METRICS = (
     ('youtube_vis/id_switches', 'ID switches', 1.),
     ('youtube_vis/frame_segm_mAP', 'frame AP', 100.),
     ('test_ms_per_frame', 'test ms/frame', 1.),
+    # A run's own field, not the evaluator's (see metric_value).
+    ('train_step_ms', 'train ms/step', 1.),
 )
 IMAGE_NOTE = (
     'AP and recall in %, mask (segm) metrics of `CrowdCocoMetric` '
@@ -118,6 +120,17 @@ def is_current(result: dict, fingerprint: Tuple[str, str]) -> bool:
             and not commit.endswith('+dirty'))
 
 
+def metric_value(result: dict, key: str) -> Optional[float]:
+    """The value of a table column in one result file: the evaluator's
+    ``metrics[key]``, else the run's own numeric field ``key`` (e.g.
+    ``train_step_ms``); None where neither exists or the metric is -1
+    (COCO's "empty subset")."""
+    value = result['metrics'].get(key, result.get(key))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if value == -1 else float(value)
+
+
 def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
     """Mean and sample standard deviation (ddof 1; None for one value)."""
     n = len(values)
@@ -158,8 +171,9 @@ def summarize(results: List[dict],
             row = {}
             for key, _, _ in metrics:
                 values = [
-                    r['metrics'][key] for r in runs[(name, variant)]
-                    if r['metrics'].get(key, -1) != -1
+                    v for v in (metric_value(r, key)
+                                for r in runs[(name, variant)])
+                    if v is not None
                 ]
                 if values:
                     row[key] = (*mean_std(values), len(values))

@@ -10,7 +10,8 @@ from collections import defaultdict
 from typing import List, Optional, Sequence
 
 from mmdet_pep.datasets.synthetic import VARIANTS
-from .results import IMAGE_NOTE, TABLE_METRICS, mean_std, summarize
+from .results import (IMAGE_NOTE, TABLE_METRICS, mean_std, metric_value,
+                      summarize)
 
 
 def markdown_row(cells: Sequence[str]) -> str:
@@ -20,11 +21,12 @@ def markdown_row(cells: Sequence[str]) -> str:
 
 def cell(value: Optional[tuple], scale: float, empty: str = '-') -> str:
     """``mean ± std`` of a ``(mean, std, n)`` summary (``mean`` alone for
-    one run), ``empty`` for None."""
+    one run), ``empty`` for None. Percentages (``scale`` 100) and values of
+    10 or more (counts, milliseconds) get one decimal, others two."""
     if value is None:
         return empty
     mean, std, _ = value
-    digits = 1 if scale == 100. else 2
+    digits = 1 if scale == 100. or abs(mean * scale) >= 10 else 2
     text = f'{mean * scale:.{digits}f}'
     return text if std is None else f'{text} ± {std * scale:.{digits}f}'
 
@@ -67,8 +69,8 @@ def _run_rows(results: List[dict], metrics: Sequence[tuple]) -> List[str]:
             [r['name'], r['variant'],
              str(r['seed']),
              str(r['max_iters']), r['code_commit'][:9]] + [
-                 cell((r['metrics'][key], None, 1), scale)
-                 if r['metrics'].get(key, -1) != -1 else '-'
+                 cell((metric_value(r, key), None, 1), scale)
+                 if metric_value(r, key) is not None else '-'
                  for key, _, scale in metrics
              ]) + ' |')
     return lines

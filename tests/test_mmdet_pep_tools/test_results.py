@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from mmdet_pep_tools.results import (is_current, latency_path,
-                                     load_latencies, load_results, mean_std,
+from mmdet_pep_tools.results import (VIS_TABLE_METRICS, is_current,
+                                     latency_path, load_latencies,
+                                     load_results, mean_std, metric_value,
                                      read_result, result_path, summarize,
                                      write_latency, write_result)
 
@@ -63,6 +64,27 @@ def test_summarize_by_hand():
     assert summary['B']['dense'] == {} and summary['B']['all'] == {}
     # A pooled std needs a std in every variant.
     assert a['all']['coco/segm_crowded_mAP'][1] is None
+
+
+def test_a_column_may_be_a_run_field():
+    """The video table's train ms/step is a field of the run, not of its
+    evaluator; a run without it (0 iterations: None) has no value."""
+    trained = result('V', 'clips', 0, 0.1, train_step_ms=700.)
+    trained['metrics']['test_ms_per_frame'] = 40.
+    untrained = result('V-image-weights', 'clips', 0, 0.05,
+                       train_step_ms=None)
+    assert metric_value(trained, 'train_step_ms') == 700.
+    assert metric_value(trained, 'test_ms_per_frame') == 40.
+    assert metric_value(untrained, 'train_step_ms') is None
+    assert metric_value(trained, 'seed') == 0.  # any numeric field
+    assert metric_value(trained, 'name') is None
+    assert 'train_step_ms' in [key for key, _, _ in VIS_TABLE_METRICS]
+    summary = summarize([
+        trained, dict(trained, seed=1, train_step_ms=800.), untrained
+    ], ['V', 'V-image-weights'], ['clips'], VIS_TABLE_METRICS)
+    mean, std, n = summary['V']['clips']['train_step_ms']
+    assert (mean, n) == (750., 2) and std == pytest.approx(math.sqrt(5000))
+    assert 'train_step_ms' not in summary['V-image-weights']['clips']
 
 
 def test_files_round_trip(tmp_path):

@@ -67,6 +67,14 @@ def test_undefined_metrics_and_other_columns():
     assert '| Model | Data | runs | AP | B |' in text
     assert '| A | clips | 2 | 30.0 ± 14.1 | 0.31 ± 0.14 |' in text
     assert '`tools/analysis_tools/x.py`' in text and 'std. N.' in text
+    # Counts and milliseconds of 10 or more: one decimal; a run's own field
+    # (train_step_ms) as a column; a run without it shows '-'.
+    runs[0]['train_step_ms'], runs[1]['train_step_ms'] = 700., None
+    runs[0]['metrics']['ids'] = runs[1]['metrics']['ids'] = 428
+    columns = (('ids', 'IDs', 1.), ('train_step_ms', 'ms', 1.))
+    text = results_markdown(runs, [], ['A'], ['clips'], 'V', metrics=columns)
+    assert '| A | clips | 2 | 428.0 ± 0.0 | 700.0 |' in text
+    assert text.splitlines()[-1].endswith('| 428.0 | - |')
 
 
 def test_archive_groups_runs_by_model_and_code():
