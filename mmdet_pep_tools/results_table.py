@@ -31,7 +31,9 @@ def cell(value: Optional[tuple], scale: float, empty: str = '-') -> str:
     return text if std is None else f'{text} ± {std * scale:.{digits}f}'
 
 
-def _header(columns: Sequence[str], left: int) -> List[str]:
+def header(columns: Sequence[str], left: int) -> List[str]:
+    """A Markdown table header: ``left`` left-aligned columns, the rest
+    right-aligned."""
     return [
         '| ' + ' | '.join(columns) + ' |',
         '|' + '|'.join([':---'] * left + ['---:'] *
@@ -62,7 +64,7 @@ def _summary_rows(results: List[dict], names: Sequence[str],
 
 def _run_rows(results: List[dict], metrics: Sequence[tuple]) -> List[str]:
     """The table of every run."""
-    lines = _header(['Model', 'Data', 'seed', 'iters', 'code'] +
+    lines = header(['Model', 'Data', 'seed', 'iters', 'code'] +
                     [t for _, t, _ in metrics], 5)
     for r in results:
         lines.append('| ' + ' | '.join(
@@ -100,7 +102,7 @@ def results_markdown(results: List[dict],
         '`<variant>/<model>/seed<S>.json`); do not edit by hand. '
         'Mean ± sample std over seeds; `all` is the mean of the variant '
         f'means with the pooled seed std. {note}', '',
-        *_header(columns, 2)
+        *header(columns, 2)
     ]
     lines += _summary_rows(results, names, variants, metrics)
     lines += ['', '## Every run', '']
@@ -141,7 +143,7 @@ def archive_markdown(results: List[dict],
         'files in this folder (`<variant>/<model>/seed<S>.json`); do not '
         'edit by hand. Mean ± sample std over seeds; `all` is the mean of '
         'the variant means with the pooled seed std. '
-        f'{note}', '', *_header(columns, 3)
+        f'{note}', '', *header(columns, 3)
     ]
     lines += _summary_rows(renamed, list(labels), variants, metrics, labels)
     lines += ['', '## Every run', '']

@@ -1,6 +1,7 @@
 """What the generated tables are built from: the current runs of
 ``docs/results`` (judged as ``compare.py``'s protocol judges them), the
-current latency files and the current ONNX results.
+current latency files, the current ONNX results and the video runs of
+``docs/results_vis`` (judged as ``compare_vis.py`` judges them).
 """
 import argparse
 import os.path as osp
@@ -8,7 +9,7 @@ from typing import List
 
 from mmengine.config import Config
 
-from . import ROOT, protocol
+from . import ROOT, protocol, vis_protocol
 from .deploy_table import load_deploy
 from .provenance import model_digest
 from .results import load_latencies
@@ -43,7 +44,8 @@ def load_state(root: str) -> dict:
         ``configs`` (name
         -> config path relative to the repository), ``latency`` (name ->
         current latency file), ``stale`` (count), ``fingerprints`` (cache
-        for :func:`.protocol.results_table`).
+        for :func:`.protocol.results_table`), ``deploy`` (the ONNX
+        results) and ``vis`` (:func:`.vis_protocol.judge`).
     """
     fingerprints = {}
     judged = protocol.judge_results(default_specs(), protocol_args(root),
@@ -70,4 +72,5 @@ def load_state(root: str) -> dict:
     return dict(runs=runs, other_runs=other_runs, configs=configs,
                 latency=latency,
                 deploy=load_deploy(root), stale=len(judged['stale']),
-                fingerprints=fingerprints)
+                fingerprints=fingerprints,
+                vis=vis_protocol.judge(root, {}))

@@ -19,7 +19,7 @@ import os.path as osp
 from typing import List
 
 from mmdet_pep.datasets.synthetic import VARIANTS
-from . import protocol
+from . import protocol, vis_protocol
 from .deploy_table import deploy_block, ort_cell
 from .displaced_table import displaced_block
 from .results import load_results
@@ -55,6 +55,7 @@ ZOO = (
 TABLES = {
     'zoo': dict(file='README.md', kind='zoo'),
     'demo': dict(file='README.md', kind='demo'),
+    'vis': dict(file='README.md', kind='vis'),
     'deploy': dict(file='docs/deploy.md', kind='deploy'),
     'displaced': dict(file='docs/experiments/displaced.md',
                       kind='displaced'),
@@ -74,6 +75,7 @@ _VAL_INTRO = (
     '[docs/results/](../../../results/README.md).')
 PAGES = {
     f'{RESULTS_DIR}/README.md': dict(kind='results'),
+    f'{vis_protocol.RESULTS_DIR}/README.md': dict(kind='vis'),
     f'{ARCHIVE_DIR}/val_1200it/README.md': dict(
         kind='archive',
         title='Old protocol on the val split: 1200 iterations (archive)',
@@ -278,6 +280,8 @@ def block(name: str, state: dict) -> str:
         return deploy_block(state)
     if spec['kind'] == 'displaced':
         return displaced_block(state)
+    if spec['kind'] == 'vis':
+        return vis_protocol.readme_block(state['vis'])
     return method_block(state, spec['file'], f'configs/{name}')
 
 
@@ -288,6 +292,8 @@ def page(path: str, state: dict, root: str) -> str:
     if spec['kind'] == 'results':
         return protocol.results_table(default_specs(), protocol_args(root),
                                       state['fingerprints'])
+    if spec['kind'] == 'vis':
+        return vis_protocol.page(state['vis'])
     results = load_results(osp.join(root, osp.dirname(path)))
     variants = [
         v for v in VARIANTS if any(r['variant'] == v for r in results)

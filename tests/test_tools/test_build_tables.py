@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdet_pep_tools import ROOT, deploy_table, protocol
+from mmdet_pep_tools import ROOT, deploy_table, protocol, vis_protocol
 from mmdet_pep_tools.blocks import (MarkerError, render,
                                     replace_metafile_results)
 from mmdet_pep_tools.provenance import model_digest
@@ -21,6 +21,7 @@ from mmdet_pep_tools.results import result_path, write_result
 from mmdet_pep_tools.specs import DEFAULT_CONFIGS, ModelSpec
 from mmdet_pep_tools.table_state import default_specs, protocol_args
 from mmdet_pep_tools.tables import DATASET, PAGES, TABLES
+from mmdet_pep_tools.vis_protocol import DEFAULT_CONFIGS as VIS_CONFIGS
 from pep_testing import load_tool
 
 COMMIT = 'c0ffee' * 6 + 'abcd'
@@ -48,12 +49,13 @@ def test_the_committed_tables_are_the_built_ones(tool):
 
 def test_every_block_has_a_file():
     assert set(TABLES) == {
-        'zoo', 'demo', 'deploy', 'displaced', 'pep', 'solov2', 'condinst',
-        'embedmask', 'sipmask', 'spatial_embeddings'
+        'zoo', 'demo', 'vis', 'deploy', 'displaced', 'pep', 'solov2',
+        'condinst', 'embedmask', 'sipmask', 'spatial_embeddings'
     }
     for spec in TABLES.values():
         assert osp.isfile(osp.join(ROOT, spec['file']))
     assert 'docs/results/README.md' in PAGES
+    assert 'docs/results_vis/README.md' in PAGES
     reported = load_reported(ROOT)
     assert set(reported['tables']) == {
         'embedmask', 'sipmask', 'sipmask-vis', 'spatial_embeddings'
@@ -84,7 +86,8 @@ def _result(name, variant, seed, mask, crowded, val, current=True):
 
 
 ZOO = ('# Zoo\n\n<!-- results:demo -->\nold\n<!-- /results:demo -->\n\n'
-       '<!-- results:zoo -->\nold\n<!-- /results:zoo -->\n\nEnd.\n')
+       '<!-- results:zoo -->\nold\n<!-- /results:zoo -->\n\n'
+       '<!-- results:vis -->\n<!-- /results:vis -->\n\nEnd.\n')
 PEP = '# PEP\n\n<!-- results:pep -->\n<!-- /results:pep -->\n'
 PEP_PAPER = ('\nThe paper:\n\n<!-- reported:pep-coco -->\n| 99.9 |\n'
              '<!-- /reported:pep-coco -->\n\nEnd.\n')
@@ -202,6 +205,22 @@ def tree(tmp_path, monkeypatch):
         path.write_text(json.dumps(deploy))
     (tmp_path / 'docs' / 'deploy.md').write_text(
         '# Deploy\n\n<!-- results:deploy -->\n<!-- /results:deploy -->\n')
+    # One current video run, one of an older config.
+    spec = ModelSpec('SipMask-VIS', osp.join(ROOT, dict(VIS_CONFIGS)[
+        'SipMask-VIS']))
+    cfg = vis_protocol.vis_cfg(spec, vis_protocol.vis_args('.'), 'clips', 0)
+    digest, commit, files, _ = protocol.fingerprint(cfg)
+    for seed, current in ((0, True), (1, False)):
+        write_result(
+            result_path(str(tmp_path / vis_protocol.RESULTS_DIR), 'clips',
+                        'SipMask-VIS', seed),
+            dict(name='SipMask-VIS', config=dict(VIS_CONFIGS)['SipMask-VIS'],
+                 config_digest=digest if current else 'older',
+                 code_commit=commit, code_files=files, cfg_options=None,
+                 variant='clips', seed=seed, max_iters=1200, split='test',
+                 train_step_ms=700.,
+                 metrics={'youtube_vis/segm_mAP': 0.123 + seed,
+                          'youtube_vis/id_switches': 42.}))
     (tmp_path / 'README.md').write_text(ZOO)
     (tmp_path / 'configs' / 'pep').mkdir(parents=True)
     (tmp_path / 'configs' / 'pep' / 'README.md').write_text(PEP + PEP_PAPER)
@@ -211,7 +230,8 @@ def tree(tmp_path, monkeypatch):
 
 
 FILES = ['README.md', 'configs/pep/README.md', 'configs/pep/metafile.yml',
-         'docs/results/README.md', 'docs/deploy.md']
+         'docs/results/README.md', 'docs/deploy.md',
+         'docs/results_vis/README.md']
 
 
 def test_blocks_from_current_test_runs(tree):
@@ -219,7 +239,14 @@ def test_blocks_from_current_test_runs(tree):
     zoo = built['README.md'][1]
     assert zoo.startswith('# Zoo\n\n<!-- results:demo -->\n\n`make demo`')
     assert '<!-- results:zoo -->\n\n| Method |' in zoo
-    assert zoo.endswith('<!-- /results:zoo -->\n\nEnd.\n')
+    assert zoo.endswith('<!-- /results:vis -->\n\nEnd.\n')
+    # The video block: the current run only, its own field as a column.
+    vis = zoo[zoo.index('<!-- results:vis -->'):]
+    assert '| SipMask-VIS | 1 | 12.3 | - | - | 42.0 | - | - | 700.0 |' in vis
+    assert '112.3' not in vis
+    vis_page = built['docs/results_vis/README.md'][1]
+    assert '| SipMask-VIS | clips | 0 | 1200 |' in vis_page
+    assert '1 stale run(s)' in vis_page
     rows = {line.split(' | ')[0][2:]: line.split(' | ')
             for line in zoo.splitlines() if line.startswith('| ')}
     pep = rows['**PEP** (recommended)']
@@ -304,7 +331,7 @@ def test_crowded_runs_have_their_own_table_not_the_zoos(tree):
 
 def test_check_finds_a_changed_cell(tree, tool):
     code, out, _ = _main(tool, ['--root', str(tree), *FILES])
-    assert code == 0 and '5 generated files, rewrote 5' in out
+    assert code == 0 and '6 generated files, rewrote 6' in out
     code, out, _ = _main(tool, ['--root', str(tree), '--check', *FILES])
     assert code == 0, out
     readme = tree / 'README.md'

@@ -4,18 +4,21 @@ One source of truth for the numbers: this rewrites
 
 - in ``README.md`` and ``configs/*/README.md``, the text between
   ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` (blocks ``zoo``,
-  ``pep``, ``solov2``, ``condinst``, ``embedmask``, ``sipmask``,
+  ``demo``, ``vis``, ``deploy``, ``displaced``, ``pep``, ``solov2``, ``condinst``, ``embedmask``, ``sipmask``,
   ``spatial_embeddings``; ``mmdet_pep_tools.tables.TABLES``);
 - in ``configs/*/metafile.yml``, the ``Results`` of the synthetic configs'
   entries (mask and box AP on the held-out test split);
 - ``docs/results/README.md`` (the current runs) and the archives' pages
   under ``docs/experiments/results/``,
+- ``docs/results_vis/README.md`` and the README's block ``vis`` (the
+  video runs),
 
 from the result files under ``docs/results/`` (runs that the protocol of
-``compare.py`` judges current, tested on the held-out test split) and the
-latency files under ``docs/results/latency/``; and from
-``docs/results/reported.yml`` (the numbers papers and official code bases
-report, not reproduced here):
+``compare.py`` judges current, tested on the held-out test split), the
+latency files under ``docs/results/latency/`` and the video result files
+under ``docs/results_vis/`` (judged as ``compare_vis.py`` judges them); and
+from ``docs/results/reported.yml`` (the numbers papers and official code
+bases report, not reproduced here):
 
 - in ``configs/*/metafile.yml``, the ``Results`` of every other entry
   (COCO, Cityscapes, YouTube-VIS);

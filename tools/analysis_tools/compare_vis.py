@@ -52,46 +52,22 @@ import os.path as osp
 from functools import partial
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmdet_pep.datasets.synthetic_video import ensure_vis_dataset
 from mmdet_pep_tools import ROOT
 from mmdet_pep_tools import image_init
-from mmdet_pep_tools.config_rewrites import (set_data_root, set_max_iters,
-                                             set_seed)
 from mmdet_pep_tools.protocol import fingerprint, write_results_table
 from mmdet_pep_tools.runs import check_clean, result_record, run_protocol
 from mmdet_pep_tools.results import (VIS_TABLE_METRICS, is_current,
                                      read_result, result_path, write_result)
 from mmdet_pep_tools.specs import ModelSpec, build_specs
 from mmdet_pep_tools.training import on_val_split, without_validation
-
-DEFAULT_CONFIGS = (
-    ('SipMask-VIS',
-     'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py'),
-    ('MaskTrack-RCNN',
-     'configs/masktrack_rcnn/masktrack-rcnn_r18_fpn_1200it_synthetic-vis.py'),
-)
-# The name of a model's run on its image initialisation (--image-weights).
-IMAGE_WEIGHTS = '-image-weights'
-# The one data set: the embedded synthetic clips (the result files keep a
-# variant level, as compare.py's, for more sets later).
-VARIANT = 'clips'
-NOTE = ('YouTube-VIS AP (%, of `YouTubeVISIDSwitchMetric`: mmdet\'s '
-        '`YouTubeVISMetric` on the local ground truth) on the synthetic '
-        'held-out test clips (runs before the test split existed: the val '
-        'clips); ID switches: identity switches of all those clips '
-        '(CLEAR-MOT: a GT track matched at mask IoU >= 0.5 to a '
-        'different predicted track than at its last match); frame AP: '
-        'COCO mask AP with every frame scored as an image. '
-        f'`<model>{IMAGE_WEIGHTS}` (`--image-weights`, 0 iterations): the '
-        'video config on its image initialisation, untrained track head; '
-        'its frame AP is the image model\'s on the same frames; test '
-        'ms/frame: `TestTimeHook`, the model step with tracking, one '
-        'clip per iteration, threads as the run\'s.')
-
+from mmdet_pep_tools.vis_protocol import (DEFAULT_CONFIGS, IMAGE_WEIGHTS, NOTE,
+                                          RESULTS_DIR, TITLE, TOOL, VARIANT,
+                                          vis_cfg)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,7 +78,7 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--data-root', default='data/synthetic_vis/')
     parser.add_argument('--work-dir', default='work_dirs/comparison_vis')
-    parser.add_argument('--results-dir', default='docs/results_vis')
+    parser.add_argument('--results-dir', default=RESULTS_DIR)
     parser.add_argument(
         '--max-iters', type=int,
         help="train this many iterations instead of the config's (the LR "
@@ -156,27 +132,6 @@ def parse_args(argv=None):
     ]
     args.ablations, args.checkpoints, args.eval_only = False, [], False
     return args
-
-
-def vis_cfg(spec, args, variant: str, seed: int) -> Config:
-    """One run's config: the model's on ``--data-root``'s clips, with the
-    command line's changes and ``seed``, timing its test
-    (``TestTimeHook``: ``test_ms_per_frame``), in its own work dir
-    ``<work-dir>/<variant>/<name>/seed<seed>``."""
-    cfg = Config.fromfile(spec.config)
-    set_data_root(cfg, args.data_root)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.max_iters:
-        set_max_iters(cfg, args.max_iters)
-    set_seed(cfg, seed)
-    # test_ms_per_frame in the test metrics (mmdet_pep.engine.hooks).
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
-        dict(type='TestTimeHook')
-    ]
-    cfg.work_dir = osp.join(args.work_dir, variant, spec.name, f'seed{seed}')
-    cfg.experiment_name = f'{variant}_{spec.name}_seed{seed}'
-    return cfg
 
 
 def test_image_weights(spec, args, image_args) -> list:
@@ -243,10 +198,10 @@ def main(argv=None):
         write_results_table,
         make_cfg=vis_cfg,
         known_variants=(VARIANT, ),
-        title='Video instance segmentation over seeds',
+        title=TITLE,
         metrics=VIS_TABLE_METRICS,
         note=NOTE,
-        tool='compare_vis.py --seeds ...')
+        tool=TOOL)
     done = run_protocol(
         specs, args, make_cfg=vis_cfg, write_table=write_table,
         prepare=lambda spec, cfg: image_init.ensure_image_init(
