@@ -183,14 +183,28 @@ def results_table(specs: List[ModelSpec],
     columns, note and tool)."""
     judged = judge_results(specs, args, fingerprints, make_cfg,
                            known_variants)
-    current = judged['current']
-    text = results_markdown(
-        current, judged['stale'],
-        [s.name for s in judged['specs']
-         if any(r['name'] == s.name for r in current)], judged['variants'],
-        title, **table)
     if judged['hint']:
         print_log(f'[compare] {judged["hint"]}', level=logging.WARNING)
+    return judged_markdown(judged, title, **table)
+
+
+def current_names(judged: dict) -> List[str]:
+    """The models of a :func:`judge_results` answer that have current
+    runs, in table order."""
+    return [
+        s.name for s in judged['specs']
+        if any(r['name'] == s.name for r in judged['current'])
+    ]
+
+
+def judged_markdown(judged: dict, title: str, **table) -> str:
+    """A results page of a :func:`judge_results` answer: its current runs
+    (:func:`results_markdown`, with ``table``'s columns, note and tool),
+    then the stale runs' rebuild hint, if any."""
+    text = results_markdown(judged['current'], judged['stale'],
+                            current_names(judged), judged['variants'], title,
+                            **table)
+    if judged['hint']:
         text += f'\n{judged["hint"]}\n'
     return text
 

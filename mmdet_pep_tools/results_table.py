@@ -65,15 +65,15 @@ def _summary_rows(results: List[dict], names: Sequence[str],
 def _run_rows(results: List[dict], metrics: Sequence[tuple]) -> List[str]:
     """The table of every run."""
     lines = header(['Model', 'Data', 'seed', 'iters', 'code'] +
-                    [t for _, t, _ in metrics], 5)
+                   [t for _, t, _ in metrics], 5)
     for r in results:
+        values = [metric_value(r, key) for key, _, _ in metrics]
         lines.append('| ' + ' | '.join(
             [r['name'], r['variant'],
              str(r['seed']),
              str(r['max_iters']), r['code_commit'][:9]] + [
-                 cell((metric_value(r, key), None, 1), scale)
-                 if metric_value(r, key) is not None else '-'
-                 for key, _, scale in metrics
+                 cell(None if value is None else (value, None, 1), scale)
+                 for value, (_, _, scale) in zip(values, metrics)
              ]) + ' |')
     return lines
 

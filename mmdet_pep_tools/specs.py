@@ -68,6 +68,12 @@ def ablation_configs(config: str) -> List[tuple]:
     return paths
 
 
+def default_specs(configs=DEFAULT_CONFIGS) -> List[ModelSpec]:
+    """The models of ``configs`` (``(name, config path from the
+    repository root)`` pairs; by default ``compare.py``'s)."""
+    return [ModelSpec(n, osp.join(ROOT, p)) for n, p in configs]
+
+
 def build_specs(args) -> List[ModelSpec]:
     """The models to compare, in table order, with their checkpoints."""
     if args.configs:
@@ -79,7 +85,7 @@ def build_specs(args) -> List[ModelSpec]:
                 name = osp.splitext(osp.basename(item))[0]
             bases.append(ModelSpec(name, path))
     else:
-        bases = [ModelSpec(n, osp.join(ROOT, p)) for n, p in DEFAULT_CONFIGS]
+        bases = default_specs()
 
     specs = []
     for spec in bases:

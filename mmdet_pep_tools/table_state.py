@@ -5,7 +5,6 @@ current latency files, the current ONNX results and the video runs of
 """
 import argparse
 import os.path as osp
-from typing import List
 
 from mmengine.config import Config
 
@@ -13,7 +12,7 @@ from . import ROOT, protocol, vis_protocol
 from .deploy_table import load_deploy
 from .provenance import model_digest
 from .results import load_latencies
-from .specs import DEFAULT_CONFIGS, ModelSpec
+from .specs import default_specs
 
 RESULTS_DIR, LATENCY_DIR = 'docs/results', 'docs/results/latency'
 #: The variants of the zoo's and the config READMEs' tables. ``crowded``
@@ -28,10 +27,6 @@ def protocol_args(root: str) -> argparse.Namespace:
         results_dir=osp.join(root, RESULTS_DIR), variants=[],
         data_dir='data', cfg_options=None, max_iters=None,
         work_dir='work_dirs/comparison')
-
-
-def default_specs() -> List[ModelSpec]:
-    return [ModelSpec(n, osp.join(ROOT, p)) for n, p in DEFAULT_CONFIGS]
 
 
 def load_state(root: str) -> dict:

@@ -8,16 +8,14 @@ its config digest and code commit equal those of :func:`vis_cfg` now, as
 """
 import argparse
 import os.path as osp
-from typing import List
 
 from mmengine.config import Config
 
-from . import ROOT
 from .config_rewrites import set_data_root, set_max_iters, set_seed
-from .protocol import judge_results
+from .protocol import current_names, judge_results, judged_markdown
 from .results import VIS_TABLE_METRICS, summarize
-from .results_table import cell, header, markdown_row, results_markdown
-from .specs import ModelSpec
+from .results_table import cell, header, markdown_row
+from .specs import default_specs
 
 RESULTS_DIR = 'docs/results_vis'
 DEFAULT_CONFIGS = (
@@ -46,11 +44,6 @@ NOTE = ('YouTube-VIS AP (%, of `YouTubeVISIDSwitchMetric`: mmdet\'s '
         'ms/frame: `TestTimeHook`, the model step with tracking, one '
         'clip per iteration, threads as the run\'s; train ms/step: the '
         'median training step after the first 5.')
-
-
-def default_specs() -> List[ModelSpec]:
-    """The models of :data:`DEFAULT_CONFIGS`."""
-    return [ModelSpec(n, osp.join(ROOT, p)) for n, p in DEFAULT_CONFIGS]
 
 
 def vis_args(root: str) -> argparse.Namespace:
@@ -86,31 +79,22 @@ def vis_cfg(spec, args, variant: str, seed: int) -> Config:
 def judge(root: str, fingerprints: dict) -> dict:
     """The video result files of ``root``, current or stale
     (:func:`.protocol.judge_results` with :func:`vis_cfg`)."""
-    return judge_results(default_specs(), vis_args(root), fingerprints,
-                         make_cfg=vis_cfg, known_variants=(VARIANT, ))
-
-
-def _names(judged: dict) -> List[str]:
-    return [
-        s.name for s in judged['specs']
-        if any(r['name'] == s.name for r in judged['current'])
-    ]
+    return judge_results(default_specs(DEFAULT_CONFIGS), vis_args(root),
+                         fingerprints, make_cfg=vis_cfg,
+                         known_variants=(VARIANT, ))
 
 
 def page(judged: dict) -> str:
-    """The text of ``docs/results_vis/README.md``."""
-    text = results_markdown(judged['current'], judged['stale'],
-                            _names(judged), judged['variants'], TITLE,
-                            metrics=VIS_TABLE_METRICS, note=NOTE, tool=TOOL)
-    if judged['hint']:
-        text += f'\n{judged["hint"]}\n'
-    return text
+    """The text of ``docs/results_vis/README.md`` (what ``compare_vis.py``
+    writes there)."""
+    return judged_markdown(judged, TITLE, metrics=VIS_TABLE_METRICS,
+                           note=NOTE, tool=TOOL)
 
 
 def readme_block(judged: dict) -> str:
     """The README's video table: mean ± std over the seeds of every model
     with current runs on the clips."""
-    names = _names(judged)
+    names = current_names(judged)
     if not names:
         return ('No current video runs yet '
                 f'([{RESULTS_DIR}/]({RESULTS_DIR}/README.md)).\n')
