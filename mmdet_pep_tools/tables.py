@@ -207,6 +207,25 @@ def method_models(state: dict, folder: str) -> List[str]:
     return names
 
 
+def options_note(runs: List[dict], variant: str) -> str:
+    """The ``--cfg-options`` of a row's runs (an evaluation-only or screen
+    variant of the config), as `` with `k=v ...` ``; '' without options.
+
+    Options can differ per data variant (e.g. class weights computed from
+    each variant's training set), so a variant's row names its own runs'
+    options, and the ``all`` row every variant's.
+    """
+    texts = []
+    for r in runs:
+        options = r.get('cfg_options')
+        if options and variant in ('all', r.get('variant')):
+            text = ' '.join(f'{k}={v}' for k, v in sorted(options.items()))
+            if text not in texts:
+                texts.append(text)
+    return ''.join(' with `' + t + '`' for t in texts[:1]) + ''.join(
+        ' or `' + t + '`' for t in texts[1:])
+
+
 def method_block(state: dict, source: str, folder: str) -> str:
     """A config README's table: per model and data variant, the test mask
     and crowded AP and the val mask AP."""
@@ -219,10 +238,6 @@ def method_block(state: dict, source: str, folder: str) -> str:
         runs = state['runs'].get(name, [])
         config = link(
             state['configs'].get(name) or dict(DEFAULT_CONFIGS)[name], source)
-        options = runs[0].get('cfg_options') if runs else None
-        if options:  # an evaluation-only or screen variant of the config
-            config += ' with `' + ' '.join(
-                f'{k}={v}' for k, v in sorted(options.items())) + '`'
         if not runs:
             lines.append(markdown_row([name, config, DASH, NO_RUNS] + [DASH] * 3))
             continue
@@ -231,7 +246,7 @@ def method_block(state: dict, source: str, folder: str) -> str:
         variants = [v for v in VARIANTS if v in test]
         for variant in variants + (['all'] if len(variants) > 1 else []):
             lines.append(markdown_row([
-                name, config, variant,
+                name, config + options_note(runs, variant), variant,
                 str(test[variant][2]),
                 cell(test.get(variant), 100., DASH),
                 cell(crowded.get(variant), 100., DASH),

@@ -593,6 +593,33 @@ def test_an_evaluation_only_variant_is_listed_with_its_options():
     assert '| 25.0 | 10.0 | 30.0 |' in row
 
 
+def test_options_that_differ_per_variant_are_named_per_row():
+    """Class weights computed from each variant's training set differ per
+    variant: each variant's row names its own runs' options, the ``all``
+    row both."""
+    from mmdet_pep_tools.tables import method_block
+    key = 'model.mask_head.loss_mask.foreground_weight'
+    metrics = {'coco/segm_mAP': 0.25, 'coco/segm_crowded_mAP': 0.1}
+    runs = [
+        dict(name='SE-x', variant=variant, seed=seed,
+             cfg_options={key: weights}, metrics=metrics,
+             val_metrics={'coco/segm_mAP': 0.3})
+        for variant, weights in (('demo', [8.8, 7.3]), ('dense', [15.6, 12.9]))
+        for seed in (0, 1)
+    ]
+    cfg = 'configs/spatial_embeddings/spatialemb_r18_fpn_1200it_synthetic.py'
+    text = method_block(dict(runs={'SE-x': runs}, configs={'SE-x': cfg}),
+                        'configs/spatial_embeddings/README.md',
+                        'configs/spatial_embeddings')
+    rows = {line.split(' | ')[2]: line for line in text.splitlines()
+            if line.startswith('| SE-x |')}
+    assert sorted(rows) == ['all', 'demo', 'dense']
+    demo, dense = f'`{key}=[8.8, 7.3]`', f'`{key}=[15.6, 12.9]`'
+    assert demo in rows['demo'] and dense not in rows['demo']
+    assert dense in rows['dense'] and demo not in rows['dense']
+    assert f'with {demo} or {dense}' in rows['all']
+
+
 def test_zoo_rows_average_the_variants_every_row_has(tree):
     """PEP has demo and dense runs, SOLOv2 demo only: both rows average
     demo, PEP's dense runs are counted as not averaged (no row mixes a
