@@ -1,11 +1,23 @@
 """Summarise a mutmut run of the model code (``make mutation``).
 
 Reads mutmut's results in ``mutants/`` and the one-line arguments for
-equivalent mutants in ``docs/mutation/equivalent.txt`` (``<mutant name>
+surviving mutants in ``docs/mutation/equivalent.txt`` (``<mutant name>
 <reason>`` per line, ``#`` comments), and writes ``docs/mutation/README.md``:
-mutants, killed, survived per file, the kill rate over non-equivalent
-mutants, and every survivor with its diff and, if argued, why it is
-equivalent. Exits 1 if a survivor is neither killed nor argued, or the kill
+mutants, killed, survived per file, the kill rate, and every survivor with
+its diff and, if argued, why no test here kills it.
+
+Two kinds of argument:
+
+- ``<reason>``: the mutant is equivalent (the same behaviour everywhere);
+  it leaves the kill rate's denominator.
+- ``device: <reason>``: the mutant behaves the same on the CPU only (e.g.
+  a tensor created on the default device instead of its input's), and a
+  GPU run would kill it. The tests here run on the CPU, so it is counted
+  as a survivor (column ``device only``): it stays in the denominator and
+  lowers the kill rate, but needs no new test.
+
+Exits 1 if a survivor is neither killed nor argued, an argument names a
+mutant that the run no longer has (code changed: re-argue), or the kill
 rate is below ``--target``.
 
 Usage: python tools/analysis_tools/mutation_summary.py [--target 0.85]
@@ -41,6 +53,8 @@ def load_results() -> dict:
 
 
 def load_equivalent(path: str) -> dict:
+    """{mutant name: reason} of ``equivalent.txt`` (reasons of device-only
+    survivors start with ``device:``)."""
     reasons = {}
     if osp.exists(path):
         with open(path) as f:
@@ -50,6 +64,11 @@ def load_equivalent(path: str) -> dict:
                     name, _, reason = line.partition(' ')
                     reasons[name] = reason.strip()
     return reasons
+
+
+def is_device_only(reason: str) -> bool:
+    """Whether an argument marks a device-only survivor (``device: ...``)."""
+    return reason.startswith('device:')
 
 
 def source_file(name: str) -> str:
@@ -89,12 +108,16 @@ def main(argv=None) -> int:
             counts['killed'] += 1
         elif status == 'not checked':
             counts['not checked'] += 1
+        elif name in reasons and is_device_only(reasons[name]):
+            counts['device only'] += 1
+            survivors.append((name, status, reasons[name]))
         elif name in reasons:
             counts['equivalent'] += 1
             survivors.append((name, status, reasons[name]))
         else:
             counts['survived'] += 1
             survivors.append((name, status, None))
+    stale = sorted(set(reasons) - set(results))
     total = sum(per_file.values(), collections.Counter())
     live = total['mutants'] - total['equivalent'] - total['not checked']
     rate = total['killed'] / max(live, 1)
@@ -110,23 +133,33 @@ def main(argv=None) -> int:
         'equivalent mutants in `equivalent.txt` and run '
         '`make mutation-summary`.', '',
         f'Commit `{commit}`, {datetime.date.today()}.', '',
-        '| file | mutants | killed | survived | equivalent | not run | '
-        'kill rate |', '|---|---|---|---|---|---|---|'
+        '| file | mutants | killed | survived | device only | equivalent '
+        '| not run | kill rate |', '|---|---|---|---|---|---|---|---|'
     ]
     for path, c in sorted(per_file.items()) + [('**all**', total)]:
         n = c['mutants'] - c['equivalent'] - c['not checked']
         lines.append(f"| {path} | {c['mutants']} | {c['killed']} | "
-                     f"{c['survived']} | {c['equivalent']} | "
-                     f"{c['not checked']} | {c['killed'] / max(n, 1):.1%} |")
+                     f"{c['survived']} | {c['device only']} | "
+                     f"{c['equivalent']} | {c['not checked']} | "
+                     f"{c['killed'] / max(n, 1):.1%} |")
     lines += [
         '', f'Kill rate over the non-equivalent mutants that ran: '
         f'**{rate:.1%}** '
-        f'(target {args.target:.0%}).', ''
+        f'(target {args.target:.0%}). The device-only survivors count '
+        'against it: they behave the same on the CPU, where these tests '
+        'run, and a GPU run would kill them.', ''
     ]
+    if stale:
+        lines += [
+            '## Arguments without a mutant', '',
+            'These names in `equivalent.txt` are not mutants of this run (the '
+            'code changed): delete or re-argue them.', ''
+        ] + [f'- `{name}`' for name in stale] + ['']
     if survivors:
         lines += [
             '## Surviving mutants', '',
-            '| mutant | status | change | why equivalent |', '|---|---|---|---|'
+            '| mutant | status | change | why no test here kills it |',
+            '|---|---|---|---|'
         ]
         for name, status, reason in survivors:
             lines.append(f'| `{name.split(".")[-1]}` ({source_file(name)}) | '
@@ -135,6 +168,9 @@ def main(argv=None) -> int:
     with open(osp.join(DOCS, 'README.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines[6:6 + len(per_file) + 5]))
+    if stale:
+        print(f'{len(stale)} arguments in equivalent.txt name no mutant of '
+              'this run: delete or re-argue them')
     unargued = [s for s in survivors if s[2] is None]
     if unargued:
         print(f'{len(unargued)} surviving mutants are neither killed nor '
@@ -142,7 +178,7 @@ def main(argv=None) -> int:
     if total['not checked']:
         print(f"{total['not checked']} mutants were not run: finish "
               '`make mutation` first')
-    return int(bool(unargued) or bool(total['not checked'])
+    return int(bool(unargued) or bool(total['not checked']) or bool(stale)
                or rate < args.target)
 
 
