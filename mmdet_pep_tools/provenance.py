@@ -125,13 +125,20 @@ def code_files(cfg: Config) -> List[str]:
 
 def training_code_files(cfg: Config) -> List[str]:
     """:func:`code_files` of what trains: ``cfg`` without its test and val
-    loaders and evaluators (and ``test_cfg``/``val_cfg``), so a change to a
-    metric re-tests a finished training instead of repeating it."""
+    loaders and evaluators (and ``test_cfg``/``val_cfg``) and without
+    ``model.tracker`` (a video model's tracker has no weights and runs at
+    test time only), so a change to a metric or a tracker re-tests a
+    finished training instead of repeating it."""
     content = {
         k: v
         for k, v in cfg.to_dict().items() if k not in EVAL_KEYS +
         ('val_dataloader', 'val_evaluator', 'val_cfg')
     }
+    if isinstance(content.get('model'), dict):
+        content['model'] = {
+            k: v
+            for k, v in content['model'].items() if k != 'tracker'
+        }
     return code_files(Config(content))
 
 

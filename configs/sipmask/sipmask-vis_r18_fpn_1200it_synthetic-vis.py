@@ -65,7 +65,8 @@ model = dict(
         embed_channels=512,
         norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)),
     # Never forgets, first labels (mmdet's memory, this config's earlier
-    # one: `num_frames_retain=20`, `label_memory='last'`).
+    # one: `num_frames_retain=20`, `label_memory='last'`); the official
+    # assignment (`assignment='unique'`: one to one, no detection dropped).
     tracker=dict(
         type='SipMaskVISTracker',
         match_weights=dict(det_score=1.0, iou=2.0, det_label=10.0),

@@ -6,11 +6,13 @@ from mmengine.config import Config
 
 from mmdet_pep_tools.provenance import (_imported_files, code_commit,
                                         code_files, config_digest,
-                                        training_digest)
+                                        training_code_files, training_digest)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PEP = osp.join(ROOT, 'configs/pep/pep_r18_fpn_1200it_synthetic.py')
 SOLOV2 = osp.join(ROOT, 'configs/solov2/solov2_r18_fpn_1200it_synthetic.py')
+VIS = osp.join(ROOT,
+               'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
 
 
 def test_code_files_follow_the_config_and_its_imports():
@@ -29,6 +31,19 @@ def test_code_files_follow_the_config_and_its_imports():
     # mmdet's model: none of ours, only the data pipeline and hooks.
     assert not [p for p in solov2 if p.startswith('mmdet_pep/models')]
     assert 'mmdet_pep/datasets/checks.py' in solov2
+
+
+def test_training_code_files_leave_out_what_only_tests():
+    """A metric's or a tracker's code runs at test time only: a change to
+    it re-tests a finished training instead of repeating it."""
+    cfg = Config.fromfile(VIS)
+    everything, training = code_files(cfg), training_code_files(cfg)
+    assert sorted(set(everything) - set(training)) == [
+        'mmdet_pep/evaluation/metrics/youtube_vis_metric.py',
+        'mmdet_pep/models/trackers/sipmask_vis_tracker.py'
+    ]
+    assert 'mmdet_pep/models/tracking_heads/sipmask_track_head.py' in training
+    assert 'mmdet_pep/models/vis/sipmask_vis.py' in training
 
 
 def test_imported_files_resolve_relative_imports():

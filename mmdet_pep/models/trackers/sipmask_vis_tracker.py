@@ -11,6 +11,7 @@ from mmdet.models.trackers import MaskTrackRCNNTracker
 from mmdet.registry import MODELS
 
 LABEL_MEMORIES = ('first', 'last')
+ASSIGNMENTS = ('official', 'unique')
 
 
 @MODELS.register_module()
@@ -41,6 +42,18 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
       official memory; mmdet keeps every frame's, though it reads only the
       latest.
 
+    **Assignment** (``assignment``). The official rule (mmdet's
+    ``assign_ids``, official :643-667) takes each detection's best column;
+    when two detections pick the same track, the higher match score gets
+    its id, but a loser that came first keeps the same id (two instances of
+    one identity in a frame, the later one overwriting the memory) and a
+    loser that came later gets none and is dropped from the output (mmdet
+    marks this "TODO: fix the bug"). ``'unique'`` resolves the conflicts
+    one to one: all (detection, column) pairs by falling match score, each
+    detection takes its first pair whose track is still free, and the "new
+    object" column is always free, so every detection is kept and no id is
+    given twice. Same scores, same weights; only conflicts differ.
+
     ``SipMaskVIS.predict`` empties the memory at the first frame of every
     clip. The official code does so only when that frame has a detection
     (it returns before the reset otherwise, :608-611, 620), carrying the
@@ -53,6 +66,8 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
             an int >= 1 forgets a track after that many frames without a
             match (mmdet's rule).
         label_memory (str): ``'first'`` (official) or ``'last'`` (mmdet's).
+        assignment (str): ``'official'`` (the official and mmdet's rule)
+            or ``'unique'`` (one to one, no detection dropped).
         **kwargs: Other ``BaseTracker`` arguments; ``momentums`` is not
             supported (the memory holds one entry per track).
     """
@@ -62,6 +77,7 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
                      det_score=1.0, iou=2.0, det_label=10.0),
                  num_frames_retain: Optional[int] = None,
                  label_memory: str = 'first',
+                 assignment: str = 'official',
                  **kwargs) -> None:
         if num_frames_retain is not None and num_frames_retain < 1:
             raise ValueError('num_frames_retain must be None (never forget) '
@@ -69,6 +85,9 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
         if label_memory not in LABEL_MEMORIES:
             raise ValueError(f'label_memory must be one of {LABEL_MEMORIES}, '
                              f'got {label_memory!r}')
+        if assignment not in ASSIGNMENTS:
+            raise ValueError(f'assignment must be one of {ASSIGNMENTS}, '
+                             f'got {assignment!r}')
         if kwargs.get('momentums') is not None:
             raise ValueError('SipMaskVISTracker keeps the latest entry of a '
                              'track: momentums are not supported')
@@ -77,6 +96,7 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
             num_frames_retain=num_frames_retain,
             **kwargs)
         self.label_memory = label_memory
+        self.assignment = assignment
 
     def pop_invalid_tracks(self, frame_id: int) -> None:
         """mmdet's forgetting, only with an int ``num_frames_retain``."""
@@ -91,3 +111,39 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
             if key == 'labels' and self.label_memory == 'first':
                 continue
             track[key] = [value[None]]
+
+    def assign_ids(self, match_scores: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Ids of the N detections from their (N, 1 + M) match scores
+        (column 0: a new object); -1 drops a detection (``'official'``
+        only).
+
+        Returns:
+            tuple: ``ids`` (N,) and each track's best match score (M,),
+            -1e6 where no detection took it.
+        """
+        if self.assignment == 'official':
+            return super().assign_ids(match_scores)
+        num_dets, num_cols = match_scores.shape
+        ids = match_scores.new_full((num_dets, ), -1, dtype=torch.long)
+        best = match_scores.new_full((num_cols - 1, ), -1e6)
+        new = [False] * num_dets
+        decided, taken = [False] * num_dets, [False] * (num_cols - 1)
+        # Stable: ties go to the earlier detection, then the earlier column.
+        order = match_scores.flatten().argsort(descending=True, stable=True)
+        for pair in order.tolist():
+            det, col = divmod(pair, num_cols)
+            if decided[det] or (col > 0 and taken[col - 1]):
+                continue
+            decided[det] = True
+            if col == 0:
+                new[det] = True
+            else:
+                taken[col - 1] = True
+                ids[det] = self.ids[col - 1]
+                best[col - 1] = match_scores[det, col]
+        for det in range(num_dets):  # new ids in detection order
+            if new[det]:
+                ids[det] = self.num_tracks
+                self.num_tracks += 1
+        return ids, best

@@ -105,7 +105,73 @@ def test_one_entry_per_track_and_empty_frames():
     assert scene.frame(t, 0, [(THERE, 1, OTHER)]) == [0]
 
 
+def tracker_with_tracks(assignment, ids=(5, 7)):
+    """A tracker whose memory holds tracks ``ids`` (match columns 1, 2)."""
+    t = tracker(assignment=assignment)
+    t.tracks = {i: {} for i in ids}
+    t.num_tracks = max(ids) + 1
+    return t
+
+
+# Columns: new object, track 5, track 7.
+TWO_WANT_ONE = torch.tensor([[1.0, 3.0, 0.5],
+                             [0.0, 4.0, 2.0]])
+
+
+@pytest.mark.parametrize('assignment,ids,best', [
+    # mmdet's and the official rule: both take track 5; the later, higher
+    # score wins it, the earlier keeps the id too (duplicate).
+    ('official', [5, 5], [4.0, -1e6]),
+    # One to one: det 1 (4.0) takes track 5; det 0 falls back to its next
+    # choice, a new object (1.0 > 0.5), id 8.
+    ('unique', [8, 5], [4.0, -1e6]),
+])
+def test_two_detections_that_want_one_track(assignment, ids, best):
+    t = tracker_with_tracks(assignment)
+    got, best_scores = t.assign_ids(TWO_WANT_ONE.clone())
+    assert got.tolist() == ids
+    assert best_scores.tolist() == best
+    assert t.num_tracks == (9 if assignment == 'unique' else 8)
+
+
+def test_a_later_loser_is_dropped_officially_and_kept_when_unique():
+    """Det 1 loses track 5 to the earlier det 0 (3.0 < 4.0): the official
+    rule gives it no id (-1, dropped from the output); one to one it takes
+    its next choice, track 7."""
+    scores = torch.tensor([[0.0, 4.0, 0.5], [0.5, 3.0, 2.0]])
+    official, _ = tracker_with_tracks('official').assign_ids(scores.clone())
+    assert official.tolist() == [5, -1]
+    unique, best = tracker_with_tracks('unique').assign_ids(scores.clone())
+    assert unique.tolist() == [5, 7]
+    assert best.tolist() == [4.0, 2.0]
+
+
+def test_unique_assignment_without_conflicts_is_the_official_one():
+    """Each detection's best column differs: both rules agree, new objects
+    numbered in detection order."""
+    scores = torch.tensor([[5.0, 1.0, 0.0], [0.0, 1.0, 3.0],
+                           [6.0, 2.0, 1.0]])
+    got = [
+        tracker_with_tracks(a).assign_ids(scores.clone())[0].tolist()
+        for a in ('official', 'unique')
+    ]
+    assert got == [[8, 7, 9], [8, 7, 9]]
+
+
+def test_unique_assignment_in_a_clip():
+    """Through ``track``: two detections at one place with the same
+    embedding in frame 1 both match the frame-0 track with equal scores;
+    officially the first takes id 0 and the second is dropped, one to one
+    the second is a new object."""
+    for assignment, frame1 in (('official', [0]), ('unique', [0, 1])):
+        scene, t = Scene(), tracker(assignment=assignment)
+        assert scene.frame(t, 0, [(HERE, 0, STRONG)]) == [0]
+        assert scene.frame(t, 1, [(HERE, 0, STRONG),
+                                  (HERE, 0, STRONG)]) == frame1
+
+
 @pytest.mark.parametrize('kwargs,match', [
+    (dict(assignment='hungarian'), 'assignment'),
     (dict(num_frames_retain=0), 'num_frames_retain'),
     (dict(label_memory='mean'), 'label_memory'),
     (dict(momentums=dict(embeds=0.5)), 'momentums'),
