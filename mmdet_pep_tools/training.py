@@ -106,10 +106,13 @@ def train_and_test(cfg: Config,
     The checkpoint is tested twice: on the config's test split (the
     held-out split of the synthetic sets) and on its val split.
 
+    A training writes its cost (step summary, minutes) into the stamp, so
+    a reused checkpoint reports the cost of the training that made it.
+
     Returns:
         tuple: The test metrics, the val metrics, the training-step
-        summary (None when reused) and the training time in minutes (None
-        when reused).
+        summary and the training time in minutes (of the training that
+        made a reused checkpoint; None where its stamp has none).
     """
     mkdir_or_exist(cfg.work_dir)
     stamp = osp.join(cfg.work_dir, 'fingerprint.json')
@@ -134,7 +137,7 @@ def train_and_test(cfg: Config,
         cfg_test.load_from = checkpoint
         metrics = Runner.from_cfg(cfg_test).test()
         return (metrics, Runner.from_cfg(on_val_split(cfg, checkpoint)).test(),
-                None, None)
+                old.get('train_step'), old.get('train_minutes'))
     with open(stamp, 'w') as f:
         json.dump(fingerprint_now, f)
     start = time.perf_counter()
@@ -144,6 +147,9 @@ def train_and_test(cfg: Config,
         step = timer.summary(step_warmup)
     except ValueError:  # fewer iterations than the warm-up
         step = None
+    with open(stamp, 'w') as f:
+        json.dump(dict(fingerprint_now, train_step=step,
+                       train_minutes=minutes), f)
     metrics = runner.test()
     val_metrics = Runner.from_cfg(on_val_split(cfg, checkpoint)).test()
     return metrics, val_metrics, step, minutes
