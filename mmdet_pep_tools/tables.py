@@ -213,7 +213,7 @@ def options_note(runs: List[dict], variant: str) -> str:
 
     Options can differ per data variant (e.g. class weights computed from
     each variant's training set), so a variant's row names its own runs'
-    options, and the ``all`` row every variant's.
+    options, and an ``all`` row over different ones refers to them.
     """
     texts = []
     for r in runs:
@@ -222,8 +222,9 @@ def options_note(runs: List[dict], variant: str) -> str:
             text = ' '.join(f'{k}={v}' for k, v in sorted(options.items()))
             if text not in texts:
                 texts.append(text)
-    return ''.join(' with `' + t + '`' for t in texts[:1]) + ''.join(
-        ' or `' + t + '`' for t in texts[1:])
+    if len(texts) > 1:
+        return " with each variant's `--cfg-options` (rows above)"
+    return ''.join(' with `' + t + '`' for t in texts)
 
 
 def method_block(state: dict, source: str, folder: str) -> str:
