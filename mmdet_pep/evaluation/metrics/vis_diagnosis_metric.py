@@ -14,12 +14,11 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from scipy.optimize import linear_sum_assignment
 
 from mmdet.registry import METRICS
-from mmdet.structures.mask import encode_mask_results
 
-from .youtube_vis_metric import YouTubeVISIDSwitchMetric, to_rle
+from .youtube_vis_metric import (YouTubeVISIDSwitchMetric, clip_frames,
+                                 match_frame, track_frames)
 
 
 def frame_recall(frames: Sequence[tuple],
@@ -39,12 +38,7 @@ def frame_recall(frames: Sequence[tuple],
     matched = total = 0
     for _, gt_rles, _, pred_rles in frames:
         total += len(gt_rles)
-        if not len(gt_rles) or not len(pred_rles):
-            continue
-        iou = mask_utils.iou(list(pred_rles), list(gt_rles),
-                             [0] * len(gt_rles))
-        rows, cols = linear_sum_assignment(-iou)
-        matched += int((iou[rows, cols] >= iou_thr).sum())
+        matched += len(match_frame(gt_rles, pred_rles, iou_thr))
     return matched, total
 
 
@@ -121,18 +115,8 @@ class YouTubeVISDiagnosisMetric(YouTubeVISIDSwitchMetric):
         self.oracle_association = oracle_association
 
     def process_video(self, data_samples) -> None:
-        frames, scores = [], []
-        for sample in data_samples:
-            sample = sample.to_dict()
-            pred = sample['pred_track_instances']
-            height, width = sample['ori_shape'][:2]
-            gts = sample.get('instances', [])
-            frames.append(([ann['instance_id'] for ann in gts],
-                           [to_rle(ann['mask'], height, width)
-                            for ann in gts], pred['instances_id'].tolist(),
-                           encode_mask_results(
-                               pred['masks'].detach().cpu().numpy())))
-            scores.append(pred['scores'].tolist())
+        clip = clip_frames(data_samples)
+        frames, scores = track_frames(clip), [f['scores'] for f in clip]
         if self.oracle_association:
             # New containers (clone() is shallow): the model's outputs stay
             # as they came for any other metric of the evaluator.

@@ -2,7 +2,7 @@
 predictions, plus identity switches and the per-frame mask AP."""
 import contextlib
 import io
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -42,6 +42,50 @@ def numpy_float_alias() -> Iterator[None]:
             del np.float
 
 
+def match_frame(gt_rles: Sequence[dict], pred_rles: Sequence[dict],
+                iou_thr: float = 0.5) -> List[Tuple[int, int]]:
+    """The (prediction, GT) index pairs of one frame matched one to one
+    (Hungarian on mask IoU, any class) with a mask IoU >= ``iou_thr``."""
+    if not len(gt_rles) or not len(pred_rles):
+        return []
+    iou = mask_utils.iou(list(pred_rles), list(gt_rles),
+                         [0] * len(gt_rles))  # (P, G)
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(p), int(g)) for p, g in zip(rows, cols)
+            if iou[p, g] >= iou_thr]
+
+
+def clip_frames(data_samples) -> List[dict]:
+    """Per frame of a clip's tracked samples, what the video metrics read:
+    ``size`` (ori height, width), ``gts`` (the GT annotations), ``gt_ids``,
+    ``gt_rles`` (their masks as compressed RLE at ``size``), ``pred_ids``,
+    ``pred_rles``, ``labels`` and ``scores`` of the tracked instances."""
+    frames = []
+    for sample in data_samples:
+        sample = sample.to_dict()
+        pred = sample['pred_track_instances']
+        height, width = sample['ori_shape'][:2]
+        gts = sample.get('instances', [])
+        frames.append(
+            dict(size=(height, width),
+                 gts=gts,
+                 gt_ids=[ann['instance_id'] for ann in gts],
+                 gt_rles=[to_rle(ann['mask'], height, width) for ann in gts],
+                 pred_ids=pred['instances_id'].tolist(),
+                 pred_rles=encode_mask_results(
+                     pred['masks'].detach().cpu().numpy()),
+                 labels=pred['labels'].tolist(),
+                 scores=pred['scores'].tolist()))
+    return frames
+
+
+def track_frames(frames: Sequence[dict]) -> List[tuple]:
+    """:func:`clip_frames`' frames as ``(gt_ids, gt_rles, pred_ids,
+    pred_rles)``, what :func:`count_id_switches` takes."""
+    return [(f['gt_ids'], f['gt_rles'], f['pred_ids'], f['pred_rles'])
+            for f in frames]
+
+
 def count_id_switches(frames: Sequence[tuple], iou_thr: float = 0.5) -> int:
     """Identity switches of one clip, as MOT counts them (CLEAR MOT's
     IDSW): in every frame the GT and predicted instances are matched one
@@ -60,14 +104,7 @@ def count_id_switches(frames: Sequence[tuple], iou_thr: float = 0.5) -> int:
     """
     last, switches = {}, 0
     for gt_ids, gt_rles, pred_ids, pred_rles in frames:
-        if not len(gt_rles) or not len(pred_rles):
-            continue
-        iou = mask_utils.iou(list(pred_rles), list(gt_rles),
-                             [0] * len(gt_rles))  # (P, G)
-        rows, cols = linear_sum_assignment(-iou)
-        for p, g in zip(rows, cols):
-            if iou[p, g] < iou_thr:
-                continue
+        for p, g in match_frame(gt_rles, pred_rles, iou_thr):
             gt_id, pred_id = int(gt_ids[g]), int(pred_ids[p])
             if gt_id in last and last[gt_id] != pred_id:
                 switches += 1
@@ -157,27 +194,16 @@ class YouTubeVISIDSwitchMetric(YouTubeVISMetric):
     """
 
     def process_video(self, data_samples) -> None:
-        frames, images = [], []
-        for sample in data_samples:
-            sample = sample.to_dict()
-            pred = sample['pred_track_instances']
-            height, width = sample['ori_shape'][:2]
-            gts = sample.get('instances', [])
-            gt_rles = [to_rle(ann['mask'], height, width) for ann in gts]
-            pred_rles = encode_mask_results(
-                pred['masks'].detach().cpu().numpy())
-            frames.append(([ann['instance_id'] for ann in gts], gt_rles,
-                           pred['instances_id'].tolist(), pred_rles))
-            images.append(
-                ((height, width),
-                 [(ann['bbox_label'], rle, ann.get('ignore_flag', 0))
-                  for ann, rle in zip(gts, gt_rles)],
-                 list(zip(pred['labels'].tolist(), pred['scores'].tolist(),
-                          pred_rles))))
+        frames = clip_frames(data_samples)
+        images = [(f['size'],
+                   [(ann['bbox_label'], rle, ann.get('ignore_flag', 0))
+                    for ann, rle in zip(f['gts'], f['gt_rles'])],
+                   list(zip(f['labels'], f['scores'], f['pred_rles'])))
+                  for f in frames]
         super().process_video(data_samples)
         # Carried with the video's results, so that ranks gather them too.
-        self.results[-1] = (*self.results[-1], count_id_switches(frames),
-                            images)
+        self.results[-1] = (*self.results[-1],
+                            count_id_switches(track_frames(frames)), images)
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         switches = sum(r[2] for r in results if len(r) > 2)
