@@ -22,6 +22,7 @@ from mmdet_pep.datasets.synthetic import VARIANTS
 from . import protocol, vis_protocol
 from .deploy_table import deploy_block, ort_cell
 from .displaced_table import displaced_block
+from .tab2_table import tab2_block
 from .results import load_results
 from .results_table import (archive_markdown, cell, markdown_row, pooled,
                             run_count)
@@ -59,6 +60,7 @@ TABLES = {
     'deploy': dict(file='docs/deploy.md', kind='deploy'),
     'displaced': dict(file='docs/experiments/displaced.md',
                       kind='displaced'),
+    'tab2': dict(file='docs/experiments/displaced.md', kind='tab2'),
     **{
         name: dict(file=f'configs/{name}/README.md', kind='method')
         for name in ('pep', 'solov2', 'condinst', 'embedmask', 'sipmask',
@@ -296,6 +298,8 @@ def block(name: str, state: dict) -> str:
         return deploy_block(state)
     if spec['kind'] == 'displaced':
         return displaced_block(state)
+    if spec['kind'] == 'tab2':
+        return tab2_block(state)
     if spec['kind'] == 'vis':
         return vis_protocol.readme_block(state['vis'])
     return method_block(state, spec['file'], f'configs/{name}')

@@ -49,7 +49,7 @@ def test_the_committed_tables_are_the_built_ones(tool):
 
 def test_every_block_has_a_file():
     assert set(TABLES) == {
-        'zoo', 'demo', 'vis', 'deploy', 'displaced', 'pep', 'solov2',
+        'zoo', 'demo', 'vis', 'deploy', 'displaced', 'tab2', 'pep', 'solov2',
         'condinst', 'embedmask', 'sipmask', 'spatial_embeddings'
     }
     for spec in TABLES.values():
@@ -311,7 +311,8 @@ def test_crowded_runs_have_their_own_table_not_the_zoos(tree):
         write_result(result_path(str(results), 'crowded', name, 0), run)
     (tree / 'docs' / 'experiments').mkdir(parents=True)
     (tree / 'docs' / 'experiments' / 'displaced.md').write_text(
-        '<!-- results:displaced -->\n<!-- /results:displaced -->\n')
+        '<!-- results:displaced -->\n<!-- /results:displaced -->\n'
+        '<!-- results:tab2 -->\n<!-- /results:tab2 -->\n')
     built = render(str(tree), FILES + ['docs/experiments/displaced.md'])
     rows = [line for line in
             built['docs/experiments/displaced.md'][1].splitlines()
@@ -619,6 +620,44 @@ def test_options_that_differ_per_variant_are_named_per_row():
     assert dense in rows['dense'] and demo not in rows['dense']
     assert demo not in rows['all'] and dense not in rows['all']
     assert "with each variant's `--cfg-options` (rows above)" in rows['all']
+
+
+def test_tab2_rows_pair_detached_and_end_to_end_trainings():
+    """The trained Tab. 2: dense runs (zoo variant) and crowded runs (other
+    variant) of one row are found under their names; displaced recall only
+    where the metric has it; a row without runs says so."""
+    from mmdet_pep_tools.tab2_table import tab2_block
+
+    def run(name, variant, seed, mask, displaced=None):
+        metrics = {'coco/segm_mAP': mask, 'coco/segm_crowded_recall50': .5,
+                   'coco/segm_duplicates_per_img': 1.5}
+        if displaced is not None:
+            metrics['coco/segm_displaced_recall50'] = displaced
+        return dict(name=name, variant=variant, seed=seed, metrics=metrics,
+                    val_metrics={'coco/segm_mAP': mask + .01})
+
+    state = dict(
+        runs={'PEP-baseline': [run('PEP-baseline', 'dense', s, .20 + s / 100)
+                               for s in (0, 1)],
+              'PEP-e2e': [run('PEP-e2e', 'dense', 2, .30)],
+              'PEP': [run('PEP', 'demo', 0, .99)]},
+        other_runs={'PEP': [run('PEP', 'crowded', 0, .02, .107)]})
+    rows = {tuple(line.split(' | ')[:3]): line.split(' | ')[3:]
+            for line in tab2_block(state).splitlines()
+            if line.startswith('| `')}
+    assert len(rows) == 14  # 7 trainings on each of 2 variants
+    assert rows[('| `dense`', 'Baseline', 'no mechanism')] == [
+        'PEP-baseline', '0, 1', '20.5 ± 0.7', '21.5 ± 0.7', '50.0 ± 0.0', '—',
+        '1.50 ± 0.00 |']
+    assert rows[('| `dense`', 'PEP', 'end to end (paper)')][:3] == [
+        'PEP-e2e', '2', '30.0']
+    # PEP's demo run is not a dense row; its crowded run has displaced R.
+    assert rows[('| `dense`', 'PEP', 'detached (recipe)')][1] == (
+        'not trained yet')
+    assert rows[('| `crowded`', 'PEP', 'detached (recipe)')][1:] == [
+        '0', '2.0', '3.0', '50.0', '10.7', '1.50 |']
+    assert rows[('| `crowded`', '+purifying', 'end to end (paper)')] == [
+        'PEP-purify-e2e', 'not trained yet', '—', '—', '—', '—', '— |']
 
 
 def test_zoo_rows_average_the_variants_every_row_has(tree):

@@ -4,7 +4,8 @@ One source of truth for the numbers: this rewrites
 
 - in ``README.md`` and ``configs/*/README.md``, the text between
   ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` (blocks ``zoo``,
-  ``demo``, ``vis``, ``deploy``, ``displaced``, ``pep``, ``solov2``, ``condinst``, ``embedmask``, ``sipmask``,
+  ``demo``, ``vis``, ``deploy``, ``displaced``, ``tab2``, ``pep``,
+  ``solov2``, ``condinst``, ``embedmask``, ``sipmask``,
   ``spatial_embeddings``; ``mmdet_pep_tools.tables.TABLES``);
 - in ``configs/*/metafile.yml``, the ``Results`` of the synthetic configs'
   entries (mask and box AP on the held-out test split);
