@@ -127,7 +127,6 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
         num_dets, num_cols = match_scores.shape
         ids = match_scores.new_full((num_dets, ), -1, dtype=torch.long)
         best = match_scores.new_full((num_cols - 1, ), -1e6)
-        new = [False] * num_dets
         decided, taken = [False] * num_dets, [False] * (num_cols - 1)
         # Stable: ties go to the earlier detection, then the earlier column.
         order = match_scores.flatten().argsort(descending=True, stable=True)
@@ -136,14 +135,13 @@ class SipMaskVISTracker(MaskTrackRCNNTracker):
             if decided[det] or (col > 0 and taken[col - 1]):
                 continue
             decided[det] = True
-            if col == 0:
-                new[det] = True
-            else:
+            if col > 0:
                 taken[col - 1] = True
                 ids[det] = self.ids[col - 1]
                 best[col - 1] = match_scores[det, col]
-        for det in range(num_dets):  # new ids in detection order
-            if new[det]:
-                ids[det] = self.num_tracks
-                self.num_tracks += 1
+        # Every detection is decided (column 0 is never taken): those still
+        # at -1 chose a new object; new ids in detection order.
+        for det in (ids == -1).nonzero().flatten().tolist():
+            ids[det] = self.num_tracks
+            self.num_tracks += 1
         return ids, best
