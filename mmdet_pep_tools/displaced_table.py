@@ -4,7 +4,7 @@ cells, with the displaced instances scored apart (``DisplacedCocoMetric``).
 """
 from typing import List
 
-from .results_table import cell, pooled
+from .results_table import cell, pooled, seed_list
 
 VARIANT = 'crowded'
 DISPLACED_AP, DISPLACED_R50, PLACED_R50, DUPLICATES, MASK = (
@@ -43,8 +43,7 @@ def displaced_block(state: dict) -> str:
         val = {k: pooled(runs, k, 'val_metrics').get(VARIANT)
                for k in (MASK, DISPLACED_R50)}
         lines.append('| ' + ' | '.join([
-            name, opts, ', '.join(str(r['seed']) for r in sorted(
-                runs, key=lambda r: r['seed'])),
+            name, opts, seed_list(runs),
             cell(test[MASK], 100., DASH), cell(test[DISPLACED_AP], 100., DASH),
             cell(test[DISPLACED_R50], 100., DASH),
             cell(test[PLACED_R50], 100., DASH),

@@ -172,6 +172,12 @@ def pooled(runs: List[dict], key: str, field: str = 'metrics') -> dict:
     return by_variant
 
 
+def seed_list(runs: List[dict]) -> str:
+    """The runs' seeds, ascending: ``0, 1, 2``."""
+    return ', '.join(str(r['seed']) for r in sorted(runs,
+                                                    key=lambda r: r['seed']))
+
+
 def run_count(runs: List[dict]) -> str:
     """``3 seeds × 2 variants`` when balanced, else ``n runs (...)``."""
     per_variant = {v: sum(r['variant'] == v for r in runs) for v in VARIANTS}

@@ -9,7 +9,8 @@ configs run with ``model.mask_head.detach_excavation=False
 model.mask_head.detach_purifier=False`` under the ``-e2e`` names. The
 Baseline has no mechanism to detach: one model for both trainings.
 """
-from .results_table import cell, markdown_row, pooled
+from .displaced_table import DASH, DISPLACED_R50, DUPLICATES, MASK
+from .results_table import cell, markdown_row, pooled, seed_list
 
 #: Tab. 2's rows: label, the detached model, the end-to-end model.
 ROWS = (
@@ -19,10 +20,7 @@ ROWS = (
     ('PEP', 'PEP', 'PEP-e2e'),
 )
 VARIANTS = ('dense', 'crowded')
-MASK, CROWDED_R50, DISPLACED_R50, DUPLICATES = (
-    'coco/segm_mAP', 'coco/segm_crowded_recall50',
-    'coco/segm_displaced_recall50', 'coco/segm_duplicates_per_img')
-DASH = '—'
+CROWDED_R50 = 'coco/segm_crowded_recall50'
 
 
 def _rows(label: str, detached: str, e2e: str):
@@ -62,8 +60,7 @@ def tab2_block(state: dict) -> str:
                     MASK, CROWDED_R50, DISPLACED_R50, DUPLICATES)}
                 val = pooled(done, MASK, 'val_metrics').get(variant)
                 lines.append(markdown_row(head + [
-                    ', '.join(str(r['seed']) for r in sorted(
-                        done, key=lambda r: r['seed'])),
+                    seed_list(done),
                     cell(test[MASK], 100., DASH), cell(val, 100., DASH),
                     cell(test[CROWDED_R50], 100., DASH),
                     cell(test[DISPLACED_R50], 100., DASH),
@@ -81,4 +78,3 @@ def tab2_block(state: dict) -> str:
         'files in [docs/results/](../results/README.md).'
     ]
     return '\n'.join(lines) + '\n'
-
