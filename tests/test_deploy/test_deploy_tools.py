@@ -1,5 +1,5 @@
-"""tools/deploy/: export_onnx.py and ort_infer.py end to end, and their
-answers to bad input (issue #40, item 6)."""
+"""tools/deploy/: export_onnx.py, ort_infer.py and evaluate_onnx.py end to
+end, and their answers to bad input (issue #40, item 6)."""
 import json
 import os.path as osp
 import sys
@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from pep_testing import ROOT, load_tool
 
@@ -56,20 +55,6 @@ def test_export_then_infer_writes_detinferencer_outputs(exported, tmp_path):
         assert json.load(f)['masks'][0]['size'] == [48, 80]
 
 
-def test_graph_outputs_and_stored_metadata(exported):
-    from mmdet_pep.deploy.inferencer import CONFIG_KEY, OrtDetector
-    session = OrtDetector(exported)
-    assert session.dynamic
-    assert session.output_names == ['boxes', 'scores', 'labels', 'masks']
-    assert session.classes() == ['disc', 'square', 'triangle']
-    assert 'PEPHead' in session.metadata[CONFIG_KEY]
-    outs = session(np.full((64, 96, 3), 40, np.uint8))
-    n = len(outs['scores'])
-    assert outs['boxes'].shape == (n, 4) and outs['masks'].shape == (n, 64,
-                                                                     96)
-    assert outs['masks'].dtype == np.uint8 and outs['labels'].dtype == np.int64
-
-
 def test_runner_rejects_bad_images(exported, tmp_path):
     from mmdet_pep.deploy import build_deploy_model, export_onnx
     from mmdet_pep.deploy.inferencer import OrtDetector
@@ -98,48 +83,11 @@ def test_export_of_a_video_model_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / 'x.onnx').exists()
 
 
-def test_a_head_without_static_postprocessing_is_named():
-    from mmdet_pep.deploy import NotExportableError, check_exportable
-
-    class Detector(nn.Module):
-
-        def __init__(self):
-            super().__init__()
-            self.bbox_head = nn.Conv2d(1, 1, 1)
-
-    with pytest.raises(NotExportableError, match='Conv2d.*exportable heads'):
-        check_exportable(Detector())
-
-
 def test_missing_onnxruntime_says_how_to_install(monkeypatch):
     from mmdet_pep.deploy import inferencer
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)
     with pytest.raises(ImportError, match='requirements/deploy.txt'):
         inferencer.OrtDetector('whatever.onnx')
-
-
-def test_deploy_model_normalises_and_pads_like_the_preprocessor():
-    """DeployModel.preprocess equals DetDataPreprocessor on a 50 x 70
-    image (BGR -> RGB, mean / std, zero padding to 32)."""
-    from mmdet_pep.deploy import build_deploy_model
-    deploy = build_deploy_model(TINY)
-    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
-    ref = deploy.detector.data_preprocessor(
-        dict(inputs=[image], data_samples=None), False)['inputs']
-    got = deploy.preprocess(image[None].float())
-    assert got.shape == ref.shape == (1, 3, 64, 96)
-    torch.testing.assert_close(got, ref)
-
-
-def test_the_detector_stays_in_eval_mode_after_export(tmp_path):
-    """torch.onnx.export restores the exported module's mode on every
-    child: a wrapper left in train mode would switch the detector's BN to
-    batch statistics for every later eager call."""
-    from mmdet_pep.deploy import build_deploy_model, export_onnx
-    deploy = build_deploy_model(TINY)
-    export_onnx(deploy, str(tmp_path / 'tiny.onnx'), (64, 64))
-    assert not deploy.detector.training
-    assert not any(m.training for m in deploy.detector.modules())
 
 
 def test_evaluate_onnx_writes_parity_and_latency(tmp_path):

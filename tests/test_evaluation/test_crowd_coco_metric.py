@@ -13,21 +13,7 @@ all ten thresholds give the same value. Ignored detections are left out
 of the ranking. Values are compared after CocoMetric's rounding to three
 decimals.
 
-Scene 1 (image 1, 40 x 60 px; masks are rectangles x1:x2, y1:y2):
-
-    A square  2:10,  2:10  touches B (edge to edge)
-    B square 10:18,  2:10  touches A
-    C bar    18:26,  2:10  touches B, but B is a square
-    D square  2:10, 14:22  one empty row (22) above E
-    E square  2:10, 23:31
-    F square 40:48, 28:36  far from every square
-
-plus image 2, 40 x 60 px and empty (no object, no prediction).
-
-Crowdedness (dilation by d with a (2d+1)-square: Chebyshev distance <= d):
-A-B are at distance 1 (adjacent pixels), D-E at distance 2 (row 21 to row
-23), so d=2: crowded A, B, D, E, isolated C, F; d=1: crowded A, B,
-isolated C, D, E, F; d=0 (overlap only): all isolated.
+Scene 1 and its helpers: tests/crowd_testing.py.
 """
 import os.path as osp
 import pickle
@@ -37,8 +23,11 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.fileio import dump
-from pycocotools import mask as mask_utils
 
+from crowd_testing import (BACKGROUND, BAR, CAT_IDS, CLASSES, MISSED_B,
+                           SCENE1, SQUARE, check_tasks, evaluate_metric,
+                           rect_mask, rle_json, scene1_ann_ids, scene1_pred,
+                           scene1_samples)
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.evaluation import CocoOccludedSeparatedMetric
 from mmdet.registry import METRICS
@@ -47,124 +36,6 @@ from mmdet_pep.datasets.synthetic import (dataset_statistics,
 from mmdet_pep.evaluation import CrowdCocoMetric, crowded_instances
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CLASSES = ('square', 'bar')
-CAT_IDS = (2, 5)  # non-contiguous, as in test_coco_metric_gt.py
-SHAPE = (40, 60)
-SQUARE, BAR = 0, 1
-
-# name -> (label, (x1, x2, y1, y2))
-SCENE1 = dict(
-    A=(SQUARE, (2, 10, 2, 10)),
-    B=(SQUARE, (10, 18, 2, 10)),
-    C=(BAR, (18, 26, 2, 10)),
-    D=(SQUARE, (2, 10, 14, 22)),
-    E=(SQUARE, (2, 10, 23, 31)),
-    F=(SQUARE, (40, 48, 28, 36)),
-)
-# A square prediction on the background: IoU 0 with every square.
-BACKGROUND = (SQUARE, (50, 58, 2, 10))
-
-
-def _rect(x1, x2, y1, y2, shape=SHAPE):
-    mask = np.zeros(shape, bool)
-    mask[y1:y2, x1:x2] = True
-    return mask
-
-
-def _rle(mask):
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return dict(size=list(rle['size']), counts=rle['counts'].decode())
-
-
-def _write_scene1(path):
-    annotations = []
-    for name, (label, (x1, x2, y1, y2)) in SCENE1.items():
-        mask = _rect(x1, x2, y1, y2)
-        annotations.append(
-            dict(
-                id=len(annotations) + 1,
-                image_id=1,
-                category_id=CAT_IDS[label],
-                iscrowd=0,
-                area=int(mask.sum()),
-                bbox=[x1, y1, x2 - x1, y2 - y1],
-                segmentation=_rle(mask)))
-    dump(
-        dict(
-            images=[
-                dict(id=i, file_name=f'{i}.png', height=SHAPE[0],
-                     width=SHAPE[1]) for i in (1, 2)
-            ],
-            annotations=annotations,
-            categories=[
-                dict(id=i, name=n) for i, n in zip(CAT_IDS, CLASSES)
-            ]), path)
-    return path
-
-
-@pytest.fixture
-def scene1(tmp_path):
-    return _write_scene1(str(tmp_path / 'scene1.json'))
-
-
-def _ann_ids(names):
-    """Annotation ids of scene-1 objects (ids follow SCENE1's order)."""
-    order = list(SCENE1)
-    return {order.index(n) + 1 for n in names}
-
-
-def _samples(preds):
-    """Data samples as CocoMetric.process takes them.
-
-    preds: (label, (x1, x2, y1, y2), score) of image 1; image 2 gets no
-    prediction.
-    """
-    def instances(items):
-        masks = [_rect(*geom) for _, geom, _ in items]
-        return dict(
-            bboxes=torch.tensor([[x1, y1, x2, y2]
-                                 for _, (x1, x2, y1, y2), _ in items],
-                                dtype=torch.float32).reshape(-1, 4),
-            scores=torch.tensor([s for _, _, s in items],
-                                dtype=torch.float32),
-            labels=torch.tensor([label for label, _, _ in items],
-                                dtype=torch.long),
-            masks=torch.from_numpy(
-                np.stack(masks) if masks else np.zeros((0, ) + SHAPE,
-                                                       bool)))
-
-    return [
-        dict(img_id=1, ori_shape=SHAPE, pred_instances=instances(preds)),
-        dict(img_id=2, ori_shape=SHAPE, pred_instances=instances([])),
-    ]
-
-
-def _pred(name, score):
-    label, geom = SCENE1[name]
-    return (label, geom, score)
-
-
-def _evaluate(ann_file, samples, metric=('bbox', 'segm'),
-              type='CrowdCocoMetric', **kwargs):
-    crowd_metric = METRICS.build(
-        dict(
-            type=type,
-            ann_file=ann_file,
-            metric=list(metric),
-            **kwargs))
-    assert isinstance(crowd_metric, CrowdCocoMetric)
-    crowd_metric.dataset_meta = dict(classes=CLASSES)
-    crowd_metric.process({}, samples)
-    return crowd_metric.evaluate(size=len(samples))
-
-
-TASKS = ('bbox', 'segm')
-
-
-def _check(results, expected):
-    for task in TASKS:
-        for key, value in expected.items():
-            assert results[f'coco/{task}_{key}'] == value, (task, key)
 
 
 @pytest.mark.parametrize('crowd_dist, crowded', [
@@ -175,8 +46,8 @@ def _check(results, expected):
 ])
 def test_crowded_instances_scene1(scene1, crowd_dist, crowded):
     flags = crowded_instances(COCO(scene1), crowd_dist)
-    assert {i for i, c in flags.items() if c} == _ann_ids(crowded)
-    assert set(flags) == _ann_ids(SCENE1)
+    assert {i for i, c in flags.items() if c} == scene1_ann_ids(crowded)
+    assert set(flags) == scene1_ann_ids(SCENE1)
 
 
 def _write_scene2(path):
@@ -212,8 +83,8 @@ def _write_scene2(path):
                 iscrowd=0,
                 area=(x2 - x1) * (y2 - y1),
                 bbox=[x1, y1, x2 - x1, y2 - y1],
-                segmentation=poly(x1, x2, y1, y2) if is_poly else _rle(
-                    _rect(x1, x2, y1, y2, shape))))
+                segmentation=poly(x1, x2, y1, y2) if is_poly else rle_json(
+                    rect_mask(x1, x2, y1, y2, shape))))
     dump(
         dict(
             images=[
@@ -246,7 +117,7 @@ def test_crowded_instances_skips_iscrowd_and_other_categories(scene1):
     # in neither subset.
     coco.anns[2]['iscrowd'] = 1
     flags = crowded_instances(coco, 2)
-    assert {i for i, c in flags.items() if c} == _ann_ids('DE')
+    assert {i for i, c in flags.items() if c} == scene1_ann_ids('DE')
     assert 2 not in flags
     # Only the bars: C alone.
     assert crowded_instances(coco, 2, cat_ids=[CAT_IDS[BAR]]) == {3: False}
@@ -275,9 +146,9 @@ def test_iou_thrs_must_include_half(scene1):
 
 
 def test_ground_truth_scores_one_scene1(scene1):
-    preds = [_pred(n, 0.9 - 0.05 * k) for k, n in enumerate(SCENE1)]
-    results = _evaluate(scene1, _samples(preds))
-    _check(
+    preds = [scene1_pred(n, 0.9 - 0.05 * k) for k, n in enumerate(SCENE1)]
+    results = evaluate_metric(scene1, scene1_samples(preds))
+    check_tasks(
         results,
         dict(crowded_mAP=1.0, crowded_recall50=1.0, isolated_mAP=1.0,
              isolated_recall50=1.0, duplicates_per_img=0.0, mAP=1.0))
@@ -299,12 +170,12 @@ def test_ground_truth_scores_one_polygons(tmp_path):
         labels=torch.tensor([label_of[a['category_id']] for a in anns]),
         masks=torch.from_numpy(
             np.stack([coco.annToMask(a).astype(bool) for a in anns])))
-    results = _evaluate(
+    results = evaluate_metric(
         path, [dict(img_id=7, ori_shape=(32, 48), pred_instances=pred)])
     # G, H, J, K crowded (squares), I isolated (the bar): each subset has
     # one class with ground truth, all found at IoU 1 before any false
     # positive (there is none).
-    _check(
+    check_tasks(
         results,
         dict(crowded_mAP=1.0, crowded_recall50=1.0, isolated_mAP=1.0,
              isolated_recall50=1.0, duplicates_per_img=0.0, mAP=1.0))
@@ -312,20 +183,10 @@ def test_ground_truth_scores_one_polygons(tmp_path):
                                                                            1)
 
 
-# Case 1: B (crowded) missed, every other object found once. F (isolated)
-# has the highest score, so a crowded evaluation that counted it as a false
-# positive (instead of ignoring it) would put it first in the ranking.
-MISSED_B = [
-    _pred('F', 0.95),
-    _pred('A', 0.9),
-    _pred('D', 0.8),
-    _pred('E', 0.7),
-    _pred('C', 0.6),
-]
 
 
 def test_missed_crowded_object(scene1):
-    results = _evaluate(scene1, _samples(MISSED_B))
+    results = evaluate_metric(scene1, scene1_samples(MISSED_B))
     # crowded (d=2: A, B, D, E; all squares, so only the square class
     # counts): ranking F (ignored), A, D, E all true positives. Recall
     # 1/4, 2/4, 3/4 at precision 1; the 76 recall points 0..0.75 read 1,
@@ -337,7 +198,7 @@ def test_missed_crowded_object(scene1):
     # E false positives: square precision 1/4 at full recall, AP 0.25,
     # mAP 0.625.) recall@0.5: 2 of 2.
     # duplicates: none, over 2 images.
-    _check(
+    check_tasks(
         results,
         dict(crowded_mAP=round(76 / 101, 3), crowded_recall50=0.75,
              isolated_mAP=1.0, isolated_recall50=1.0,
@@ -351,14 +212,14 @@ def test_missed_crowded_object(scene1):
 
 
 def test_missed_crowded_object_crowd_dist_1(scene1):
-    results = _evaluate(scene1, _samples(MISSED_B), crowd_dist=1)
+    results = evaluate_metric(scene1, scene1_samples(MISSED_B), crowd_dist=1)
     # d=1: crowded A, B; isolated C, D, E, F.
     # crowded: square ranking F, A, D, E: F, D, E ignored (isolated), A
     # true positive, B never found: recall 1/2 at precision 1, 51 of 101
     # points. recall@0.5: 1 of 2.
     # isolated: square F, D, E found (A ignored), bar C found: AP 1, recall
     # 4 of 4.
-    _check(
+    check_tasks(
         results,
         dict(crowded_mAP=round(51 / 101, 3), crowded_recall50=0.5,
              isolated_mAP=1.0, isolated_recall50=1.0,
@@ -368,12 +229,12 @@ def test_missed_crowded_object_crowd_dist_1(scene1):
 
 
 def test_missed_crowded_object_crowd_dist_0(scene1):
-    results = _evaluate(scene1, _samples(MISSED_B), crowd_dist=0)
+    results = evaluate_metric(scene1, scene1_samples(MISSED_B), crowd_dist=0)
     # d=0: nothing overlaps, all six isolated: the crowded subset is empty
     # (-1, COCO's value for no ground truth), and the isolated one is the
     # whole set: square 4 of 5 found at precision 1 (81 points), bar 1.
     # recall@0.5: 5 of 6.
-    _check(
+    check_tasks(
         results,
         dict(crowded_mAP=-1.0, crowded_recall50=-1.0,
              isolated_mAP=round((81 / 101 + 1) / 2, 3),
@@ -386,21 +247,21 @@ def test_missed_crowded_object_crowd_dist_0(scene1):
 # (crowded), F (isolated) and C (isolated bar) and a square on the
 # background. Square ranking: A, A2, F, F2, B, D, E, then the background.
 DUPLICATES = [
-    _pred('A', 0.95),
-    _pred('A', 0.93),  # A2
-    _pred('F', 0.9),
-    _pred('F', 0.88),  # F2
-    _pred('B', 0.85),
-    _pred('D', 0.8),
-    _pred('E', 0.7),
-    _pred('C', 0.6),
-    _pred('C', 0.5),  # C2
+    scene1_pred('A', 0.95),
+    scene1_pred('A', 0.93),  # A2
+    scene1_pred('F', 0.9),
+    scene1_pred('F', 0.88),  # F2
+    scene1_pred('B', 0.85),
+    scene1_pred('D', 0.8),
+    scene1_pred('E', 0.7),
+    scene1_pred('C', 0.6),
+    scene1_pred('C', 0.5),  # C2
     (*BACKGROUND, 0.4),
 ]
 
 
 def test_duplicates(scene1):
-    results = _evaluate(scene1, _samples(DUPLICATES))
+    results = evaluate_metric(scene1, scene1_samples(DUPLICATES))
     # crowded (squares A, B, D, E): A TP; A2 finds A taken and hits no
     # other crowded square: FP; F matches isolated F: ignored; F2 finds F
     # taken but overlaps it: ignored too (a duplicate of an object outside
@@ -417,7 +278,7 @@ def test_duplicates(scene1):
     # recall. Bar C TP first: AP 1. recall@0.5: 2 of 2.
     # duplicates: A2, F2, C2 in image 1 (the background square hits
     # nothing: not a duplicate), none in image 2: 3 / 2 images = 1.5.
-    _check(
+    check_tasks(
         results,
         dict(crowded_mAP=round(86 / 101, 3), crowded_recall50=1.0,
              isolated_mAP=1.0, isolated_recall50=1.0,
@@ -430,10 +291,10 @@ def test_duplicates_count_only_top_100_per_image(scene1):
     # F, the other 97 are duplicates: 97 / 2 images = 48.5. (pycocotools'
     # per-class top 100 alone would keep 99 copies, 98 duplicates, 49.0;
     # no cut 100 duplicates, 50.0.)
-    preds = [_pred('C', 0.99), _pred('A', 0.98)] + [
-        _pred('F', 0.9 - 0.001 * k) for k in range(101)
+    preds = [scene1_pred('C', 0.99), scene1_pred('A', 0.98)] + [
+        scene1_pred('F', 0.9 - 0.001 * k) for k in range(101)
     ]
-    results = _evaluate(scene1, _samples(preds), metric=['segm'])
+    results = evaluate_metric(scene1, scene1_samples(preds), metric=['segm'])
     assert results['coco/segm_duplicates_per_img'] == 48.5
     assert 'coco/bbox_duplicates_per_img' not in results
 
@@ -441,13 +302,13 @@ def test_duplicates_count_only_top_100_per_image(scene1):
 def test_subset_flags_do_not_leak_into_the_ground_truth(scene1):
     crowd_metric = CrowdCocoMetric(ann_file=scene1, metric=['bbox', 'segm'])
     crowd_metric.dataset_meta = dict(classes=CLASSES)
-    crowd_metric.process({}, _samples(MISSED_B))
+    crowd_metric.process({}, scene1_samples(MISSED_B))
     first = crowd_metric.evaluate(size=2)
     # pycocotools leaves ignore = iscrowd (0) in the file's dicts, no
     # subset flag; a second evaluation (the next validation) is the same.
     assert not any(
         a.get('ignore') for a in crowd_metric._coco_api.anns.values())
-    crowd_metric.process({}, _samples(MISSED_B))
+    crowd_metric.process({}, scene1_samples(MISSED_B))
     assert crowd_metric.evaluate(size=2) == first
 
 
@@ -462,66 +323,6 @@ def test_builds_through_custom_imports(scene1):
     metric = METRICS.build(cfg.val_evaluator)
     assert isinstance(metric, CrowdCocoMetric)
     assert metric.crowd_dist == 2
-
-
-# --- DisplacedCocoMetric: the same scene, B and D marked displaced ---
-
-
-def _displaced_file(tmp_path, names, drop=()):
-    """count_displaced.py --out's shape: annotation id (str) -> flag."""
-    path = str(tmp_path / 'displaced.json')
-    flags = {
-        str(i): i in _ann_ids(names)
-        for i in range(1, len(SCENE1) + 1) if i not in _ann_ids(drop)
-    }
-    dump(dict(summary={}, displaced=flags), path)
-    return path
-
-
-def test_displaced_subsets_scored_apart(scene1, tmp_path):
-    results = _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
-                        displaced_file=_displaced_file(tmp_path, 'BD'))
-    # displaced {B, D}, both squares: ranking F, A (placed: ignored), D
-    # true positive, E (ignored); B never found: recall 1/2 at precision
-    # 1, 51 of 101 points; recall@0.5 1 of 2.
-    # placed {A, C, E, F}: squares F, A, E found (D ignored) at precision
-    # 1, bar C found: AP 1, recall 4 of 4.
-    _check(
-        results,
-        dict(displaced_mAP=round(51 / 101, 3), displaced_recall50=0.5,
-             placed_mAP=1.0, placed_recall50=1.0))
-    assert (results['coco/num_displaced'], results['coco/num_placed']) == (2,
-                                                                          4)
-    # CrowdCocoMetric's keys are unchanged.
-    assert results == dict(results, **_evaluate(scene1, _samples(MISSED_B)))
-
-
-def test_displaced_subset_empty(scene1, tmp_path):
-    results = _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
-                        displaced_file=_displaced_file(tmp_path, ''))
-    _check(results, dict(displaced_mAP=-1.0, displaced_recall50=-1.0,
-                         placed_recall50=round(5 / 6, 3)))
-    assert results['coco/num_displaced'] == 0
-
-
-def test_displaced_file_errors(scene1, tmp_path):
-    with pytest.raises(FileNotFoundError, match='count_displaced'):
-        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
-                  displaced_file=str(tmp_path / 'missing.json'))
-    bad = tmp_path / 'bad.json'
-    bad.write_text('{"displaced": {"1": "yes"}}')
-    with pytest.raises(ValueError, match='bad.json: the flag of annotation 1 is'):
-        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
-                  displaced_file=str(bad))
-    bad.write_text('[1, 2]')
-    with pytest.raises(ValueError, match='no "displaced" object'):
-        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
-                  displaced_file=str(bad))
-    # Written for another annotation file: an evaluated id has no flag.
-    partial = _displaced_file(tmp_path, 'B', drop='F')
-    with pytest.raises(ValueError, match='no flag for 1 of the 6'):
-        _evaluate(scene1, _samples(MISSED_B), type='DisplacedCocoMetric',
-                  displaced_file=partial)
 
 
 # --- mmdet's CocoOccludedSeparatedMetric through the project's config ---
@@ -545,7 +346,7 @@ def test_occluded_separated_config(scene1, tmp_path):
     # occluded file's box is x, y, w, h, the separated one's x1, y1, x2, y2.
     def entry(name):
         label, (x1, x2, y1, y2) = SCENE1[name]
-        rle = _rle(_rect(x1, x2, y1, y2))
+        rle = rle_json(rect_mask(x1, x2, y1, y2))
         return ['1.png', CLASSES[label], None, [x1, y1, x2 - x1, y2 - y1],
                 rle]
 
@@ -567,12 +368,12 @@ def test_occluded_separated_config(scene1, tmp_path):
     # IoU 40/64 = 0.625 < 0.75: missed. C: exact, but at score 0.2, below
     # score_thr 0.3, and as a square at 0.9 (wrong class): missed.
     preds = [
-        _pred('A', 0.95),
+        scene1_pred('A', 0.95),
         (SQUARE, (2, 7, 14, 22), 0.8),
         (SQUARE, SCENE1['C'][1], 0.9),
-        _pred('C', 0.2),
+        scene1_pred('C', 0.2),
     ]
-    samples = _samples(preds)[:1]
+    samples = scene1_samples(preds)[:1]
     metric.process({}, samples)
     results = metric.evaluate(size=1)
     # Occluded: A of {A, D} -> 50 %; separated: none of {C} -> 0 %.
