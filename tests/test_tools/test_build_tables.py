@@ -645,7 +645,7 @@ def test_tab2_rows_pair_detached_and_end_to_end_trainings():
     rows = {tuple(line.split(' | ')[:3]): line.split(' | ')[3:]
             for line in tab2_block(state).splitlines()
             if line.startswith('| `')}
-    assert len(rows) == 14  # 7 trainings on each of 2 variants
+    assert len(rows) == 16  # 8 trainings on each of 2 variants
     assert rows[('| `dense`', 'Baseline', 'no mechanism')] == [
         'PEP-baseline', '0, 1', '20.5 ± 0.7', '21.5 ± 0.7', '50.0 ± 0.0', '—',
         '1.50 ± 0.00 |']
@@ -658,6 +658,9 @@ def test_tab2_rows_pair_detached_and_end_to_end_trainings():
         '0', '2.0', '3.0', '50.0', '10.7', '1.50 |']
     assert rows[('| `crowded`', '+purifying', 'end to end (paper)')] == [
         'PEP-purify-e2e', 'not trained yet', '—', '—', '—', '—', '— |']
+    assert rows[('| `dense`', 'PEP',
+                 'purifier end to end, excavator detached')][:2] == [
+        'PEP-e2e-purifier', 'not trained yet']
 
 
 def test_zoo_rows_average_the_variants_every_row_has(tree):
