@@ -1,15 +1,23 @@
 """Helpers of the export tests: a tiny model trained on the crowded scene
 until it predicts instances, its eager predictions, and the parity check
 of an exported graph against them (issue #40's criteria)."""
+import os.path as osp
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from pep_testing import SCENE_SIZE, crowded_scene, pack
+from pep_testing import ROOT, SCENE_SIZE, crowded_scene, pack
 
 from mmdet_pep.models.utils.misc import masks_to_boxes
+
+# An image config that builds without a checkpoint (its score_thr 0 keeps
+# detections coming), and a video config, which must not export.
+TINY_CONFIG = osp.join(ROOT, 'configs/pep/pep_r18_fpn_tiny_synthetic.py')
+VIDEO_CONFIG = osp.join(
+    ROOT, 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
 
 # Issue #40's parity criteria.
 MIN_MASK_IOU, MAX_SCORE_DIFF, MAX_BOX_DIFF = 0.99, 1e-3, 1.0

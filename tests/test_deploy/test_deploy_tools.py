@@ -1,18 +1,14 @@
 """tools/deploy/: export_onnx.py, ort_infer.py and evaluate_onnx.py end to
 end, and their answers to bad input (issue #40, item 6)."""
 import json
-import os.path as osp
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from pep_testing import ROOT, load_tool
-
-TINY = osp.join(ROOT, 'configs/pep/pep_r18_fpn_tiny_synthetic.py')
-VIDEO = osp.join(ROOT,
-                 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
+from deploy_testing import TINY_CONFIG, VIDEO_CONFIG
+from pep_testing import load_tool
 
 
 @pytest.fixture(scope='module')
@@ -20,7 +16,8 @@ def exported(tmp_path_factory):
     """The tiny PEP config (initial weights; its score_thr 0 keeps
     detections coming) exported with a dynamic input size."""
     out = str(tmp_path_factory.mktemp('onnx') / 'tiny.onnx')
-    load_tool('deploy/export_onnx').main([TINY, '--out', out, '--dynamic'])
+    load_tool('deploy/export_onnx').main(
+        [TINY_CONFIG, '--out', out, '--dynamic'])
     return out
 
 
@@ -66,7 +63,8 @@ def test_runner_rejects_bad_images(exported, tmp_path):
     with pytest.raises(ValueError, match='at least 32 px'):
         session(np.zeros((16, 64, 3), np.uint8))
     fixed = export_onnx(
-        build_deploy_model(TINY), str(tmp_path / 'fixed.onnx'), (64, 64))
+        build_deploy_model(TINY_CONFIG), str(tmp_path / 'fixed.onnx'),
+        (64, 64))
     with pytest.raises(ValueError, match='exported for 64x64.*got 64x96'):
         OrtDetector(fixed)(np.zeros((64, 96, 3), np.uint8))
     with pytest.raises(FileNotFoundError, match='ONNX file not found'):
@@ -76,7 +74,7 @@ def test_runner_rejects_bad_images(exported, tmp_path):
 def test_export_of_a_video_model_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         load_tool('deploy/export_onnx').main(
-            [VIDEO, '--out', str(tmp_path / 'x.onnx')])
+            [VIDEO_CONFIG, '--out', str(tmp_path / 'x.onnx')])
     message = str(exit_info.value)
     assert 'SipMaskVIS is a video model' in message
     assert '\n' not in message
@@ -99,12 +97,12 @@ def test_evaluate_onnx_writes_parity_and_latency(tmp_path):
     root = tmp_path / 'data'
     generate_dataset(str(root), num_train=1, num_val=4, num_test=1,
                      image_size=64)
-    deploy = build_deploy_model(TINY)
+    deploy = build_deploy_model(TINY_CONFIG)
     ckpt = str(tmp_path / 'tiny.pth')
     torch.save(dict(state_dict=deploy.detector.state_dict()), ckpt)
     out = tmp_path / 'results'
     load_tool('deploy/evaluate_onnx').main([
-        TINY, ckpt, '--name', 'tiny', '--data-root', f'{root}/',
+        TINY_CONFIG, ckpt, '--name', 'tiny', '--data-root', f'{root}/',
         '--out-dir', str(out), '--work-dir', str(tmp_path / 'onnx'),
         '--threads', '1', '--num-timed', '2', '--num-timed-large', '1',
         '--large-shape', '96', '128'

@@ -1,21 +1,15 @@
 """mmdet_pep/deploy/export.py: which models export, the model built from a
 config, and the ONNX file it writes (outputs, metadata, the detector's mode
 afterwards)."""
-import os.path as osp
-
 import numpy as np
 import pytest
 from mmengine.config import Config
 from torch import nn
 
+from deploy_testing import TINY_CONFIG, VIDEO_CONFIG
 from mmdet_pep.deploy import (NotExportableError, build_deploy_model,
                               check_exportable, export_onnx, supported_heads)
 from mmdet_pep.deploy.export import check_config, head_type
-from pep_testing import ROOT
-
-TINY = osp.join(ROOT, 'configs/pep/pep_r18_fpn_tiny_synthetic.py')
-VIDEO = osp.join(ROOT,
-                 'configs/sipmask/sipmask-vis_r18_fpn_1200it_synthetic-vis.py')
 
 
 @pytest.fixture(scope='module')
@@ -23,7 +17,8 @@ def graph(tmp_path_factory):
     """The tiny PEP config (initial weights; its score_thr 0 keeps
     detections coming) exported with a dynamic input size."""
     out = str(tmp_path_factory.mktemp('onnx') / 'tiny.onnx')
-    return export_onnx(build_deploy_model(TINY), out, (64, 64), dynamic=True)
+    return export_onnx(build_deploy_model(TINY_CONFIG), out, (64, 64),
+                       dynamic=True)
 
 
 def test_graph_outputs_and_stored_metadata(graph):
@@ -82,11 +77,11 @@ def test_a_head_without_static_postprocessing_is_named():
 
 def test_video_models_are_refused_before_they_are_built():
     with pytest.raises(NotExportableError, match='SipMaskVIS is a video'):
-        check_config(Config.fromfile(VIDEO))
+        check_config(Config.fromfile(VIDEO_CONFIG))
     # A tracker around any detector, by its model.detector.
     with pytest.raises(NotExportableError, match='Tracker is a video'):
         check_config(Config(dict(model=dict(type='Tracker', detector={}))))
-    check_config(Config.fromfile(TINY))
+    check_config(Config.fromfile(TINY_CONFIG))
 
     class Tracked(nn.Module):
 
@@ -104,14 +99,14 @@ def test_missing_config_or_checkpoint_is_named(tmp_path):
         build_deploy_model(str(tmp_path / 'x.py'))
     with pytest.raises(FileNotFoundError,
                        match='checkpoint not found: .*x.pth'):
-        build_deploy_model(TINY, str(tmp_path / 'x.pth'))
+        build_deploy_model(TINY_CONFIG, str(tmp_path / 'x.pth'))
 
 
 def test_the_detector_stays_in_eval_mode_after_export(tmp_path):
     """torch.onnx.export restores the exported module's mode on every
     child: a wrapper left in train mode would switch the detector's BN to
     batch statistics for every later eager call."""
-    deploy = build_deploy_model(TINY)
+    deploy = build_deploy_model(TINY_CONFIG)
     export_onnx(deploy, str(tmp_path / 'tiny.onnx'), (64, 64))
     assert not deploy.detector.training
     assert not any(m.training for m in deploy.detector.modules())

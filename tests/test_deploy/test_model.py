@@ -1,21 +1,18 @@
 """mmdet_pep/deploy/model.py: DeployModel preprocesses like mmdet's data
 preprocessor and returns the four outputs in fixed dtypes."""
-import os.path as osp
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
+from deploy_testing import TINY_CONFIG
 from mmdet_pep.deploy import OUTPUT_NAMES, DeployModel, build_deploy_model
-from pep_testing import ROOT
-
-TINY = osp.join(ROOT, 'configs/pep/pep_r18_fpn_tiny_synthetic.py')
 
 
 def test_deploy_model_normalises_and_pads_like_the_preprocessor():
     """DeployModel.preprocess equals DetDataPreprocessor on a 50 x 70
     image (BGR -> RGB, mean / std, zero padding to 32)."""
-    deploy = build_deploy_model(TINY)
+    deploy = build_deploy_model(TINY_CONFIG)
     image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
     ref = deploy.detector.data_preprocessor(
         dict(inputs=[image], data_samples=None), False)['inputs']

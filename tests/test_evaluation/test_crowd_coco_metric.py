@@ -34,8 +34,7 @@ from mmdet.registry import METRICS
 from mmdet_pep.datasets.synthetic import (dataset_statistics,
                                           generate_coco_split)
 from mmdet_pep.evaluation import CrowdCocoMetric, crowded_instances
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pep_testing import ROOT
 
 
 @pytest.mark.parametrize('crowd_dist, crowded', [
