@@ -157,6 +157,18 @@ def _tiny_preprocessor_and_backbone():
             init_cfg=None))
 
 
+def tiny_fpn(start_level: int = 0, num_outs: int = 5,
+             extra_convs: bool = False) -> dict:
+    """The 16-channel FPN over :func:`_tiny_preprocessor_and_backbone`'s
+    narrow ResNet-18, from C2 (``start_level`` 0) or C3 (1);
+    ``extra_convs``: FCOS's P6-P7 from P5's output, with a ReLU between."""
+    neck = dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16,
+                start_level=start_level, num_outs=num_outs)
+    if extra_convs:
+        neck.update(add_extra_convs='on_output', relu_before_extra_convs=True)
+    return neck
+
+
 def tiny_detector_cfg(**head_overrides):
     """A complete PEP with a narrow ResNet-18, built without downloads."""
     head = tiny_head_cfg(**head_overrides)
@@ -164,12 +176,7 @@ def tiny_detector_cfg(**head_overrides):
     return dict(
         type='PEP',
         **_tiny_preprocessor_and_backbone(),
-        neck=dict(
-            type='FPN',
-            in_channels=[8, 16, 32, 64],
-            out_channels=16,
-            start_level=0,
-            num_outs=5),
+        neck=tiny_fpn(),
         mask_head=head,
         test_cfg=test_cfg)
 
@@ -184,14 +191,7 @@ def _tiny_fcos_detector(detector: str, head: dict) -> dict:
     return dict(
         type=detector,
         **_tiny_preprocessor_and_backbone(),
-        neck=dict(
-            type='FPN',
-            in_channels=[8, 16, 32, 64],
-            out_channels=16,
-            start_level=1,
-            add_extra_convs='on_output',
-            num_outs=5,
-            relu_before_extra_convs=True),
+        neck=tiny_fpn(start_level=1, extra_convs=True),
         bbox_head=head,
         test_cfg=dict(nms_pre=100, score_thr=0.05, max_per_img=20))
 
@@ -283,12 +283,7 @@ def tiny_spatialemb_cfg(backbone='resnet', **head_overrides):
     return dict(
         type='SpatialEmbeddings',
         **_tiny_preprocessor_and_backbone(),
-        neck=dict(
-            type='FPN',
-            in_channels=[8, 16, 32, 64],
-            out_channels=16,
-            start_level=1,
-            num_outs=3),
+        neck=tiny_fpn(start_level=1, num_outs=3),
         mask_head=dict(head, in_index=(0, 1, 2)),
         test_cfg=test_cfg)
 

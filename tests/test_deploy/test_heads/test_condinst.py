@@ -11,7 +11,7 @@ from mmengine.config import ConfigDict
 
 from deploy_testing import check_parity, eager, run_config, scenes, trained
 from pep_testing import (FCOS_STRIDES, ROOT, TINY_REGRESS_RANGES,
-                         _tiny_preprocessor_and_backbone)
+                         _tiny_preprocessor_and_backbone, tiny_fpn)
 
 CONFIGS = [
     osp.join(ROOT, 'configs/condinst', name) for name in (
@@ -27,14 +27,7 @@ def tiny_condinst_cfg(score_thr=0.05):
     return ConfigDict(
         type='CondInst',
         **_tiny_preprocessor_and_backbone(),
-        neck=dict(
-            type='FPN',
-            in_channels=[8, 16, 32, 64],
-            out_channels=16,
-            start_level=1,
-            add_extra_convs='on_output',
-            num_outs=5,
-            relu_before_extra_convs=True),
+        neck=tiny_fpn(start_level=1, extra_convs=True),
         bbox_head=dict(
             type='CondInstBboxHead',
             num_params=169,

@@ -1,8 +1,9 @@
 """mmdet_pep/deploy/heads/pep.py (this file is not test_pep.py: that name
-is the detector's tests). PEP exports to ONNX with its whole post-processing and onnxruntime
-returns the eager model's instances (issue #40's parity criteria), for the
-paper's purifying, the recommended recipe's, the Baseline's Matrix NMS and
-the paper's N_all cap; an untrained image gives no instance in both."""
+is the detector's tests). PEP exports to ONNX with its whole
+post-processing and onnxruntime returns the eager model's instances (issue
+#40's parity criteria), for the paper's purifying, the recommended
+recipe's, the Baseline's Matrix NMS and the paper's N_all cap; an untrained
+image gives no instance in both."""
 import copy
 
 import pytest

@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import ConfigDict
 
 from deploy_testing import check_parity, eager, run_config, scenes, trained
-from pep_testing import ROOT, _tiny_preprocessor_and_backbone
+from pep_testing import ROOT, _tiny_preprocessor_and_backbone, tiny_fpn
 
 CONFIG = osp.join(ROOT, 'configs/solov2/solov2_r18_fpn_1200it_synthetic.py')
 
@@ -22,12 +22,7 @@ def tiny_solov2_cfg():
     return ConfigDict(
         type='SOLOv2',
         **_tiny_preprocessor_and_backbone(),
-        neck=dict(
-            type='FPN',
-            in_channels=[8, 16, 32, 64],
-            out_channels=16,
-            start_level=0,
-            num_outs=5),
+        neck=tiny_fpn(),
         mask_head=dict(
             type='SOLOV2Head',
             num_classes=3,
