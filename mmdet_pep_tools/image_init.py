@@ -31,7 +31,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from . import ROOT
-from .protocol import fingerprint, protocol_cfg
+from .protocol import DATA_DIR, fingerprint, fingerprint_cfg, protocol_cfg
 from .runs import run_one
 from .results import is_current, read_result, result_path
 from .specs import ModelSpec
@@ -43,7 +43,6 @@ from .variant_data import ensure_variant_data, variant_data_root
 VARIANT = 'demo'
 #: compare.py's protocol defaults: where the image runs' data, work dirs
 #: and result files live.
-DATA_DIR = 'data'
 WORK_DIR = 'work_dirs/comparison'
 RESULTS_DIR = osp.join('docs', 'results')
 CONVERTER = 'tools/model_converters/sipmask_official_to_mmdet.py'
@@ -129,7 +128,7 @@ def train_image_model(init: dict, args: argparse.Namespace) -> dict:
     spec = ModelSpec(init['name'], osp.join(ROOT, init['config']))
     ensure_variant_data(variant_data_root(args.data_dir, VARIANT), VARIANT)
     cfg = protocol_cfg(spec, args, VARIANT, init['seed'])
-    found = fingerprint(cfg)
+    found = fingerprint(fingerprint_cfg(spec, args, VARIANT, init['seed']))
     path = result_path(args.results_dir, VARIANT, spec.name, init['seed'])
     current = osp.isfile(path) and is_current(read_result(path), found[:2])
     run_one(spec, args, VARIANT, init['seed'], cfg, found,

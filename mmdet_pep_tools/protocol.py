@@ -38,6 +38,10 @@ from .specs import ModelSpec
 from .variant_data import (DISPLACED_REFERENCE, DISPLACED_VARIANTS,  # noqa
                            ensure_variant_data, variant_data_root)
 
+#: ``compare.py --data-dir``'s default: runs are fingerprinted as if their
+#: data lay there (:func:`fingerprint_cfg`).
+DATA_DIR = 'data'
+
 
 def use_crowd_metric(cfg: Config, displaced: bool = False) -> None:
     """Test with ``CrowdCocoMetric`` where the config tests with
@@ -84,6 +88,26 @@ def fingerprint(cfg: Config) -> tuple:
     files = code_files(cfg)
     return (config_digest(cfg), code_commit(files, ROOT), files,
             training_digest(cfg))
+
+
+def fingerprint_cfg(spec: ModelSpec,
+                    args,
+                    variant: str,
+                    seed: int,
+                    make_cfg=protocol_cfg) -> Config:
+    """The config a run is fingerprinted by: ``make_cfg``'s, with the
+    variant's data under the default ``--data-dir`` (:data:`DATA_DIR`).
+
+    The variants are generated deterministically, the same files in any
+    folder, so where ``--data-dir`` puts them changes nothing that is
+    trained or tested: a run made with ``--data-dir /scratch`` is current
+    for the table that ``build_tables.py`` builds with the default, and a
+    finished training there is reused. (A folder must therefore hold the
+    generated data sets, not others under their names.)
+    """
+    if getattr(args, 'data_dir', DATA_DIR) != DATA_DIR:
+        args = argparse.Namespace(**{**vars(args), 'data_dir': DATA_DIR})
+    return make_cfg(spec, args, variant, seed)
 
 
 def table_specs(specs: List[ModelSpec], results: List[dict]) -> list:
@@ -144,7 +168,7 @@ def judge_results(specs: List[ModelSpec],
             key += (json.dumps(options, sort_keys=True), )
         cfg = None
         if key not in fingerprints:
-            cfg = make_cfg(spec, run_args, r['variant'], 0)
+            cfg = fingerprint_cfg(spec, run_args, r['variant'], 0, make_cfg)
             fingerprints[key] = fingerprint(cfg)
         if is_current(r, fingerprints[key][:2]):
             current.append(r)

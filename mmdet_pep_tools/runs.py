@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 
 import mmdet
 from . import ROOT
-from .protocol import fingerprint, protocol_cfg, write_results_table
+from .protocol import (fingerprint, fingerprint_cfg, protocol_cfg,
+                       write_results_table)
 from .results import is_current, read_result, result_path, write_result
 from .specs import ModelSpec
 from .training import train_and_test
@@ -146,7 +147,8 @@ def run_protocol(specs: List[ModelSpec],
                 cfg = make_cfg(spec, args, variant, seed)
                 key = (spec.name, variant)
                 if key not in fingerprints:
-                    fingerprints[key] = fingerprint(cfg)
+                    fingerprints[key] = fingerprint(
+                        fingerprint_cfg(spec, args, variant, seed, make_cfg))
                 digest, commit = fingerprints[key][:2]
                 path = result_path(args.results_dir, variant, spec.name,
                                    seed)

@@ -554,6 +554,31 @@ def test_another_config_makes_the_results_stale(protocol, compare):
     assert len(done['skipped']) == 4 and 'stale' not in done['table']
 
 
+def test_the_data_folder_is_not_part_of_a_runs_fingerprint(
+        protocol, compare, monkeypatch, tmp_path):
+    # The same generated data sets in another folder: every run stays
+    # current, and a finished training whose result file is gone is
+    # tested, not trained again, with the digest it had.
+    moved = tmp_path / 'elsewhere'
+    shutil.copytree(protocol['root'] / 'data', moved)
+    argv = protocol['argv'].copy()
+    argv[argv.index('--data-dir') + 1] = str(moved)
+    _no_training(compare, monkeypatch)
+    done, _ = _run(compare, argv + ['--table-only'])
+    assert len(done['skipped']) == 4 and 'stale' not in done['table']
+    path = protocol['root'] / 'results' / 'dense' / 'SOLO' / 'seed0.json'
+    text = path.read_text()
+    os.remove(path)
+    try:
+        done, _ = _run(compare, argv)
+        assert done['ran'] == [('dense', 'SOLO', 0)]
+        before, after = json.loads(text), json.loads(path.read_text())
+        assert after['config_digest'] == before['config_digest']
+        assert after['metrics'] == before['metrics']
+    finally:
+        path.write_text(text)
+
+
 def test_a_table_of_another_schedule_says_which_to_pass(protocol, compare):
     # The schedule is in the config digest: rebuilt without the runs'
     # --max-iters (here 3 instead of 2), every run is stale, and the table

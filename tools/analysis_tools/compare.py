@@ -61,6 +61,7 @@ from mmdet_pep.datasets.synthetic import VARIANTS
 from mmdet_pep_tools.benchmark import device_name
 from mmdet_pep_tools.comparison import (compare_model, time_models,
                                         write_latencies)
+from mmdet_pep_tools.protocol import DATA_DIR
 from mmdet_pep_tools.runs import run_protocol
 from mmdet_pep_tools.report import markdown, write_report
 from mmdet_pep_tools.specs import build_specs
@@ -175,9 +176,11 @@ def parse_args(argv=None):
         help='synthetic data variants (with --seeds alone: demo)')
     protocol.add_argument(
         '--data-dir',
-        default='data',
+        default=DATA_DIR,
         help='folder of the variants\' data sets: synthetic/ (demo) and '
-        'synthetic_<variant>/, generated when missing')
+        'synthetic_<variant>/, generated when missing. Where they lie is '
+        'not part of a run\'s fingerprint: runs made with another folder '
+        'are current for tables built with the default')
     protocol.add_argument(
         '--results-dir',
         default=osp.join('docs', 'results'),
