@@ -23,10 +23,18 @@ VIDEO_CONFIG = osp.join(
 MIN_MASK_IOU, MAX_SCORE_DIFF, MAX_BOX_DIFF = 0.99, 1e-3, 1.0
 
 
-def trained(cfg: dict, steps: int, lr: float = 3e-3, seed: int = 0):
+def trained(cfg: dict,
+            steps: int,
+            lr: float = 3e-3,
+            seed: int = 0,
+            negative: bool = False):
     """``cfg`` built with ``seed`` and fitted to :func:`crowded_scene` for
-    ``steps`` Adam steps, in eval mode. (Module-scoped fixtures call it
-    before conftest's per-test registration: it registers itself.)"""
+    ``steps`` Adam steps, in eval mode. With ``negative``, every step also
+    takes the loss of :func:`scenes`'s blank background, without instances:
+    a model that must give nothing there learns it, instead of depending
+    on how one image's fit generalises (which varies with the CPU's
+    kernels). (Module-scoped fixtures call it before conftest's per-test
+    registration: it registers itself.)"""
     import mmdet_pep  # noqa: F401
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
@@ -35,13 +43,18 @@ def trained(cfg: dict, steps: int, lr: float = 3e-3, seed: int = 0):
     model = MODELS.build(cfg)
     model.init_weights()
     image, labels, masks = crowded_scene()
-    data = pack(model, image, labels, masks, training=True)
+    batches = [pack(model, image, labels, masks, training=True)]
+    if negative:
+        batches.append(
+            pack(model, scenes()['blank'], labels[:0], masks[:0],
+                 training=True))
     optim = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(steps):
-        losses = model(**data, mode='loss')
+        loss = sum(
+            sum(model(**data, mode='loss').values()) for data in batches)
         optim.zero_grad()
-        sum(losses.values()).backward()
+        loss.backward()
         optim.step()
     return model.eval()
 
