@@ -128,7 +128,8 @@ def train_image_model(init: dict, args: argparse.Namespace) -> dict:
     spec = ModelSpec(init['name'], osp.join(ROOT, init['config']))
     ensure_variant_data(variant_data_root(args.data_dir, VARIANT), VARIANT)
     cfg = protocol_cfg(spec, args, VARIANT, init['seed'])
-    found = fingerprint(fingerprint_cfg(spec, args, VARIANT, init['seed']))
+    found = fingerprint(
+        fingerprint_cfg(spec, args, VARIANT, init['seed'], cfg=cfg))
     path = result_path(args.results_dir, VARIANT, spec.name, init['seed'])
     current = osp.isfile(path) and is_current(read_result(path), found[:2])
     run_one(spec, args, VARIANT, init['seed'], cfg, found,

@@ -19,7 +19,7 @@ import argparse
 import json
 import logging
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -94,9 +94,12 @@ def fingerprint_cfg(spec: ModelSpec,
                     args,
                     variant: str,
                     seed: int,
-                    make_cfg=protocol_cfg) -> Config:
+                    make_cfg=protocol_cfg,
+                    cfg: Optional[Config] = None) -> Config:
     """The config a run is fingerprinted by: ``make_cfg``'s, with the
     variant's data under the default ``--data-dir`` (:data:`DATA_DIR`).
+    ``cfg``, the run's own config when the caller has built it, is that
+    config where ``--data-dir`` is the default (not built again).
 
     The variants are generated deterministically, the same files in any
     folder, so where ``--data-dir`` puts them changes nothing that is
@@ -107,6 +110,8 @@ def fingerprint_cfg(spec: ModelSpec,
     """
     if getattr(args, 'data_dir', DATA_DIR) != DATA_DIR:
         args = argparse.Namespace(**{**vars(args), 'data_dir': DATA_DIR})
+    elif cfg is not None:
+        return cfg
     return make_cfg(spec, args, variant, seed)
 
 

@@ -148,7 +148,8 @@ def run_protocol(specs: List[ModelSpec],
                 key = (spec.name, variant)
                 if key not in fingerprints:
                     fingerprints[key] = fingerprint(
-                        fingerprint_cfg(spec, args, variant, seed, make_cfg))
+                        fingerprint_cfg(spec, args, variant, seed, make_cfg,
+                                        cfg))
                 digest, commit = fingerprints[key][:2]
                 path = result_path(args.results_dir, variant, spec.name,
                                    seed)

@@ -37,7 +37,7 @@ def make_gt(boxes, labels, shape=(64, 64), shape_kind='rect'):
             cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
             masks[i] = ((xx + 0.5 - cx)**2 + (yy + 0.5 - cy)**2) <= r * r
     gt = InstanceData()
-    gt.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4).reshape(-1, 4)
+    gt.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     gt.labels = torch.tensor(labels, dtype=torch.long)
     gt.masks = BitmapMasks(masks, h, w)
     return gt
